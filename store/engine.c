@@ -1,0 +1,1026 @@
+/*
+** engine.c: handles, the engine registry, transactions, reads and scans.
+**
+** One HkvEngine per store directory per process, found by the directory's
+** device and inode and shared by every hkv_db opened on it. The process
+** holds flock() on the directory: exclusive for a writable engine, shared
+** for a read-only one, so a second process gets HKV_LOCKED.
+**
+** Visibility without copying a transaction's writes
+**   The writer applies each put/delete to the shared index at once, with the
+**   loc of its new (uncommitted) record; a delete points the slot at its DEL
+**   record. iCommitted is the log position (seq << 32 | offset) where the
+**   committed log ends. A reader that meets a slot whose loc is at or past
+**   iCommitted asks the loc map for the last committed loc of that key (no
+**   entry: the key did not exist before the transaction). So:
+**     - commit publishes by moving iCommitted (O(1), cannot fail), then
+**       clears the map and drops the slots of committed DEL records;
+**     - readers never read uncommitted records, which may still sit in the
+**       writer's buffer;
+**     - the writer keeps an undo log {new loc, previous loc} per write, which
+**       rolls back a savepoint or the whole transaction without allocating.
+**   Log records are never overwritten or truncated while the store is open
+**   (a rollback appends ROLLBACK_TO or ABORT), so a loc names the same bytes
+**   for the life of the engine and mappings stay valid.
+**
+** Locks
+**   registryMu   the list of engines; held through open and close.
+**   e->mu        the writer slot (pWriter), counters.
+**   e->rw        index, loc map, iCommitted, bDirty. Readers: shared, for
+**                the probe only (the record is read after unlocking; it
+**                cannot move). Writer: exclusive around each change; it
+**                reads the index without the lock, as nobody else changes it.
+*/
+#include "hkvInt.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
+typedef struct HkvUndo {
+  HkvLoc locNew;   /* record written */
+  HkvLoc locPrev;  /* what the key's slot held before (0: no slot) */
+  uint32_t nNew;   /* bytes of the new record | HKV_UNDO_DEL if a DEL */
+  uint32_t nPrev;  /* bytes of the previous record | HKV_UNDO_DEL */
+} HkvUndo;
+#define HKV_UNDO_DEL 0x80000000u
+#define HKV_UNDO_LEN(n) ((n) & ~HKV_UNDO_DEL)
+
+typedef struct HkvMark {
+  uint64_t iUndo;  /* undo entries before the savepoint */
+  uint64_t iOrder; /* log position when it was taken */
+} HkvMark;
+
+struct hkv_db {
+  HkvEngine *e;
+  int iSync;
+  int bReadonly;
+  int rc;          /* code of the last call */
+  char *zErr;      /* its message, if any */
+
+  int bTxn;        /* a transaction is open */
+  int bAuto;       /* it is the implicit one of a single put/delete */
+  int bWriter;     /* holds e->pWriter */
+  int bPrepared;   /* hkv_prepare succeeded */
+  int bWrote;      /* records appended in this transaction */
+  uint64_t iTxn;
+  HkvUndo *aUndo;
+  uint64_t nUndo, nUndoAlloc;
+  HkvMark *aMark;
+  int nMark, nMarkAlloc;
+};
+
+struct hkv_iter {
+  hkv_db *db;
+  HkvLoc *aLoc;
+  uint64_t nLoc, iNext;
+};
+
+static pthread_mutex_t registryMu = PTHREAD_MUTEX_INITIALIZER;
+static HkvEngine *pRegistry;
+
+/* ---- codes and messages ---- */
+
+const char *hkv_codename(int rc) {
+  switch (rc) {
+#define HKV_CODE_NAME(name, val, msg) \
+  case val:                           \
+    return "HKV_" #name;
+    HKV_CODE_MAP(HKV_CODE_NAME)
+#undef HKV_CODE_NAME
+  }
+  return "HKV_UNKNOWN";
+}
+
+const char *hkv_strerror(int rc) {
+  switch (rc) {
+#define HKV_CODE_MSG(name, val, msg) \
+  case val:                          \
+    return msg;
+    HKV_CODE_MAP(HKV_CODE_MSG)
+#undef HKV_CODE_MSG
+  }
+  return "unknown error";
+}
+
+/* Records rc and zMsg (taken; NULL: the generic message) as db's last. */
+static int dbSet(hkv_db *db, int rc, char *zMsg) {
+  hkvFree(db->zErr);
+  db->zErr = zMsg;
+  db->rc = rc;
+  return rc;
+}
+
+static int dbErr(hkv_db *db, int rc, const char *zFmt, ...) {
+  char *z = 0;
+  if (zFmt) {
+    va_list ap;
+    va_start(ap, zFmt);
+    int n = vsnprintf(NULL, 0, zFmt, ap);
+    va_end(ap);
+    if (n >= 0 && (z = hkvMalloc((size_t)n + 1)) != 0) {
+      va_start(ap, zFmt);
+      vsnprintf(z, (size_t)n + 1, zFmt, ap);
+      va_end(ap);
+    }
+  }
+  return dbSet(db, rc, z);
+}
+
+const char *hkv_errmsg(hkv_db *db) {
+  if (!db) return hkv_strerror(HKV_NOMEM);
+  return db->zErr ? db->zErr : hkv_strerror(db->rc);
+}
+
+int hkv_options_init(hkv_options *pOpts) {
+  if (!pOpts) return HKV_MISUSE;
+  memset(pOpts, 0, sizeof(*pOpts));
+  pOpts->sync = HKV_SYNC_FULL;
+  pOpts->segment_size = HKV_DEFAULT_SEGMENT_SIZE;
+  return HKV_OK;
+}
+
+/* ---- hashing and matching against records ---- */
+
+static uint64_t keyHash(const void *p, size_t n) { return XXH3_64bits(p, n); }
+
+/* Hash of the record at loc; the writer's (or recovery's) view. */
+static uint64_t hashAt(void *pCtx, HkvLoc loc) {
+  HkvEngine *e = pCtx;
+  HkvRec rec;
+  if (hkvLogRead(e, loc, HKV_READ_OWN, &rec, 0)) return 0;
+  return keyHash(rec.pKey, rec.nKey);
+}
+
+typedef struct Seek {
+  HkvEngine *e;
+  const void *pKey;
+  uint32_t nKey;
+  int bReader;        /* resolve uncommitted slots through the loc map */
+  uint64_t iCommitted;
+  HkvLoc locExact;    /* nonzero: match the slot holding exactly this loc */
+  HkvLoc loc;         /* out: the record found */
+  HkvRec rec;         /* out: its header */
+  int rc;             /* out: CORRUPT if a record could not be decoded */
+} Seek;
+
+static int seekMatch(void *pCtx, uint64_t *pSlot) {
+  Seek *k = pCtx;
+  HkvLoc loc = HKV_SLOT_LOC(*pSlot);
+  if (k->locExact) return loc == k->locExact;
+  if (k->bReader && hkvLogOrder(k->e, loc) >= k->iCommitted) {
+    loc = hkvMapGet(&k->e->map, loc);
+    if (!loc) return 0; /* inserted by the open transaction: not ours yet */
+  }
+  HkvRec rec;
+  if (hkvLogRead(k->e, loc, k->bReader ? 0 : HKV_READ_OWN, &rec, 0)) {
+    k->rc = HKV_CORRUPT;
+    k->loc = loc;
+    return 1;
+  }
+  if (rec.nKey != k->nKey || memcmp(rec.pKey, k->pKey, k->nKey) != 0) {
+    return 0;
+  }
+  k->loc = loc;
+  k->rec = rec;
+  return 1;
+}
+
+/* Slot of the record at exactly loc (which the writer may see). */
+static uint64_t *findExact(HkvEngine *e, HkvLoc loc) {
+  Seek k;
+  memset(&k, 0, sizeof(k));
+  k.e = e;
+  k.locExact = loc;
+  return hkvIndexFind(&e->idx, hashAt(e, loc), seekMatch, &k);
+}
+
+static int isCommitted(HkvEngine *e, HkvLoc loc) {
+  return hkvLogOrder(e, loc) <
+         atomic_load_explicit(&e->iCommitted, memory_order_acquire);
+}
+
+/* ---- recovery ---- */
+
+static int recoverApply(void *pCtx, HkvLoc loc, const HkvRec *pRec) {
+  HkvEngine *e = pCtx;
+  Seek k;
+  memset(&k, 0, sizeof(k));
+  k.e = e;
+  k.pKey = pRec->pKey;
+  k.nKey = pRec->nKey;
+  uint64_t h = keyHash(pRec->pKey, pRec->nKey);
+  uint64_t *pSlot = hkvIndexFind(&e->idx, h, seekMatch, &k);
+  if (pSlot) {
+    e->nLiveBytes -= k.rec.nRec;
+    e->apSeg[HKV_LOC_SLOT(k.loc)]->nLive -= k.rec.nRec;
+  }
+  if (pRec->kind == HKV_KIND_DEL) {
+    if (pSlot) hkvIndexRemove(&e->idx, pSlot);
+    return HKV_OK;
+  }
+  if (pSlot) {
+    *pSlot = HKV_FP(h) | loc;
+  } else {
+    int rc = hkvIndexInsert(&e->idx, h, loc, hashAt, e);
+    if (rc) return rc;
+  }
+  e->nLiveBytes += pRec->nRec;
+  e->apSeg[HKV_LOC_SLOT(loc)]->nLive += pRec->nRec;
+  return HKV_OK;
+}
+
+/* ---- engines ---- */
+
+static void engineFree(HkvEngine *e) {
+  if (!e) return;
+  if (e->nBuf && !e->bFailed) hkvLogFlush(e, 0);
+  hkvLogCloseAll(e);
+  hkvIndexFree(&e->idx);
+  hkvMapFree(&e->map);
+  hkvFree(e->apSeg);
+  hkvFree(e->aOrder);
+  hkvFree(e->aBuf);
+  hkvFree(e->zDir);
+  if (e->dirFd >= 0) hkvEnv->xClose(e->dirFd);
+  pthread_mutex_destroy(&e->mu);
+  pthread_rwlock_destroy(&e->rw);
+  hkvFree(e);
+}
+
+static int engineOpen(hkv_db *db, const char *zDir, int dirFd,
+                      struct stat *pSt, unsigned flags, uint64_t szSeg,
+                      HkvEngine **ppE) {
+  char *zErr = 0;
+  int rc;
+  HkvEngine *e = hkvCalloc(sizeof(*e));
+  if (!e) {
+    hkvEnv->xClose(dirFd);
+    return dbErr(db, HKV_NOMEM, 0);
+  }
+  pthread_mutex_init(&e->mu, 0);
+  pthread_rwlock_init(&e->rw, 0);
+  e->dirFd = dirFd;
+  e->dev = pSt->st_dev;
+  e->ino = pSt->st_ino;
+  e->bReadonly = (flags & HKV_OPEN_READONLY) != 0;
+  e->bNoCreate = (flags & HKV_OPEN_NOCREATE) != 0;
+  e->szSegment = szSeg;
+  e->iNextTxn = 1;
+  e->pid = getpid();
+  e->iSyncWriter = db->iSync;
+  hkvIndexInit(&e->idx);
+  hkvMapInit(&e->map);
+  e->zDir = hkvStrdup(zDir);
+  e->apSeg = hkvCalloc(HKV_MAX_SEGSLOT * sizeof(HkvSeg *));
+  e->aOrder = hkvCalloc(HKV_MAX_SEGSLOT * sizeof(uint32_t));
+  if (!e->zDir || !e->apSeg || !e->aOrder) {
+    rc = dbErr(db, HKV_NOMEM, 0);
+    goto fail;
+  }
+  int r = hkvEnv->xLock(dirFd, !e->bReadonly);
+  if (r) {
+    if (r == -EWOULDBLOCK || r == -EAGAIN) {
+      rc = dbErr(db, HKV_LOCKED, "%s: store is locked by another process",
+                 zDir);
+    } else {
+      rc = dbErr(db, HKV_IOERR, "%s: cannot lock: %s", zDir, strerror(-r));
+    }
+    goto fail;
+  }
+  rc = hkvLogRecover(e, recoverApply, e, &zErr);
+  if (rc) {
+    dbSet(db, rc, zErr);
+    goto fail;
+  }
+  hkvIndexFinishMigration(&e->idx, hashAt, e);
+  e->nLiveKeys = hkvIndexLive(&e->idx);
+  atomic_store(&e->iCommitted, hkvLogEnd(e));
+  *ppE = e;
+  return HKV_OK;
+fail:
+  engineFree(e);
+  return rc;
+}
+
+int hkv_open(const char *zPath, const hkv_options *pOpts, hkv_db **ppDb) {
+  hkv_options opts;
+  if (!ppDb) return HKV_MISUSE;
+  *ppDb = 0;
+  hkv_db *db = hkvCalloc(sizeof(*db));
+  if (!db) return HKV_NOMEM;
+  *ppDb = db;
+  if (pOpts) {
+    opts = *pOpts;
+  } else {
+    hkv_options_init(&opts);
+  }
+  if (!zPath || !zPath[0]) return dbErr(db, HKV_MISUSE, "no store path");
+  if (opts.sync < HKV_SYNC_OFF || opts.sync > HKV_SYNC_FULL) {
+    return dbErr(db, HKV_MISUSE, "sync must be 0 (off), 1 (normal) or 2 "
+                                 "(full), not %d", opts.sync);
+  }
+  if (opts.segment_size == 0) opts.segment_size = HKV_DEFAULT_SEGMENT_SIZE;
+  if (opts.segment_size < HKV_MIN_SEGMENT_SIZE ||
+      opts.segment_size > HKV_MAX_SEGMENT_SIZE) {
+    return dbErr(db, HKV_MISUSE,
+                 "segment_size must be between %u and %u bytes", 
+                 HKV_MIN_SEGMENT_SIZE, HKV_MAX_SEGMENT_SIZE);
+  }
+  if (opts.flags & ~(unsigned)(HKV_OPEN_READONLY | HKV_OPEN_NOCREATE)) {
+    return dbErr(db, HKV_MISUSE, "unknown open flags 0x%x", opts.flags);
+  }
+  db->iSync = opts.sync;
+  db->bReadonly = (opts.flags & HKV_OPEN_READONLY) != 0;
+
+  if (!(opts.flags & (HKV_OPEN_READONLY | HKV_OPEN_NOCREATE))) {
+    int r = hkvEnv->xMkdir(zPath);
+    if (r && r != -EEXIST) {
+      return dbErr(db, HKV_CANTOPEN, "%s: cannot create directory: %s",
+                   zPath, strerror(-r));
+    }
+  }
+  int dirFd = hkvEnv->xOpen(zPath, O_RDONLY | O_DIRECTORY, 0);
+  if (dirFd < 0) {
+    return dbErr(db, HKV_CANTOPEN, "%s: cannot open store: %s", zPath,
+                 strerror(-dirFd));
+  }
+  struct stat st;
+  if (fstat(dirFd, &st) < 0) {
+    int err = errno;
+    hkvEnv->xClose(dirFd);
+    return dbErr(db, HKV_CANTOPEN, "%s: %s", zPath, strerror(err));
+  }
+
+  int rc = HKV_OK;
+  pthread_mutex_lock(&registryMu);
+  HkvEngine *e = pRegistry;
+  /* An engine inherited through fork() belongs to the parent: its lock and
+  ** buffers are not ours, so a child opens the store as another process. */
+  while (e && !(e->dev == st.st_dev && e->ino == st.st_ino &&
+                e->pid == getpid())) {
+    e = e->pNext;
+  }
+  if (e) {
+    hkvEnv->xClose(dirFd);
+    if (e->bReadonly && !db->bReadonly) {
+      rc = dbErr(db, HKV_READONLY,
+                 "%s: store is open read-only in this process", zPath);
+    } else {
+      e->nRef++;
+      db->e = e;
+    }
+  } else {
+    rc = engineOpen(db, zPath, dirFd, &st, opts.flags, opts.segment_size, &e);
+    if (rc == HKV_OK) {
+      e->nRef = 1;
+      e->pNext = pRegistry;
+      pRegistry = e;
+      db->e = e;
+      if (e->nCutBytes) {
+        /* Recovery cut a torn tail: say so, though the open succeeded. */
+        dbErr(db, HKV_OK, "%s: recovery cut %llu bytes at offset %llu of "
+                          "the newest segment", zPath,
+              (unsigned long long)e->nCutBytes,
+              (unsigned long long)e->iCutOffset);
+      }
+    }
+  }
+  pthread_mutex_unlock(&registryMu);
+  return rc;
+}
+
+/* ---- the writer slot ---- */
+
+static int acquireWriter(hkv_db *db) {
+  HkvEngine *e = db->e;
+  if (db->bWriter) return HKV_OK;
+  if (db->bReadonly) return dbErr(db, HKV_READONLY, 0);
+  int rc = HKV_OK;
+  pthread_mutex_lock(&e->mu);
+  if (e->bFailed) {
+    rc = HKV_FAILED;
+  } else if (e->pWriter) {
+    rc = HKV_BUSY;
+  } else {
+    e->pWriter = db;
+    e->iSyncWriter = db->iSync;
+    db->iTxn = e->iNextTxn++;
+    db->bWriter = 1;
+  }
+  pthread_mutex_unlock(&e->mu);
+  return rc ? dbErr(db, rc, 0) : HKV_OK;
+}
+
+static void releaseWriter(hkv_db *db) {
+  HkvEngine *e = db->e;
+  if (db->bWriter) {
+    pthread_mutex_lock(&e->mu);
+    e->pWriter = 0;
+    pthread_mutex_unlock(&e->mu);
+  }
+  db->bWriter = 0;
+  db->bTxn = 0;
+  db->bAuto = 0;
+  db->bPrepared = 0;
+  db->bWrote = 0;
+  db->nUndo = 0;
+  db->nMark = 0;
+  if (db->nUndoAlloc > 4096) {
+    hkvFree(db->aUndo);
+    db->aUndo = 0;
+    db->nUndoAlloc = 0;
+  }
+}
+
+/* ---- undo ---- */
+
+/* Undoes aUndo[iTo..nUndo) in reverse. Cannot fail. Caller holds e->rw. */
+static void undoTo(hkv_db *db, uint64_t iTo) {
+  HkvEngine *e = db->e;
+  while (db->nUndo > iTo) {
+    HkvUndo *u = &db->aUndo[--db->nUndo];
+    uint64_t *pSlot = findExact(e, u->locNew);
+    if (pSlot) {
+      if (u->locPrev) {
+        *pSlot = (*pSlot & ~0xFFFFFFFFFFFFull) | u->locPrev;
+      } else {
+        hkvIndexRemove(&e->idx, pSlot);
+      }
+    }
+    HkvLoc locOld = hkvMapGet(&e->map, u->locNew);
+    if (locOld) {
+      hkvMapDel(&e->map, u->locNew);
+      if (u->locPrev && !isCommitted(e, u->locPrev)) {
+        hkvMapPut(&e->map, u->locPrev, locOld); /* room: one was freed */
+      }
+    }
+  }
+}
+
+/* ---- writes ---- */
+
+static int checkKey(hkv_db *db, const void *pKey, size_t nKey) {
+  if (!db) return HKV_MISUSE;
+  if (!db->e) return dbErr(db, HKV_MISUSE, "store not open");
+  if (!pKey && nKey) return dbErr(db, HKV_MISUSE, "NULL key");
+  if (nKey == 0) return dbErr(db, HKV_MISUSE, "empty key");
+  if (nKey > HKV_MAX_KEY) {
+    return dbErr(db, HKV_TOOBIG, "key is %zu bytes; the limit is %u", nKey,
+                 HKV_MAX_KEY);
+  }
+  return HKV_OK;
+}
+
+static int writeRecord(hkv_db *db, int kind, const void *pKey, uint32_t nKey,
+                       const void *pVal, uint32_t nVal) {
+  HkvEngine *e = db->e;
+  char *zErr = 0;
+  int rc = acquireWriter(db);
+  if (rc) return rc;
+  if (e->bFailed) return dbErr(db, HKV_FAILED, 0);
+
+  /* Everything that can fail for want of memory comes first. */
+  if (db->nUndo == db->nUndoAlloc) {
+    uint64_t nNew = db->nUndoAlloc ? db->nUndoAlloc * 2 : 64;
+    HkvUndo *aNew = hkvRealloc(db->aUndo, nNew * sizeof(HkvUndo));
+    if (!aNew) return dbErr(db, HKV_NOMEM, 0);
+    db->aUndo = aNew;
+    db->nUndoAlloc = nNew;
+  }
+  pthread_rwlock_wrlock(&e->rw);
+  rc = hkvIndexReserve(&e->idx, 1, hashAt, e);
+  if (!rc) rc = hkvMapReserve(&e->map, 1);
+  pthread_rwlock_unlock(&e->rw);
+  if (rc) return dbErr(db, rc, 0);
+
+  Seek k;
+  memset(&k, 0, sizeof(k));
+  k.e = e;
+  k.pKey = pKey;
+  k.nKey = nKey;
+  uint64_t h = keyHash(pKey, nKey);
+  uint64_t *pSlot = hkvIndexFind(&e->idx, h, seekMatch, &k);
+  if (k.rc) return dbErr(db, k.rc, "corrupt record in the index's path");
+  int bPrevLive = pSlot && k.rec.kind == HKV_KIND_PUT;
+  if (kind == HKV_KIND_DEL && !bPrevLive) {
+    return dbErr(db, HKV_NOTFOUND, 0);
+  }
+
+  HkvLoc loc;
+  rc = hkvLogAppend(e, kind, db->bAuto ? HKV_FLAG_SELFCOMMIT : 0, db->iTxn,
+                    pKey, nKey, pVal, nVal, &loc, &zErr);
+  if (rc) return dbSet(db, rc, zErr);
+  db->bWrote = 1;
+
+  HkvUndo *u = &db->aUndo[db->nUndo++];
+  u->locNew = loc;
+  u->nNew = (uint32_t)(HKV_REC_HDR + nKey + nVal) |
+            (kind == HKV_KIND_DEL ? HKV_UNDO_DEL : 0);
+  u->locPrev = pSlot ? k.loc : 0;
+  u->nPrev = pSlot ? (k.rec.nRec | (bPrevLive ? 0 : HKV_UNDO_DEL)) : 0;
+
+  pthread_rwlock_wrlock(&e->rw);
+  e->bDirty = 1;
+  if (pSlot) {
+    *pSlot = HKV_FP(h) | loc;
+    if (isCommitted(e, k.loc)) {
+      hkvMapPut(&e->map, loc, k.loc);
+    } else {
+      HkvLoc locOld = hkvMapGet(&e->map, k.loc);
+      if (locOld) {
+        hkvMapDel(&e->map, k.loc);
+        hkvMapPut(&e->map, loc, locOld);
+      }
+    }
+  } else {
+    hkvIndexInsert(&e->idx, h, loc, hashAt, e); /* reserved: cannot fail */
+  }
+  pthread_rwlock_unlock(&e->rw);
+  return HKV_OK;
+}
+
+static int prepareTxn(hkv_db *db) {
+  HkvEngine *e = db->e;
+  char *zErr = 0;
+  int rc = HKV_OK;
+  if (db->bPrepared || !db->bWriter) return HKV_OK;
+  if (e->bFailed) return dbErr(db, HKV_FAILED, 0);
+  if (db->bWrote && !db->bAuto) {
+    HkvLoc loc;
+    rc = hkvLogAppend(e, HKV_KIND_COMMIT, 0, db->iTxn, 0, 0, 0, 0, &loc,
+                      &zErr);
+  }
+  if (!rc) rc = hkvLogFlush(e, &zErr);
+  if (!rc && db->bWrote && db->iSync == HKV_SYNC_FULL) {
+    rc = hkvLogSync(e, &zErr);
+  }
+  if (rc) return dbSet(db, rc, zErr);
+  db->bPrepared = 1;
+  return HKV_OK;
+}
+
+/* Publishes a prepared transaction. Cannot fail. */
+static void publishTxn(hkv_db *db) {
+  HkvEngine *e = db->e;
+  pthread_rwlock_wrlock(&e->rw);
+  atomic_store_explicit(&e->iCommitted, hkvLogEnd(e), memory_order_release);
+  for (uint64_t i = 0; i < db->nUndo; i++) {
+    HkvUndo *u = &db->aUndo[i];
+    if (u->nNew & HKV_UNDO_DEL) {
+      uint64_t *pSlot = findExact(e, u->locNew);
+      if (pSlot) hkvIndexRemove(&e->idx, pSlot);
+    }
+  }
+  hkvMapClear(&e->map);
+  e->bDirty = 0;
+  pthread_rwlock_unlock(&e->rw);
+
+  pthread_mutex_lock(&e->mu);
+  for (uint64_t i = 0; i < db->nUndo; i++) {
+    HkvUndo *u = &db->aUndo[i];
+    if (!(u->nNew & HKV_UNDO_DEL)) {
+      e->nLiveBytes += u->nNew;
+      e->apSeg[HKV_LOC_SLOT(u->locNew)]->nLive += u->nNew;
+    }
+    int bWasLive = u->locPrev && !(u->nPrev & HKV_UNDO_DEL);
+    e->nLiveKeys += (u->nNew & HKV_UNDO_DEL) ? -bWasLive : !bWasLive;
+    if (bWasLive) {
+      e->nLiveBytes -= u->nPrev;
+      e->apSeg[HKV_LOC_SLOT(u->locPrev)]->nLive -= u->nPrev;
+    }
+  }
+  if (db->bWrote) e->nCommits++;
+  pthread_mutex_unlock(&e->mu);
+}
+
+static int rollbackTxn(hkv_db *db) {
+  HkvEngine *e = db->e;
+  int rc = HKV_OK;
+  if (db->bWriter) {
+    pthread_rwlock_wrlock(&e->rw);
+    undoTo(db, 0);
+    pthread_rwlock_unlock(&e->rw);
+    if (db->bWrote && !e->bFailed) {
+      /* Record the abort: it revokes a prepared commit, and tells recovery
+      ** sooner that these records are void. */
+      char *zErr = 0;
+      HkvLoc loc;
+      rc = hkvLogAppend(e, HKV_KIND_ABORT, 0, db->iTxn, 0, 0, 0, 0, &loc,
+                        &zErr);
+      if (!rc) rc = hkvLogFlush(e, &zErr);
+      if (!rc && db->bPrepared && db->iSync != HKV_SYNC_OFF) {
+        rc = hkvLogSync(e, &zErr);
+      }
+      if (rc) dbSet(db, rc, zErr);
+    } else if (e->nBuf) {
+      hkvLogFlush(e, 0);
+    }
+    pthread_rwlock_wrlock(&e->rw);
+    hkvMapClear(&e->map);
+    e->bDirty = 0;
+    atomic_store_explicit(&e->iCommitted, hkvLogEnd(e), memory_order_release);
+    pthread_rwlock_unlock(&e->rw);
+  }
+  releaseWriter(db);
+  return rc;
+}
+
+static int endAuto(hkv_db *db, int rc) {
+  if (rc == HKV_OK) rc = prepareTxn(db);
+  if (rc == HKV_OK) {
+    publishTxn(db);
+    releaseWriter(db);
+    return dbSet(db, HKV_OK, 0);
+  }
+  char *zKeep = db->zErr;
+  db->zErr = 0;
+  rollbackTxn(db);
+  return dbSet(db, rc, zKeep);
+}
+
+static int putOrDelete(hkv_db *db, int kind, const void *pKey, size_t nKey,
+                       const void *pVal, size_t nVal) {
+  int rc = checkKey(db, pKey, nKey);
+  if (rc) return rc;
+  if (kind == HKV_KIND_PUT) {
+    if (!pVal && nVal) return dbErr(db, HKV_MISUSE, "NULL value");
+    if (nVal > HKV_MAX_VALUE) {
+      return dbErr(db, HKV_TOOBIG, "value is %zu bytes; the limit is %u",
+                   nVal, HKV_MAX_VALUE);
+    }
+  }
+  if (db->bReadonly) return dbErr(db, HKV_READONLY, 0);
+  if (db->bPrepared) {
+    return dbErr(db, HKV_MISUSE, "transaction already prepared");
+  }
+  if (!db->bTxn) {
+    db->bTxn = 1;
+    db->bAuto = 1;
+    rc = writeRecord(db, kind, pKey, (uint32_t)nKey, pVal, (uint32_t)nVal);
+    return endAuto(db, rc);
+  }
+  rc = writeRecord(db, kind, pKey, (uint32_t)nKey, pVal, (uint32_t)nVal);
+  return rc ? rc : dbSet(db, HKV_OK, 0);
+}
+
+int hkv_put(hkv_db *db, const void *pKey, size_t nKey, const void *pVal,
+            size_t nVal) {
+  static const uint8_t aEmpty[1] = {0};
+  if (!pVal && nVal == 0) pVal = aEmpty;
+  return putOrDelete(db, HKV_KIND_PUT, pKey, nKey, pVal, nVal);
+}
+
+int hkv_delete(hkv_db *db, const void *pKey, size_t nKey) {
+  return putOrDelete(db, HKV_KIND_DEL, pKey, nKey, 0, 0);
+}
+
+/* ---- reads ---- */
+
+int hkv_get(hkv_db *db, const void *pKey, size_t nKey, const void **ppVal,
+            size_t *pnVal) {
+  int rc = checkKey(db, pKey, nKey);
+  if (rc) return rc;
+  if (!ppVal || !pnVal) return dbErr(db, HKV_MISUSE, "NULL output pointer");
+  *ppVal = 0;
+  *pnVal = 0;
+  HkvEngine *e = db->e;
+  Seek k;
+  memset(&k, 0, sizeof(k));
+  k.e = e;
+  k.pKey = pKey;
+  k.nKey = (uint32_t)nKey;
+  uint64_t h = keyHash(pKey, nKey);
+  uint64_t *pSlot;
+  if (db->bWriter) {
+    pSlot = hkvIndexFind(&e->idx, h, seekMatch, &k);
+  } else {
+    pthread_rwlock_rdlock(&e->rw);
+    k.bReader = e->bDirty;
+    k.iCommitted = atomic_load_explicit(&e->iCommitted, memory_order_acquire);
+    pSlot = hkvIndexFind(&e->idx, h, seekMatch, &k);
+    pthread_rwlock_unlock(&e->rw);
+  }
+  if (!pSlot) return dbSet(db, HKV_NOTFOUND, 0);
+  HkvRec rec;
+  char *zErr = 0;
+  rc = k.rc ? k.rc
+            : hkvLogRead(e, k.loc,
+                         HKV_READ_VERIFY | (db->bWriter ? HKV_READ_OWN : 0),
+                         &rec, &zErr);
+  if (rc) {
+    if (!zErr) zErr = hkvMprintf("corrupt record in segment slot %u offset %u",
+                                 HKV_LOC_SLOT(k.loc), HKV_LOC_OFF(k.loc));
+    return dbSet(db, HKV_CORRUPT, zErr);
+  }
+  if (rec.kind != HKV_KIND_PUT) return dbSet(db, HKV_NOTFOUND, 0);
+  *ppVal = rec.pVal;
+  *pnVal = rec.nVal;
+  return dbSet(db, HKV_OK, 0);
+}
+
+/* ---- transactions ---- */
+
+int hkv_begin(hkv_db *db) {
+  if (!db || !db->e) return HKV_MISUSE;
+  if (db->bTxn) return dbErr(db, HKV_MISUSE, "a transaction is open");
+  db->bTxn = 1;
+  return dbSet(db, HKV_OK, 0);
+}
+
+int hkv_in_transaction(hkv_db *db) { return db && db->bTxn; }
+
+int hkv_prepare(hkv_db *db) {
+  if (!db || !db->e) return HKV_MISUSE;
+  if (!db->bTxn) return dbErr(db, HKV_MISUSE, "no transaction is open");
+  int rc = prepareTxn(db);
+  return rc ? rc : dbSet(db, HKV_OK, 0);
+}
+
+int hkv_commit(hkv_db *db) {
+  if (!db || !db->e) return HKV_MISUSE;
+  if (!db->bTxn) return dbErr(db, HKV_MISUSE, "no transaction is open");
+  int rc = prepareTxn(db);
+  if (rc) return rc;
+  if (db->bWriter) publishTxn(db);
+  releaseWriter(db);
+  return dbSet(db, HKV_OK, 0);
+}
+
+int hkv_rollback(hkv_db *db) {
+  if (!db || !db->e) return HKV_MISUSE;
+  if (!db->bTxn) return dbErr(db, HKV_MISUSE, "no transaction is open");
+  int rc = rollbackTxn(db);
+  return rc ? rc : dbSet(db, HKV_OK, 0);
+}
+
+int hkv_savepoint(hkv_db *db, int iLevel) {
+  if (!db || !db->e) return HKV_MISUSE;
+  if (!db->bTxn || iLevel < 0) {
+    return dbErr(db, HKV_MISUSE, "savepoint outside a transaction");
+  }
+  if (iLevel >= db->nMarkAlloc) {
+    int nNew = iLevel + 8;
+    HkvMark *aNew = hkvRealloc(db->aMark, (size_t)nNew * sizeof(HkvMark));
+    if (!aNew) return dbErr(db, HKV_NOMEM, 0);
+    db->aMark = aNew;
+    db->nMarkAlloc = nNew;
+  }
+  HkvMark m = {db->nUndo, db->bWriter ? hkvLogEnd(db->e) : 0};
+  /* Levels below iLevel that this handle never saw start here too. */
+  for (int i = db->nMark; i < iLevel; i++) db->aMark[i] = m;
+  db->aMark[iLevel] = m;
+  db->nMark = iLevel + 1;
+  return dbSet(db, HKV_OK, 0);
+}
+
+int hkv_rollback_to(hkv_db *db, int iLevel) {
+  if (!db || !db->e) return HKV_MISUSE;
+  if (!db->bTxn || iLevel < 0 || iLevel >= db->nMark) {
+    return dbErr(db, HKV_MISUSE, "no savepoint %d", iLevel);
+  }
+  if (db->bPrepared) {
+    return dbErr(db, HKV_MISUSE, "transaction already prepared");
+  }
+  HkvMark *m = &db->aMark[iLevel];
+  HkvEngine *e = db->e;
+  if (db->nUndo > m->iUndo) {
+    /* Tell recovery first; if that fails the caller rolls back anyway. */
+    uint8_t aPos[8];
+    HkvLoc loc;
+    char *zErr = 0;
+    hkvPut64(aPos, m->iOrder);
+    int rc = hkvLogAppend(e, HKV_KIND_ROLLBACK_TO, 0, db->iTxn, 0, 0, aPos,
+                          8, &loc, &zErr);
+    if (rc) return dbSet(db, rc, zErr);
+    pthread_rwlock_wrlock(&e->rw);
+    undoTo(db, m->iUndo);
+    pthread_rwlock_unlock(&e->rw);
+  }
+  db->nMark = iLevel + 1;
+  return dbSet(db, HKV_OK, 0);
+}
+
+int hkv_release(hkv_db *db, int iLevel) {
+  if (!db || !db->e) return HKV_MISUSE;
+  if (!db->bTxn || iLevel < 0) {
+    return dbErr(db, HKV_MISUSE, "no savepoint %d", iLevel);
+  }
+  if (iLevel < db->nMark) db->nMark = iLevel;
+  return dbSet(db, HKV_OK, 0);
+}
+
+/* ---- iteration ---- */
+
+typedef struct Collect {
+  HkvEngine *e;
+  int bReader;
+  uint64_t iCommitted;
+  HkvLoc *a;
+  uint64_t n, nAlloc;
+} Collect;
+
+static int collectOne(void *pCtx, uint64_t *pSlot) {
+  Collect *c = pCtx;
+  HkvLoc loc = HKV_SLOT_LOC(*pSlot);
+  if (c->bReader && hkvLogOrder(c->e, loc) >= c->iCommitted) {
+    loc = hkvMapGet(&c->e->map, loc);
+    if (!loc) return 0;
+  }
+  if (c->n == c->nAlloc) return HKV_NOMEM; /* sized up front */
+  c->a[c->n++] = loc;
+  return 0;
+}
+
+int hkv_iter_open(hkv_db *db, hkv_iter **ppIter) {
+  if (!ppIter) return HKV_MISUSE;
+  *ppIter = 0;
+  if (!db || !db->e) return HKV_MISUSE;
+  HkvEngine *e = db->e;
+  hkv_iter *it = hkvCalloc(sizeof(*it));
+  if (!it) return dbErr(db, HKV_NOMEM, 0);
+  Collect c;
+  memset(&c, 0, sizeof(c));
+  c.e = e;
+  int rc = HKV_OK;
+  if (!db->bWriter) pthread_rwlock_rdlock(&e->rw);
+  c.bReader = !db->bWriter && e->bDirty;
+  c.iCommitted = atomic_load_explicit(&e->iCommitted, memory_order_acquire);
+  c.nAlloc = hkvIndexLive(&e->idx);
+  c.a = hkvMalloc((size_t)(c.nAlloc ? c.nAlloc : 1) * sizeof(HkvLoc));
+  if (!c.a) {
+    rc = HKV_NOMEM;
+  } else {
+    rc = hkvIndexForEach(&e->idx, collectOne, &c);
+  }
+  if (!db->bWriter) pthread_rwlock_unlock(&e->rw);
+  if (rc) {
+    hkvFree(c.a);
+    hkvFree(it);
+    return dbErr(db, rc, 0);
+  }
+  it->db = db;
+  it->aLoc = c.a;
+  it->nLoc = c.n;
+  *ppIter = it;
+  return dbSet(db, HKV_OK, 0);
+}
+
+int hkv_iter_next(hkv_iter *it, const void **ppKey, size_t *pnKey,
+                  const void **ppVal, size_t *pnVal) {
+  if (!it || !ppKey || !pnKey || !ppVal || !pnVal) return HKV_MISUSE;
+  hkv_db *db = it->db;
+  while (it->iNext < it->nLoc) {
+    HkvRec rec;
+    char *zErr = 0;
+    int rc = hkvLogRead(db->e, it->aLoc[it->iNext++],
+                        HKV_READ_VERIFY | (db->bWriter ? HKV_READ_OWN : 0),
+                        &rec, &zErr);
+    if (rc) return dbSet(db, rc, zErr);
+    if (rec.kind != HKV_KIND_PUT) continue;
+    *ppKey = rec.pKey;
+    *pnKey = rec.nKey;
+    *ppVal = rec.pVal;
+    *pnVal = rec.nVal;
+    return HKV_OK;
+  }
+  return HKV_DONE;
+}
+
+int hkv_iter_close(hkv_iter *it) {
+  if (it) {
+    hkvFree(it->aLoc);
+    hkvFree(it);
+  }
+  return HKV_OK;
+}
+
+/* ---- maintenance ---- */
+
+int hkv_stats_get(hkv_db *db, hkv_stats *p) {
+  if (!db || !db->e || !p) return HKV_MISUSE;
+  HkvEngine *e = db->e;
+  memset(p, 0, sizeof(*p));
+  pthread_rwlock_rdlock(&e->rw);
+  p->index_bytes = hkvIndexBytes(&e->idx);
+  pthread_rwlock_unlock(&e->rw);
+  pthread_mutex_lock(&e->mu);
+  uint64_t nHdr = 0;
+  for (uint32_t i = 0; i < e->nSeg; i++) {
+    HkvSeg *s = e->apSeg[e->aOrder[i]];
+    p->total_bytes += s->nFile;
+    nHdr += HKV_SEG_HDR;
+  }
+  if (!e->pWriter) p->total_bytes += e->nBuf;
+  p->segments = e->nSeg;
+  p->live_bytes = e->nLiveBytes;
+  p->dead_bytes = p->total_bytes - nHdr - e->nLiveBytes;
+  p->recovered_cut_bytes = e->nCutBytes;
+  p->recovered_cut_offset = e->iCutOffset;
+  p->commits = e->nCommits;
+  p->live_keys = e->nLiveKeys;
+  pthread_mutex_unlock(&e->mu);
+  return dbSet(db, HKV_OK, 0);
+}
+
+int hkv_integrity_check(hkv_db *db) {
+  if (!db || !db->e) return HKV_MISUSE;
+  HkvEngine *e = db->e;
+  int rc = HKV_OK;
+  uint64_t iCommitted = atomic_load(&e->iCommitted);
+  uint64_t nRecords = 0;
+  pthread_mutex_lock(&e->mu);
+  for (uint32_t i = 0; i < e->nSeg && rc == HKV_OK; i++) {
+    uint32_t iSlot = e->aOrder[i];
+    HkvSeg *s = e->apSeg[iSlot];
+    uint64_t nEnd = s->nFile;
+    if ((iCommitted >> 32) == s->iSeq) nEnd = (uint32_t)iCommitted;
+    uint64_t iOff = HKV_SEG_HDR;
+    while (iOff < nEnd) {
+      HkvRec rec;
+      char *zErr = 0;
+      rc = hkvLogRead(e, HKV_LOC(iSlot, iOff), HKV_READ_VERIFY, &rec, &zErr);
+      if (rc) {
+        dbSet(db, rc, zErr);
+        break;
+      }
+      nRecords++;
+      iOff += rec.nRec;
+    }
+  }
+  pthread_mutex_unlock(&e->mu);
+  if (rc) return rc;
+  /* Every index entry must name a live record whose key hashes to it. */
+  hkv_iter *it = 0;
+  rc = hkv_iter_open(db, &it);
+  if (rc) return rc;
+  const void *pK, *pV;
+  size_t nK, nV;
+  while ((rc = hkv_iter_next(it, &pK, &nK, &pV, &nV)) == HKV_OK) {
+    const void *pV2;
+    size_t nV2;
+    int rc2 = hkv_get(db, pK, nK, &pV2, &nV2);
+    if (rc2 != HKV_OK || pV2 != pV) {
+      rc = HKV_CORRUPT;
+      dbErr(db, rc, "index entry does not lead back to its record");
+      break;
+    }
+  }
+  hkv_iter_close(it);
+  if (rc == HKV_DONE) rc = HKV_OK;
+  return rc ? rc : dbSet(db, HKV_OK, 0);
+}
+
+int hkv_clear(hkv_db *db) {
+  if (!db || !db->e) return HKV_MISUSE;
+  int bOwn = !db->bTxn;
+  int rc = HKV_OK;
+  if (bOwn) rc = hkv_begin(db);
+  hkv_iter *it = 0;
+  if (!rc) rc = hkv_iter_open(db, &it);
+  const void *pK, *pV;
+  size_t nK, nV;
+  while (!rc && (rc = hkv_iter_next(it, &pK, &nK, &pV, &nV)) == HKV_OK) {
+    rc = hkv_delete(db, pK, nK);
+  }
+  if (rc == HKV_DONE) rc = HKV_OK;
+  char *zKeep = db->zErr;
+  db->zErr = 0;
+  hkv_iter_close(it);
+  if (bOwn) {
+    if (rc == HKV_OK) {
+      rc = hkv_commit(db);
+      hkvFree(zKeep);
+      zKeep = db->zErr ? hkvStrdup(db->zErr) : 0;
+    }
+    if (rc) hkv_rollback(db);
+  }
+  return dbSet(db, rc, zKeep);
+}
+
+int hkv_close(hkv_db *db) {
+  if (!db) return HKV_OK;
+  HkvEngine *e = db->e;
+  if (e) {
+    if (db->bTxn) rollbackTxn(db);
+    pthread_mutex_lock(&registryMu);
+    if (--e->nRef == 0) {
+      HkvEngine **pp = &pRegistry;
+      while (*pp != e) pp = &(*pp)->pNext;
+      *pp = e->pNext;
+      engineFree(e);
+    }
+    pthread_mutex_unlock(&registryMu);
+  }
+  hkvFree(db->aUndo);
+  hkvFree(db->aMark);
+  hkvFree(db->zErr);
+  hkvFree(db);
+  return HKV_OK;
+}

@@ -1,0 +1,212 @@
+/*
+** hashkv.h: the public interface of the hashkv storage engine.
+**
+** hashkv is a Bitcask-style key-value store: every write is appended to a
+** log of checksummed records split into segment files, and an in-memory hash
+** index maps each key to its newest record. This header is the only one that
+** clients (the SQLite module, the benchmarks, the tests) include.
+**
+** Conventions
+**   - Every function returns an int status: HKV_OK (0) or one of the codes of
+**     HKV_CODE_MAP. hkv_codename() and hkv_strerror() name them; hkv_errmsg()
+**     gives the detailed message of the last failure on a handle.
+**   - A handle (hkv_db) is used by one thread at a time, like a sqlite3
+**     connection. Several handles on the same directory in one process share
+**     one engine; they may be used from different threads at once.
+**   - Keys are 1..HKV_MAX_KEY bytes, values 0..HKV_MAX_VALUE bytes; both are
+**     arbitrary bytes (NUL, newline, any value).
+**   - Pointers returned into the store stay valid until the next call on the
+**     same handle (any hkv_* call taking that handle) or its close; the
+**     caller never frees them.
+*/
+#ifndef HASHKV_H
+#define HASHKV_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define HKV_VERSION_STRING "0.1.0"
+#define HKV_VERSION_NUMBER 1000 /* major*1000000 + minor*1000 + patch */
+
+#define HKV_MAX_KEY 65535u
+#define HKV_MAX_VALUE 1000000000u
+
+/*
+** Status codes: name, value, message. The first column becomes HKV_<name>.
+*/
+#define HKV_CODE_MAP(X)                                                        \
+  X(OK, 0, "not an error")                                                     \
+  X(MISUSE, 1, "library misuse (bad argument or call out of order)")           \
+  X(NOMEM, 2, "out of memory")                                                 \
+  X(IOERR, 3, "I/O error")                                                     \
+  X(CORRUPT, 4, "store file is corrupt")                                       \
+  X(BUSY, 5, "another handle holds the write transaction")                     \
+  X(LOCKED, 6, "store is locked by another process")                           \
+  X(NOTFOUND, 7, "key not found")                                              \
+  X(TOOBIG, 8, "key or value too large")                                       \
+  X(READONLY, 9, "store is open read-only")                                    \
+  X(FAILED, 10, "store refuses writes after an I/O error; reopen it")          \
+  X(DONE, 11, "no more entries")                                               \
+  X(NOTSTORE, 12, "not a hashkv store")                                        \
+  X(CANTOPEN, 13, "cannot open store")
+
+enum hkv_code {
+#define HKV_CODE_ENUM(name, val, msg) HKV_##name = val,
+  HKV_CODE_MAP(HKV_CODE_ENUM)
+#undef HKV_CODE_ENUM
+};
+
+/* Name ("HKV_NOTFOUND") and generic message of a code. Static strings. */
+const char *hkv_codename(int rc);
+const char *hkv_strerror(int rc);
+
+/* Durability of a commit. */
+enum hkv_sync {
+  HKV_SYNC_OFF = 0,    /* no fsync at all; commits reach the OS (see README) */
+  HKV_SYNC_NORMAL = 1, /* commit returns once written to the OS */
+  HKV_SYNC_FULL = 2    /* commit returns after fsync; dirs fsynced too */
+};
+
+/* Open flags. */
+#define HKV_OPEN_READONLY 0x01 /* no writes; never creates or repairs */
+#define HKV_OPEN_NOCREATE 0x02 /* the store must exist already */
+
+typedef struct hkv_options {
+  unsigned flags;         /* HKV_OPEN_* */
+  int sync;               /* enum hkv_sync; default HKV_SYNC_FULL */
+  uint64_t segment_size;  /* bytes at which a segment is sealed; 0 = default */
+} hkv_options;
+
+#define HKV_DEFAULT_SEGMENT_SIZE (128u << 20)
+#define HKV_MIN_SEGMENT_SIZE 4096u
+#define HKV_MAX_SEGMENT_SIZE (1u << 30)
+
+/* Fills *pOpts with the defaults. Always HKV_OK. */
+int hkv_options_init(hkv_options *pOpts);
+
+typedef struct hkv_db hkv_db;
+typedef struct hkv_iter hkv_iter;
+
+/*
+** Opens (creating it unless HKV_OPEN_NOCREATE or READONLY) the store in
+** directory zPath and returns a new handle in *ppDb. pOpts may be NULL for the
+** defaults. Opening a directory this process already has open shares its
+** engine (segment_size is then the first opener's). Recovery runs at the
+** first open: see hkv_stats.recovered_*.
+** Returns OK, MISUSE, NOMEM, IOERR, CANTOPEN, NOTSTORE, CORRUPT (message names
+** file and offset), LOCKED (another process has it), READONLY (a writable
+** open of a store this process holds read-only).
+** On failure *ppDb is NULL, except when a handle could be made: then *ppDb
+** holds it so hkv_errmsg() can be read, and it must be closed.
+*/
+int hkv_open(const char *zPath, const hkv_options *pOpts, hkv_db **ppDb);
+
+/*
+** Closes a handle; an open transaction is rolled back. The last handle on an
+** engine closes its files. NULL is a no-op. Always HKV_OK.
+*/
+int hkv_close(hkv_db *db);
+
+/* Message of the last failed call on db (or "not an error"). Valid until
+** the next call on db. */
+const char *hkv_errmsg(hkv_db *db);
+
+/*
+** Reads key. On HKV_OK, *ppVal and *pnVal point to the value inside the store:
+** valid until the next call on db; do not free or write. Inside a write
+** transaction the handle sees its own writes; otherwise committed data.
+** Returns OK, NOTFOUND, MISUSE, TOOBIG (key length out of range), CORRUPT
+** (checksum mismatch: message names file and offset).
+*/
+int hkv_get(hkv_db *db, const void *pKey, size_t nKey, const void **ppVal,
+            size_t *pnVal);
+
+/*
+** Writes key=value. Outside a transaction it commits by itself (with the
+** handle's sync mode). Returns OK, MISUSE, TOOBIG, READONLY, BUSY (another
+** handle is writing), FAILED, IOERR, NOMEM. On failure nothing is written
+** (an IOERR makes the store FAILED until reopened).
+*/
+int hkv_put(hkv_db *db, const void *pKey, size_t nKey, const void *pVal,
+            size_t nVal);
+
+/* Deletes key. Returns NOTFOUND (nothing written) if absent; otherwise as
+** hkv_put. */
+int hkv_delete(hkv_db *db, const void *pKey, size_t nKey);
+
+/*
+** Transactions. hkv_begin opens one (MISUSE if already open). The write
+** lock of the engine is taken at the first put/delete, not at begin, so a
+** transaction that only reads never blocks other writers.
+**
+** Commit is two-phase for SQLite's xSync/xCommit:
+**   hkv_prepare: writes the commit record and makes it durable per sync
+**     mode. May be called twice. Other handles still see the old state.
+**     Fails with IOERR/FAILED/NOMEM; the transaction stays open (roll back).
+**   hkv_commit: prepares if not yet done, then publishes in memory. After a
+**     successful hkv_prepare it cannot fail.
+**   hkv_rollback: undoes everything. After hkv_prepare it revokes the
+**     durable commit with an abort record, so a reopen does not show it.
+** Savepoints are numbered like SQLite's: hkv_savepoint(db, n) marks level n
+** (dropping marks >= n); hkv_rollback_to(db, n) undoes writes after mark n
+** and keeps it; hkv_release(db, n) drops marks >= n and keeps the writes.
+** All return MISUSE outside a transaction or for an unknown level.
+*/
+int hkv_begin(hkv_db *db);
+int hkv_prepare(hkv_db *db);
+int hkv_commit(hkv_db *db);
+int hkv_rollback(hkv_db *db);
+int hkv_savepoint(hkv_db *db, int iLevel);
+int hkv_rollback_to(hkv_db *db, int iLevel);
+int hkv_release(hkv_db *db, int iLevel);
+
+/* Nonzero if db has an open transaction. */
+int hkv_in_transaction(hkv_db *db);
+
+/*
+** Iteration over a snapshot of the live entries, in no particular order.
+** The snapshot is taken by hkv_iter_open: later writes (by this or other
+** handles) are not seen, and every entry of the snapshot is returned once.
+** hkv_iter_next returns OK with *ppKey..*pnVal set (valid until the next
+** hkv_iter_next or hkv_iter_close on it), DONE at the end, CORRUPT on a bad
+** record. The iterator belongs to db's thread; close it before db.
+*/
+int hkv_iter_open(hkv_db *db, hkv_iter **ppIter);
+int hkv_iter_next(hkv_iter *pIter, const void **ppKey, size_t *pnKey,
+                  const void **ppVal, size_t *pnVal);
+int hkv_iter_close(hkv_iter *pIter);
+
+typedef struct hkv_stats {
+  uint64_t live_keys;       /* committed live keys */
+  uint64_t live_bytes;      /* bytes of records holding live keys */
+  uint64_t dead_bytes;      /* bytes of overwritten/deleted/aborted records */
+  uint64_t total_bytes;     /* bytes of all segment files */
+  uint64_t segments;        /* segment files */
+  uint64_t index_bytes;     /* memory of the hash index */
+  uint64_t recovered_cut_bytes;  /* bytes cut from the tail at open */
+  uint64_t recovered_cut_offset; /* offset in the newest segment where cut */
+  uint64_t commits;         /* transactions committed since open */
+} hkv_stats;
+
+/* Fills *pStats for the engine behind db. Returns OK or MISUSE. */
+int hkv_stats_get(hkv_db *db, hkv_stats *pStats);
+
+/*
+** Checks every record of every segment (checksums, lengths, that the index
+** and the log agree). Returns OK or CORRUPT with the message naming the file
+** and offset.
+*/
+int hkv_integrity_check(hkv_db *db);
+
+/* Removes every key in one transaction step (inside the handle's transaction
+** if one is open). Returns as hkv_put. */
+int hkv_clear(hkv_db *db);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* HASHKV_H */

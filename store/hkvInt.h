@@ -1,0 +1,246 @@
+/*
+** hkvInt.h: declarations shared by the files of store/. Not installed; only
+** the engine and its unit tests include it.
+**
+** Concepts
+**   HkvLoc     where a record starts: segment slot (16 bits) << 32 | offset.
+**              Offsets are >= HKV_SEG_HDR, so 0 never names a record.
+**   HkvSeg     one segment file, mapped read-only at a fixed size for its
+**              whole life, so readers never see the mapping move.
+**   HkvIndex   open-addressing table of 8-byte slots: 16-bit hash
+**              fingerprint << 48 | 48-bit HkvLoc. Keys are not stored; they
+**              are compared against the record.
+**   HkvLocMap  loc -> loc map: for each key the writer has changed in its open
+**              transaction, the newest loc maps to the last committed one.
+**              Readers use it to see past uncommitted index slots.
+**   HkvEngine  one per store directory per process, shared by handles.
+**
+** Locking (see engine.c for the whole story)
+**   HkvEngine.mu      writer slot, segment list, counters.
+**   HkvEngine.rw      index, loc map and iCommitted; readers take it shared,
+**                     the writer takes it exclusive to change them.
+*/
+#ifndef HKVINT_H
+#define HKVINT_H
+
+#include "hashkv.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/types.h>
+
+typedef uint64_t HkvLoc;
+
+#define HKV_LOC(iSlot, iOff) (((uint64_t)(iSlot) << 32) | (uint32_t)(iOff))
+#define HKV_LOC_SLOT(loc) ((uint32_t)((loc) >> 32) & 0xFFFFu)
+#define HKV_LOC_OFF(loc) ((uint32_t)(loc))
+#define HKV_MAX_SEGSLOT 65536u
+
+/* ---- checksums (crc32c.c) ---- */
+uint32_t hkvCrc32c(uint32_t crc, const void *p, size_t n);
+
+/* ---- little-endian helpers ---- */
+static inline void hkvPut16(uint8_t *p, uint16_t v) {
+  p[0] = (uint8_t)v;
+  p[1] = (uint8_t)(v >> 8);
+}
+static inline void hkvPut32(uint8_t *p, uint32_t v) {
+  for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+static inline void hkvPut64(uint8_t *p, uint64_t v) {
+  for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+static inline uint16_t hkvGet16(const uint8_t *p) {
+  return (uint16_t)(p[0] | (p[1] << 8));
+}
+static inline uint32_t hkvGet32(const uint8_t *p) {
+  return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) |
+         ((uint32_t)p[3] << 24);
+}
+static inline uint64_t hkvGet64(const uint8_t *p) {
+  return (uint64_t)hkvGet32(p) | ((uint64_t)hkvGet32(p + 4) << 32);
+}
+
+/* ---- the OS layer (os.c): every system call goes through here ---- */
+typedef struct HkvEnv HkvEnv;
+struct HkvEnv {
+  int (*xOpen)(const char *zPath, int flags, int mode); /* fd or -errno */
+  int (*xClose)(int fd);
+  long (*xWrite)(int fd, const void *p, size_t n, uint64_t off); /* pwrite */
+  int (*xSync)(int fd);                                  /* 0 or -errno */
+  int (*xTruncate)(int fd, uint64_t n);                  /* 0 or -errno */
+  int (*xFileSize)(int fd, uint64_t *pn);                /* 0 or -errno */
+  void *(*xMmap)(int fd, uint64_t n);                    /* NULL on error */
+  void (*xMunmap)(void *p, uint64_t n);
+  int (*xUnlink)(const char *zPath);
+  int (*xMkdir)(const char *zPath);                      /* 0, -EEXIST.. */
+  int (*xLock)(int fd, int bExclusive);                  /* 0, -EWOULDBLOCK */
+  void *(*xMalloc)(size_t n);
+  void *(*xCalloc)(size_t nElem, size_t nSize);
+  void *(*xRealloc)(void *p, size_t n);
+  void (*xFree)(void *p);
+};
+
+extern const HkvEnv *hkvEnv;         /* the one in use */
+extern const HkvEnv hkvPosixEnv;     /* the default */
+void hkvEnvInstall(const HkvEnv *pEnv); /* tests only; NULL = default */
+
+void *hkvMalloc(size_t n);
+void *hkvCalloc(size_t n);
+void *hkvRealloc(void *p, size_t n);
+void hkvFree(void *p);
+char *hkvStrdup(const char *z);
+char *hkvMprintf(const char *zFmt, ...);
+
+/* ---- the log (log.c) ---- */
+#define HKV_SEG_HDR 32    /* bytes of the segment header */
+#define HKV_REC_HDR 20    /* bytes of a record header */
+
+#define HKV_KIND_PUT 1
+#define HKV_KIND_DEL 2
+#define HKV_KIND_COMMIT 3
+#define HKV_KIND_ABORT 4
+#define HKV_KIND_ROLLBACK_TO 5
+
+#define HKV_FLAG_SELFCOMMIT 0x01 /* the record is a transaction by itself */
+#define HKV_FLAG_KNOWN 0x01      /* flag bits this version understands */
+
+typedef struct HkvRec {
+  uint8_t kind;
+  uint8_t flags;
+  uint32_t nKey;
+  uint32_t nVal;
+  uint64_t iTxn;
+  const uint8_t *pKey;
+  const uint8_t *pVal;
+  uint32_t nRec; /* whole record in bytes */
+} HkvRec;
+
+typedef struct HkvSeg {
+  uint32_t iSeq;   /* sequence number: names the file, orders the log */
+  int fd;          /* read-write (or read-only) descriptor */
+  uint8_t *pMap;   /* read-only map of nMap bytes */
+  uint64_t nMap;   /* bytes mapped (>= file size, fixed) */
+  uint64_t nFile;  /* bytes known to be in the file */
+  uint64_t nLive;  /* bytes of records live in the index */
+} HkvSeg;
+
+typedef struct HkvEngine HkvEngine;
+
+typedef int (*HkvApply)(void *pCtx, HkvLoc loc, const HkvRec *pRec);
+int hkvLogRecover(HkvEngine *e, HkvApply xApply, void *pCtx, char **pzErr);
+void hkvLogCloseAll(HkvEngine *e);
+int hkvLogAppend(HkvEngine *e, int kind, int flags, uint64_t iTxn,
+                 const void *pKey, uint32_t nKey, const void *pVal,
+                 uint32_t nVal, HkvLoc *pLoc, char **pzErr);
+int hkvLogFlush(HkvEngine *e, char **pzErr);
+int hkvLogSync(HkvEngine *e, char **pzErr);
+#define HKV_READ_VERIFY 1 /* check the CRC */
+#define HKV_READ_OWN 2    /* writer: loc may be in the write buffer */
+int hkvLogRead(HkvEngine *e, HkvLoc loc, int flags, HkvRec *pRec,
+               char **pzErr);
+uint64_t hkvLogEnd(HkvEngine *e);   /* (seq << 32) | offset of the end */
+uint64_t hkvLogOrder(HkvEngine *e, HkvLoc loc); /* same scale as hkvLogEnd */
+char *hkvLogSegPath(HkvEngine *e, uint32_t iSeq);
+int hkvDecodeRecord(const uint8_t *p, uint64_t n, HkvRec *pRec);
+
+/* ---- the index (index.c) ---- */
+typedef struct HkvTable {
+  uint64_t *a;     /* slots: 0 empty, 1 tombstone, else fp << 48 | loc */
+  uint64_t mask;   /* capacity - 1 (capacity is a power of two) */
+  int nShift;      /* 64 - log2(capacity): home = hash >> nShift */
+  uint64_t nUsed;  /* live + tombstones */
+  uint64_t nLive;
+} HkvTable;
+
+typedef struct HkvIndex {
+  HkvTable cur;       /* where inserts go */
+  HkvTable old;       /* being migrated into cur; a == NULL when none */
+  uint64_t iMigrate;  /* next slot of old to migrate */
+} HkvIndex;
+
+#define HKV_SLOT_EMPTY 0u
+#define HKV_SLOT_TOMB 1u
+#define HKV_SLOT_LOC(s) ((s) & 0xFFFFFFFFFFFFull)
+#define HKV_FP(h) ((uint64_t)((h) & 0xFFFFu) << 48)
+
+/* Callback giving the hash of the key of the record at loc. */
+typedef uint64_t (*HkvHashAt)(void *pCtx, HkvLoc loc);
+/* Callback: 1 if the record at loc (maybe resolved) holds the sought key. */
+typedef int (*HkvMatch)(void *pCtx, uint64_t *pSlot);
+
+void hkvIndexInit(HkvIndex *p);
+void hkvIndexFree(HkvIndex *p);
+uint64_t *hkvIndexFind(HkvIndex *p, uint64_t h, HkvMatch xMatch, void *pCtx);
+int hkvIndexInsert(HkvIndex *p, uint64_t h, HkvLoc loc, HkvHashAt xHash,
+                   void *pCtx);
+void hkvIndexRemove(HkvIndex *p, uint64_t *pSlot);
+int hkvIndexReserve(HkvIndex *p, uint64_t nMore, HkvHashAt xHash, void *pCtx);
+void hkvIndexFinishMigration(HkvIndex *p, HkvHashAt xHash, void *pCtx);
+uint64_t hkvIndexLive(const HkvIndex *p);
+uint64_t hkvIndexBytes(const HkvIndex *p);
+/* Calls x for every live slot (both tables). Stops if x returns nonzero. */
+int hkvIndexForEach(HkvIndex *p, int (*x)(void *, uint64_t *), void *pCtx);
+
+typedef struct HkvLocMap {
+  uint64_t *a;   /* pairs: key loc, value loc; key 0 = empty */
+  uint64_t mask; /* capacity - 1, in pairs */
+  uint64_t n;
+} HkvLocMap;
+
+void hkvMapInit(HkvLocMap *m);
+void hkvMapFree(HkvLocMap *m);
+void hkvMapClear(HkvLocMap *m);
+int hkvMapReserve(HkvLocMap *m, uint64_t nMore);
+void hkvMapPut(HkvLocMap *m, HkvLoc k, HkvLoc v); /* after Reserve */
+HkvLoc hkvMapGet(const HkvLocMap *m, HkvLoc k);   /* 0 if absent */
+void hkvMapDel(HkvLocMap *m, HkvLoc k);
+
+/* ---- the engine (engine.c) ---- */
+struct HkvEngine {
+  HkvEngine *pNext;     /* registry list */
+  dev_t dev;            /* identity of the directory */
+  ino_t ino;
+  int nRef;             /* handles open on it */
+  pid_t pid;            /* process that opened it */
+  char *zDir;
+  int dirFd;            /* directory: flock() and fsync() */
+  int bReadonly;
+  int bNoCreate;         /* at open: refuse to start a new store */
+  uint64_t szSegment;   /* seal a segment at this size, bytes */
+
+  pthread_mutex_t mu;
+  pthread_rwlock_t rw;
+
+  HkvSeg **apSeg;       /* HKV_MAX_SEGSLOT slots, NULL when free */
+  uint32_t nSeg;        /* segments in use */
+  uint32_t *aOrder;     /* slots of segments in log order */
+  uint32_t iActive;     /* slot of the segment being appended */
+  uint32_t iNextSeq;
+
+  _Atomic uint64_t iCommitted; /* (seq << 32) | end offset of committed log */
+  HkvIndex idx;
+  HkvLocMap map;
+
+  hkv_db *pWriter;      /* handle holding the write transaction */
+  uint64_t iNextTxn;
+  _Atomic int bFailed;  /* sticky I/O error */
+  int bDirty;           /* index holds uncommitted slots (under rw) */
+  int iSyncWriter;      /* sync mode of the writer's handle */
+
+  uint8_t *aBuf;        /* write buffer of the active segment */
+  size_t nBufAlloc;
+  size_t nBuf;          /* bytes buffered, to go at file offset iBufOff */
+  uint64_t iBufOff;
+
+  /* counters, under mu */
+  uint64_t nLiveKeys;
+  uint64_t nLiveBytes;
+  uint64_t nCommits;
+  uint64_t nCutBytes;
+  uint64_t iCutOffset;
+};
+
+#endif /* HKVINT_H */

@@ -1,0 +1,270 @@
+/*
+** index.c: the in-memory hash index and the loc map.
+**
+** HkvIndex is open addressing with linear probing over 8-byte slots:
+**
+**     bits 63..48  fingerprint: the low 16 bits of the key's 64-bit hash
+**     bits 47..0   HkvLoc of the key's newest record
+**     0 = empty, 1 = tombstone (a removed key; probing goes past it)
+**
+** A key's home slot is the top log2(capacity) bits of its hash. Keys are not
+** stored, so a fingerprint match is confirmed by the caller's xMatch, which
+** reads the record. At most 75% of the slots are used (live + tombstones),
+** and growing doubles the table, so a table is between 37.5% and 75% full of
+** live keys: 10.7 to 21.3 bytes of index per live key.
+**
+** Growing is incremental, as in Redis's dict: the full table becomes `old`,
+** a new `cur` is allocated (calloc: zero pages come lazily), and each
+** insert moves the next HKV_MIGRATE_STEP slots of `old` into `cur`. The slot
+** stores no position bits, so moving an entry re-hashes its key, read from
+** the record through xHash: one record read per key per growth.
+** Invariant while migrating: a key lives in exactly one of the two tables;
+** lookups try cur, then old; an update of a key found in old moves it.
+**
+** HkvLocMap is a plain loc -> loc map (open addressing, backward-shift
+** deletion, 16-byte pairs) for the writer's before-images; see engine.c.
+**
+** Nothing here locks: engine.c holds HkvEngine.rw around every call.
+*/
+#include "hkvInt.h"
+
+#define HKV_MIGRATE_STEP 16
+#define HKV_MIN_BITS 4
+#define HKV_FP_MASK 0xFFFF000000000000ull
+
+static int tableAlloc(HkvTable *t, int nBits) {
+  uint64_t n = (uint64_t)1 << nBits;
+  t->a = hkvCalloc((size_t)n * sizeof(uint64_t));
+  if (!t->a) return HKV_NOMEM;
+  t->mask = n - 1;
+  t->nShift = 64 - nBits;
+  t->nUsed = 0;
+  t->nLive = 0;
+  return HKV_OK;
+}
+
+static int tableBits(const HkvTable *t) { return 64 - t->nShift; }
+
+static uint64_t *tableFind(HkvTable *t, uint64_t h, HkvMatch xMatch,
+                           void *pCtx) {
+  if (!t->a) return NULL;
+  uint64_t fp = HKV_FP(h);
+  uint64_t i = h >> t->nShift;
+  for (;;) {
+    uint64_t s = t->a[i];
+    if (s == HKV_SLOT_EMPTY) return NULL;
+    if (s != HKV_SLOT_TOMB && (s & HKV_FP_MASK) == fp &&
+        xMatch(pCtx, &t->a[i])) {
+      return &t->a[i];
+    }
+    i = (i + 1) & t->mask;
+  }
+}
+
+/* Stores a key known to be absent; the caller guarantees room. */
+static void tablePut(HkvTable *t, uint64_t h, HkvLoc loc) {
+  uint64_t i = h >> t->nShift;
+  while (t->a[i] > HKV_SLOT_TOMB) i = (i + 1) & t->mask;
+  if (t->a[i] == HKV_SLOT_EMPTY) t->nUsed++;
+  t->a[i] = HKV_FP(h) | loc;
+  t->nLive++;
+}
+
+static int tableFull(const HkvTable *t, uint64_t nMore) {
+  return (t->nUsed + nMore) * 4 > (t->mask + 1) * 3;
+}
+
+void hkvIndexInit(HkvIndex *p) { memset(p, 0, sizeof(*p)); }
+
+void hkvIndexFree(HkvIndex *p) {
+  hkvFree(p->cur.a);
+  hkvFree(p->old.a);
+  memset(p, 0, sizeof(*p));
+}
+
+static void migrateStep(HkvIndex *p, uint64_t nSlot, HkvHashAt xHash,
+                        void *pCtx) {
+  HkvTable *o = &p->old;
+  uint64_t nCap = o->mask + 1;
+  while (nSlot-- > 0 && p->iMigrate < nCap) {
+    uint64_t s = o->a[p->iMigrate];
+    if (s > HKV_SLOT_TOMB) {
+      HkvLoc loc = HKV_SLOT_LOC(s);
+      tablePut(&p->cur, xHash(pCtx, loc), loc);
+      o->a[p->iMigrate] = HKV_SLOT_TOMB;
+      o->nLive--;
+    }
+    p->iMigrate++;
+  }
+  if (p->iMigrate >= nCap) {
+    hkvFree(o->a);
+    memset(o, 0, sizeof(*o));
+    p->iMigrate = 0;
+  }
+}
+
+void hkvIndexFinishMigration(HkvIndex *p, HkvHashAt xHash, void *pCtx) {
+  if (p->old.a) migrateStep(p, UINT64_MAX, xHash, pCtx);
+}
+
+/*
+** Makes sure nMore inserts fit without allocating. May start a migration
+** (allocating the new table) after finishing the one under way. On NOMEM
+** nothing changed.
+*/
+int hkvIndexReserve(HkvIndex *p, uint64_t nMore, HkvHashAt xHash,
+                    void *pCtx) {
+  if (!p->cur.a) return tableAlloc(&p->cur, HKV_MIN_BITS);
+  while (tableFull(&p->cur, nMore)) {
+    HkvTable t;
+    uint64_t nLive = p->cur.nLive + p->old.nLive + nMore;
+    int nBits = tableBits(&p->cur);
+    while (nLive * 2 > ((uint64_t)1 << nBits)) nBits++;
+    if (tableAlloc(&t, nBits)) return HKV_NOMEM;
+    hkvIndexFinishMigration(p, xHash, pCtx);
+    p->old = p->cur;
+    p->cur = t;
+    p->iMigrate = 0;
+    if (nMore > 1) hkvIndexFinishMigration(p, xHash, pCtx);
+  }
+  return HKV_OK;
+}
+
+uint64_t *hkvIndexFind(HkvIndex *p, uint64_t h, HkvMatch xMatch,
+                       void *pCtx) {
+  uint64_t *pSlot = tableFind(&p->cur, h, xMatch, pCtx);
+  if (!pSlot && p->old.a) pSlot = tableFind(&p->old, h, xMatch, pCtx);
+  return pSlot;
+}
+
+/* Inserts a key that is in neither table. NOMEM leaves the index as it was. */
+int hkvIndexInsert(HkvIndex *p, uint64_t h, HkvLoc loc, HkvHashAt xHash,
+                   void *pCtx) {
+  int rc = hkvIndexReserve(p, 1, xHash, pCtx);
+  if (rc) return rc;
+  tablePut(&p->cur, h, loc);
+  if (p->old.a) migrateStep(p, HKV_MIGRATE_STEP, xHash, pCtx);
+  return HKV_OK;
+}
+
+void hkvIndexRemove(HkvIndex *p, uint64_t *pSlot) {
+  HkvTable *t = &p->cur;
+  if (p->old.a && pSlot >= p->old.a && pSlot <= p->old.a + p->old.mask) {
+    t = &p->old;
+  }
+  *pSlot = HKV_SLOT_TOMB;
+  t->nLive--;
+}
+
+uint64_t hkvIndexLive(const HkvIndex *p) {
+  return p->cur.nLive + p->old.nLive;
+}
+
+uint64_t hkvIndexBytes(const HkvIndex *p) {
+  uint64_t n = 0;
+  if (p->cur.a) n += (p->cur.mask + 1) * sizeof(uint64_t);
+  if (p->old.a) n += (p->old.mask + 1) * sizeof(uint64_t);
+  return n;
+}
+
+int hkvIndexForEach(HkvIndex *p, int (*x)(void *, uint64_t *), void *pCtx) {
+  HkvTable *aT[2] = {&p->cur, &p->old};
+  for (int k = 0; k < 2; k++) {
+    HkvTable *t = aT[k];
+    if (!t->a) continue;
+    for (uint64_t i = 0; i <= t->mask; i++) {
+      if (t->a[i] > HKV_SLOT_TOMB) {
+        int rc = x(pCtx, &t->a[i]);
+        if (rc) return rc;
+      }
+    }
+  }
+  return 0;
+}
+
+/* ---- HkvLocMap ---- */
+
+static uint64_t mapHome(const HkvLocMap *m, HkvLoc k) {
+  return ((k * 0x9E3779B97F4A7C15ull) >> 20) & m->mask;
+}
+
+void hkvMapInit(HkvLocMap *m) { memset(m, 0, sizeof(*m)); }
+
+void hkvMapFree(HkvLocMap *m) {
+  hkvFree(m->a);
+  memset(m, 0, sizeof(*m));
+}
+
+void hkvMapClear(HkvLocMap *m) {
+  if (m->n == 0) return;
+  if (m->mask >= 1024) {
+    hkvMapFree(m);
+  } else {
+    memset(m->a, 0, (m->mask + 1) * 2 * sizeof(uint64_t));
+    m->n = 0;
+  }
+}
+
+int hkvMapReserve(HkvLocMap *m, uint64_t nMore) {
+  uint64_t nCap = m->a ? m->mask + 1 : 0;
+  if ((m->n + nMore) * 2 <= nCap) return HKV_OK;
+  uint64_t nNew = nCap ? nCap : 16;
+  while ((m->n + nMore) * 2 > nNew) nNew *= 2;
+  uint64_t *aNew = hkvCalloc((size_t)nNew * 2 * sizeof(uint64_t));
+  if (!aNew) return HKV_NOMEM;
+  HkvLocMap old = *m;
+  m->a = aNew;
+  m->mask = nNew - 1;
+  m->n = 0;
+  for (uint64_t i = 0; i < nCap; i++) {
+    if (old.a[2 * i]) hkvMapPut(m, old.a[2 * i], old.a[2 * i + 1]);
+  }
+  hkvFree(old.a);
+  return HKV_OK;
+}
+
+void hkvMapPut(HkvLocMap *m, HkvLoc k, HkvLoc v) {
+  uint64_t i = mapHome(m, k);
+  while (m->a[2 * i] && m->a[2 * i] != k) i = (i + 1) & m->mask;
+  if (!m->a[2 * i]) m->n++;
+  m->a[2 * i] = k;
+  m->a[2 * i + 1] = v;
+}
+
+HkvLoc hkvMapGet(const HkvLocMap *m, HkvLoc k) {
+  if (!m->a) return 0;
+  uint64_t i = mapHome(m, k);
+  while (m->a[2 * i]) {
+    if (m->a[2 * i] == k) return m->a[2 * i + 1];
+    i = (i + 1) & m->mask;
+  }
+  return 0;
+}
+
+void hkvMapDel(HkvLocMap *m, HkvLoc k) {
+  if (!m->a) return;
+  uint64_t i = mapHome(m, k);
+  while (m->a[2 * i] != k) {
+    if (!m->a[2 * i]) return;
+    i = (i + 1) & m->mask;
+  }
+  /* Backward-shift: pull later members of the cluster into the hole when
+  ** the hole lies between their home and their slot. */
+  uint64_t j = i;
+  for (;;) {
+    m->a[2 * i] = 0;
+    for (;;) {
+      j = (j + 1) & m->mask;
+      if (!m->a[2 * j]) {
+        m->n--;
+        return;
+      }
+      uint64_t h = mapHome(m, m->a[2 * j]);
+      int bStay = (i <= j) ? (i < h && h <= j) : (i < h || h <= j);
+      if (!bStay) break;
+    }
+    m->a[2 * i] = m->a[2 * j];
+    m->a[2 * i + 1] = m->a[2 * j + 1];
+    i = j;
+  }
+}

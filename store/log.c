@@ -1,0 +1,744 @@
+/*
+** log.c: segment files, the record format, appending and recovery.
+**
+** A store is a directory. Its log is a sequence of segment files named
+** "%08x.hkd" by sequence number; the highest is the active one, the others
+** are sealed and never written again. All integers are little-endian.
+**
+** Segment header (32 bytes)
+**   0   8  magic "hkvlog\r\n"
+**   8   4  format version (1)
+**   12  4  flags (0; a reader refuses bits it does not know)
+**   16  8  sequence number (equals the file name's)
+**   24  4  reserved (0)
+**   28  4  CRC-32C of bytes 0..27
+**
+** Record (20-byte header, then the payload)
+**   0   4  CRC-32C of bytes 4..end of the record
+**   4   1  kind: 1 PUT, 2 DEL, 3 COMMIT, 4 ABORT, 5 ROLLBACK_TO
+**   5   1  flags: 0x01 SELFCOMMIT (the record is a whole transaction).
+**          Bits this version does not know make the record unreadable:
+**          0x02 is reserved for an 8-byte expiry time after the header
+**          (per-key TTL), so adding it will not break older readers silently.
+**   6   2  key length (PUT and DEL: 1..65535; others 0)
+**   8   4  value length (PUT: 0..1e9; ROLLBACK_TO: 8; others 0)
+**   12  8  transaction id
+**   20  .  key bytes, then value bytes
+** A ROLLBACK_TO record's value is the log position (sequence << 32 | offset)
+** of the savepoint: records of its transaction at or after it are void.
+**
+** Validity and recovery
+**   A record is valid when its kind and flags are known, its lengths fit the
+**   file and its CRC matches. A transaction's records are contiguous from its
+**   first record to its COMMIT or ABORT (one writer at a time). At open the
+**   log is replayed in order; a transaction takes effect at its COMMIT unless
+**   the record right after is an ABORT of the same id (a commit revoked after
+**   it was made durable). Records of transactions that never committed are
+**   ignored.
+**   In the newest segment, an invalid record that is incomplete (its header
+**   or lengths run past the end of the file), or is the last one in the file,
+**   or is followed only by zero bytes, is a torn tail: the log is cut back to
+**   the end of the last COMMIT, ABORT or SELFCOMMIT record, and the number of
+**   bytes cut and the offset are reported in the stats. Anything else invalid
+**   is HKV_CORRUPT naming the file and offset.
+*/
+#include "hkvInt.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+static const uint8_t aMagic[8] = {'h', 'k', 'v', 'l', 'o', 'g', '\r', '\n'};
+#define HKV_FORMAT_VERSION 1
+#define HKV_BUF_SIZE (1u << 20)
+
+char *hkvLogSegPath(HkvEngine *e, uint32_t iSeq) {
+  return hkvMprintf("%s/%08x.hkd", e->zDir, iSeq);
+}
+
+/* Replaces *pzErr with zMsg (taking it); pzErr may be NULL. */
+static int setErr(char **pzErr, int rc, char *zMsg) {
+  if (pzErr) {
+    hkvFree(*pzErr);
+    *pzErr = zMsg;
+  } else {
+    hkvFree(zMsg);
+  }
+  return rc;
+}
+
+static void encodeSegHeader(uint8_t *a, uint32_t iSeq) {
+  memset(a, 0, HKV_SEG_HDR);
+  memcpy(a, aMagic, 8);
+  hkvPut32(a + 8, HKV_FORMAT_VERSION);
+  hkvPut64(a + 16, iSeq);
+  hkvPut32(a + 28, hkvCrc32c(0, a, 28));
+}
+
+/* 0 if the header is valid and names iSeq; else a message. */
+static const char *checkSegHeader(const uint8_t *a, uint64_t n,
+                                  uint32_t iSeq) {
+  if (n < HKV_SEG_HDR) return "segment header incomplete";
+  if (memcmp(a, aMagic, 8) != 0) return "bad segment magic";
+  if (hkvGet32(a + 28) != hkvCrc32c(0, a, 28)) {
+    return "segment header checksum mismatch";
+  }
+  if (hkvGet32(a + 8) != HKV_FORMAT_VERSION) {
+    return "unsupported format version";
+  }
+  if (hkvGet32(a + 12) != 0) return "unsupported segment flags";
+  if (hkvGet64(a + 16) != iSeq) return "segment sequence does not match name";
+  return 0;
+}
+
+/*
+** Decodes the record at p (n bytes available). Returns 0 and fills *pRec,
+** 1 if the header or lengths run past n (incomplete), 2 if it is invalid
+** (bad kind, flags, lengths or checksum; *pRec->nRec is then its claimed
+** length).
+*/
+int hkvDecodeRecord(const uint8_t *p, uint64_t n, HkvRec *pRec) {
+  if (n < HKV_REC_HDR) return 1;
+  pRec->kind = p[4];
+  pRec->flags = p[5];
+  pRec->nKey = hkvGet16(p + 6);
+  pRec->nVal = hkvGet32(p + 8);
+  pRec->iTxn = hkvGet64(p + 12);
+  uint64_t nRec = (uint64_t)HKV_REC_HDR + pRec->nKey + pRec->nVal;
+  pRec->nRec = (uint32_t)(nRec > UINT32_MAX ? UINT32_MAX : nRec);
+  if (pRec->flags & ~HKV_FLAG_KNOWN) return 2;
+  switch (pRec->kind) {
+    case HKV_KIND_PUT:
+      if (pRec->nKey == 0 || pRec->nVal > HKV_MAX_VALUE) return 2;
+      break;
+    case HKV_KIND_DEL:
+      if (pRec->nKey == 0 || pRec->nVal != 0) return 2;
+      break;
+    case HKV_KIND_ROLLBACK_TO:
+      if (pRec->nKey != 0 || pRec->nVal != 8 || pRec->flags) return 2;
+      break;
+    case HKV_KIND_COMMIT:
+    case HKV_KIND_ABORT:
+      if (pRec->nKey != 0 || pRec->nVal != 0 || pRec->flags) return 2;
+      break;
+    default:
+      return 2;
+  }
+  if (nRec > n) return 1;
+  pRec->pKey = p + HKV_REC_HDR;
+  pRec->pVal = pRec->pKey + pRec->nKey;
+  return 0;
+}
+
+static int verifyRecord(const uint8_t *p, const HkvRec *pRec) {
+  return hkvGet32(p) == hkvCrc32c(0, p + 4, pRec->nRec - 4);
+}
+
+uint64_t hkvLogOrder(HkvEngine *e, HkvLoc loc) {
+  return ((uint64_t)e->apSeg[HKV_LOC_SLOT(loc)]->iSeq << 32) |
+         HKV_LOC_OFF(loc);
+}
+
+uint64_t hkvLogEnd(HkvEngine *e) {
+  return ((uint64_t)e->apSeg[e->iActive]->iSeq << 32) |
+         (e->iBufOff + e->nBuf);
+}
+
+/*
+** Reads the record at loc. HKV_READ_OWN: the caller is the writer, and loc
+** may lie in its unflushed buffer (readers never pass it: they only name
+** committed records, which are always in the file). HKV_READ_VERIFY checks
+** the CRC. Returns OK or CORRUPT (message names file and offset).
+*/
+int hkvLogRead(HkvEngine *e, HkvLoc loc, int flags, HkvRec *pRec,
+               char **pzErr) {
+  uint32_t iSlot = HKV_LOC_SLOT(loc);
+  uint64_t iOff = HKV_LOC_OFF(loc);
+  HkvSeg *s = e->apSeg[iSlot];
+  const uint8_t *p = s->pMap + iOff;
+  uint64_t n = s->nMap - iOff;
+  if ((flags & HKV_READ_OWN) && iSlot == e->iActive && iOff >= e->iBufOff &&
+      iOff < e->iBufOff + e->nBuf) {
+    p = e->aBuf + (iOff - e->iBufOff);
+    n = e->nBuf - (iOff - e->iBufOff);
+  }
+  int r = hkvDecodeRecord(p, n, pRec);
+  if (r == 0 && (flags & HKV_READ_VERIFY) && !verifyRecord(p, pRec)) r = 2;
+  if (r) {
+    char *zPath = hkvLogSegPath(e, s->iSeq);
+    int rc = setErr(pzErr, HKV_CORRUPT,
+                    hkvMprintf("%s: bad record at offset %llu",
+                               zPath ? zPath : "segment",
+                               (unsigned long long)iOff));
+    hkvFree(zPath);
+    return rc;
+  }
+  return HKV_OK;
+}
+
+/* ---- segments ---- */
+
+static int allocSlot(HkvEngine *e, uint32_t *piSlot) {
+  for (uint32_t i = 0; i < HKV_MAX_SEGSLOT; i++) {
+    if (!e->apSeg[i]) {
+      *piSlot = i;
+      return HKV_OK;
+    }
+  }
+  return HKV_TOOBIG;
+}
+
+/* Maps fd and registers it as the newest segment. Takes ownership of fd
+** (closes it on failure). */
+static int addSegment(HkvEngine *e, int fd, uint32_t iSeq, uint64_t nFile,
+                      uint64_t nMap, uint32_t *piSlot, char **pzErr) {
+  uint32_t iSlot;
+  HkvSeg *s = 0;
+  int rc = allocSlot(e, &iSlot);
+  if (rc) {
+    rc = setErr(pzErr, rc, hkvMprintf("too many segment files"));
+    goto fail;
+  }
+  s = hkvCalloc(sizeof(*s));
+  if (!s) {
+    rc = HKV_NOMEM;
+    goto fail;
+  }
+  s->pMap = hkvEnv->xMmap(fd, nMap);
+  if (!s->pMap) {
+    rc = setErr(pzErr, HKV_IOERR,
+                hkvMprintf("cannot map segment %08x (%llu bytes)", iSeq,
+                           (unsigned long long)nMap));
+    goto fail;
+  }
+  s->iSeq = iSeq;
+  s->fd = fd;
+  s->nMap = nMap;
+  s->nFile = nFile;
+  e->apSeg[iSlot] = s;
+  e->aOrder[e->nSeg++] = iSlot;
+  *piSlot = iSlot;
+  return HKV_OK;
+fail:
+  hkvFree(s);
+  hkvEnv->xClose(fd);
+  return rc;
+}
+
+static void freeSegment(HkvEngine *e, uint32_t iSlot) {
+  HkvSeg *s = e->apSeg[iSlot];
+  if (!s) return;
+  hkvEnv->xMunmap(s->pMap, s->nMap);
+  hkvEnv->xClose(s->fd);
+  hkvFree(s);
+  e->apSeg[iSlot] = 0;
+}
+
+void hkvLogCloseAll(HkvEngine *e) {
+  if (!e->apSeg) return;
+  for (uint32_t i = 0; i < e->nSeg; i++) freeSegment(e, e->aOrder[i]);
+  e->nSeg = 0;
+}
+
+static int syncDir(HkvEngine *e, char **pzErr) {
+  int r = hkvEnv->xSync(e->dirFd);
+  if (r) {
+    e->bFailed = 1;
+    return setErr(pzErr, HKV_IOERR,
+                  hkvMprintf("%s: fsync of directory failed: %s", e->zDir,
+                             strerror(-r)));
+  }
+  return HKV_OK;
+}
+
+/* Creates segment iSeq, mapped for at least nMin bytes, as the active one. */
+static int createSegment(HkvEngine *e, uint32_t iSeq, uint64_t nMin,
+                         char **pzErr) {
+  uint8_t aHdr[HKV_SEG_HDR];
+  char *zPath = hkvLogSegPath(e, iSeq);
+  if (!zPath) return HKV_NOMEM;
+  int fd = hkvEnv->xOpen(zPath, O_RDWR | O_CREAT | O_EXCL, 0644);
+  if (fd < 0) {
+    int rc = setErr(pzErr, HKV_IOERR,
+                    hkvMprintf("%s: cannot create: %s", zPath, strerror(-fd)));
+    hkvFree(zPath);
+    return rc;
+  }
+  encodeSegHeader(aHdr, iSeq);
+  long w = hkvEnv->xWrite(fd, aHdr, HKV_SEG_HDR, 0);
+  int rS = (w == HKV_SEG_HDR && e->iSyncWriter == HKV_SYNC_FULL)
+               ? hkvEnv->xSync(fd)
+               : 0;
+  if (w != HKV_SEG_HDR || rS) {
+    hkvEnv->xClose(fd);
+    hkvEnv->xUnlink(zPath);
+    e->bFailed = 1;
+    int rc = setErr(pzErr, HKV_IOERR,
+                    hkvMprintf("%s: cannot write segment header: %s", zPath,
+                               w < 0 ? strerror((int)-w)
+                               : rS  ? strerror(-rS)
+                                     : "short write"));
+    hkvFree(zPath);
+    return rc;
+  }
+  uint64_t nMap = e->szSegment > nMin ? e->szSegment : nMin;
+  uint32_t iSlot;
+  int rc = addSegment(e, fd, iSeq, HKV_SEG_HDR, nMap, &iSlot, pzErr);
+  if (rc) {
+    hkvEnv->xUnlink(zPath);
+    hkvFree(zPath);
+    return rc;
+  }
+  hkvFree(zPath);
+  if (e->iSyncWriter == HKV_SYNC_FULL) {
+    rc = syncDir(e, pzErr);
+    if (rc) return rc;
+  }
+  e->iActive = iSlot;
+  e->iBufOff = HKV_SEG_HDR;
+  e->nBuf = 0;
+  e->iNextSeq = iSeq + 1;
+  return HKV_OK;
+}
+
+/* ---- appending ---- */
+
+/* Cuts the active segment back to iOff after a failed write, and marks the
+** engine failed: the caller no longer knows what the file holds. */
+static int writeFailed(HkvEngine *e, uint64_t iOff, long r, char **pzErr) {
+  HkvSeg *s = e->apSeg[e->iActive];
+  hkvEnv->xTruncate(s->fd, iOff);
+  e->bFailed = 1;
+  char *zPath = hkvLogSegPath(e, s->iSeq);
+  int rc = setErr(pzErr, HKV_IOERR,
+                  hkvMprintf("%s: write at offset %llu failed: %s",
+                             zPath ? zPath : "segment",
+                             (unsigned long long)iOff,
+                             r < 0 ? strerror((int)-r) : "short write"));
+  hkvFree(zPath);
+  return rc;
+}
+
+static int writeAll(HkvEngine *e, const uint8_t *p, uint64_t n, uint64_t iOff,
+                    uint64_t iCut, char **pzErr) {
+  HkvSeg *s = e->apSeg[e->iActive];
+  while (n > 0) {
+    size_t nChunk = n > (1u << 30) ? (1u << 30) : (size_t)n;
+    long w = hkvEnv->xWrite(s->fd, p, nChunk, iOff);
+    if (w <= 0) return writeFailed(e, iCut, w, pzErr);
+    p += w;
+    n -= (uint64_t)w;
+    iOff += (uint64_t)w;
+  }
+  return HKV_OK;
+}
+
+/* Writes the buffer to the active segment. */
+int hkvLogFlush(HkvEngine *e, char **pzErr) {
+  if (e->nBuf == 0) return HKV_OK;
+  int rc = writeAll(e, e->aBuf, e->nBuf, e->iBufOff, e->iBufOff, pzErr);
+  if (rc) {
+    e->nBuf = 0;
+    return rc;
+  }
+  e->iBufOff += e->nBuf;
+  e->nBuf = 0;
+  e->apSeg[e->iActive]->nFile = e->iBufOff;
+  return HKV_OK;
+}
+
+int hkvLogSync(HkvEngine *e, char **pzErr) {
+  HkvSeg *s = e->apSeg[e->iActive];
+  int r = hkvEnv->xSync(s->fd);
+  if (r) {
+    e->bFailed = 1;
+    char *zPath = hkvLogSegPath(e, s->iSeq);
+    int rc = setErr(pzErr, HKV_IOERR,
+                    hkvMprintf("%s: fsync failed: %s",
+                               zPath ? zPath : "segment", strerror(-r)));
+    hkvFree(zPath);
+    return rc;
+  }
+  return HKV_OK;
+}
+
+/* Seals the active segment and starts a new one with room for nRec. */
+static int rotate(HkvEngine *e, uint64_t nRec, char **pzErr) {
+  int rc = hkvLogFlush(e, pzErr);
+  if (rc) return rc;
+  if (e->iSyncWriter != HKV_SYNC_OFF) {
+    rc = hkvLogSync(e, pzErr);
+    if (rc) return rc;
+  }
+  return createSegment(e, e->iNextSeq, HKV_SEG_HDR + nRec, pzErr);
+}
+
+/*
+** Appends one record and returns its location. The record may stay in the
+** buffer until hkvLogFlush. On failure nothing of it is in the log.
+*/
+int hkvLogAppend(HkvEngine *e, int kind, int flags, uint64_t iTxn,
+                 const void *pKey, uint32_t nKey, const void *pVal,
+                 uint32_t nVal, HkvLoc *pLoc, char **pzErr) {
+  int rc;
+  uint64_t nRec = (uint64_t)HKV_REC_HDR + nKey + nVal;
+  uint64_t iEnd = e->iBufOff + e->nBuf;
+  HkvSeg *s = e->apSeg[e->iActive];
+  if ((iEnd > HKV_SEG_HDR && iEnd + nRec > e->szSegment) ||
+      iEnd + nRec > s->nMap) {
+    rc = rotate(e, nRec, pzErr);
+    if (rc) return rc;
+    iEnd = e->iBufOff + e->nBuf;
+  }
+  if (!e->aBuf) {
+    e->aBuf = hkvMalloc(HKV_BUF_SIZE);
+    if (!e->aBuf) return HKV_NOMEM;
+    e->nBufAlloc = HKV_BUF_SIZE;
+  }
+
+  uint8_t aHdr[HKV_REC_HDR];
+  aHdr[4] = (uint8_t)kind;
+  aHdr[5] = (uint8_t)flags;
+  hkvPut16(aHdr + 6, (uint16_t)nKey);
+  hkvPut32(aHdr + 8, nVal);
+  hkvPut64(aHdr + 12, iTxn);
+  uint32_t crc = hkvCrc32c(0, aHdr + 4, HKV_REC_HDR - 4);
+  crc = hkvCrc32c(crc, pKey, nKey);
+  crc = hkvCrc32c(crc, pVal, nVal);
+  hkvPut32(aHdr, crc);
+
+  if (nRec > e->nBufAlloc - e->nBuf) {
+    rc = hkvLogFlush(e, pzErr);
+    if (rc) return rc;
+  }
+  if (nRec <= e->nBufAlloc - e->nBuf) {
+    uint8_t *p = e->aBuf + e->nBuf;
+    memcpy(p, aHdr, HKV_REC_HDR);
+    if (nKey) memcpy(p + HKV_REC_HDR, pKey, nKey);
+    if (nVal) memcpy(p + HKV_REC_HDR + nKey, pVal, nVal);
+    e->nBuf += (size_t)nRec;
+  } else {
+    /* Larger than the buffer: straight to the file, behind the flush. */
+    uint64_t iOff = e->iBufOff;
+    memcpy(e->aBuf, aHdr, HKV_REC_HDR);
+    memcpy(e->aBuf + HKV_REC_HDR, pKey, nKey);
+    rc = writeAll(e, e->aBuf, HKV_REC_HDR + nKey, iOff, iOff, pzErr);
+    if (!rc) {
+      rc = writeAll(e, pVal, nVal, iOff + HKV_REC_HDR + nKey, iOff, pzErr);
+    }
+    if (rc) return rc;
+    e->iBufOff += nRec;
+    s = e->apSeg[e->iActive];
+    s->nFile = e->iBufOff;
+  }
+  *pLoc = HKV_LOC(e->iActive, iEnd);
+  return HKV_OK;
+}
+
+/* ---- recovery ---- */
+
+static int cmpU32(const void *a, const void *b) {
+  uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+/* Sequence numbers of the segment files in the directory, sorted. */
+static int listSegments(HkvEngine *e, uint32_t **paSeq, uint32_t *pn,
+                        char **pzErr) {
+  DIR *pDir = opendir(e->zDir);
+  if (!pDir) {
+    return setErr(pzErr, HKV_CANTOPEN,
+                  hkvMprintf("%s: cannot list: %s", e->zDir,
+                             strerror(errno)));
+  }
+  uint32_t *a = 0, n = 0, nAlloc = 0;
+  struct dirent *pEnt;
+  int rc = HKV_OK;
+  while ((pEnt = readdir(pDir)) != 0) {
+    const char *z = pEnt->d_name;
+    unsigned int iSeq;
+    char zTail[8];
+    if (strlen(z) != 12 || sscanf(z, "%8x%7s", &iSeq, zTail) != 2 ||
+        strcmp(zTail, ".hkd") != 0) {
+      continue;
+    }
+    if (n == nAlloc) {
+      uint32_t *aNew = hkvRealloc(a, (nAlloc ? nAlloc * 2 : 16) * 4);
+      if (!aNew) {
+        rc = HKV_NOMEM;
+        break;
+      }
+      a = aNew;
+      nAlloc = nAlloc ? nAlloc * 2 : 16;
+    }
+    a[n++] = iSeq;
+  }
+  closedir(pDir);
+  if (rc) {
+    hkvFree(a);
+    return rc;
+  }
+  if (n > HKV_MAX_SEGSLOT) {
+    hkvFree(a);
+    return setErr(pzErr, HKV_TOOBIG, hkvMprintf("too many segment files"));
+  }
+  qsort(a, n, sizeof(uint32_t), cmpU32);
+  *paSeq = a;
+  *pn = n;
+  return HKV_OK;
+}
+
+/* The replay state: the open transaction's records, and a committed one
+** whose COMMIT may still be revoked by the next record. */
+typedef struct Replay {
+  HkvEngine *e;
+  HkvApply xApply;
+  void *pCtx;
+  HkvLoc *aPend;     /* records of the open transaction, log order */
+  uint64_t nPend, nPendAlloc;
+  uint64_t iPendTxn;
+  uint64_t nDefer;   /* aPend[0..nDefer) committed, apply unless revoked */
+  uint64_t iDeferTxn;
+} Replay;
+
+static int replayApply(Replay *r, uint64_t n) {
+  for (uint64_t i = 0; i < n; i++) {
+    HkvRec rec;
+    hkvLogRead(r->e, r->aPend[i], 0, &rec, 0);
+    int rc = r->xApply(r->pCtx, r->aPend[i], &rec);
+    if (rc) return rc;
+  }
+  return HKV_OK;
+}
+
+static int replayFlushDefer(Replay *r) {
+  if (r->nDefer == 0) return HKV_OK;
+  int rc = replayApply(r, r->nDefer);
+  r->nDefer = 0;
+  r->nPend = 0;
+  return rc;
+}
+
+static int replayPush(Replay *r, HkvLoc loc) {
+  if (r->nPend == r->nPendAlloc) {
+    uint64_t nNew = r->nPendAlloc ? r->nPendAlloc * 2 : 1024;
+    HkvLoc *aNew = hkvRealloc(r->aPend, nNew * sizeof(HkvLoc));
+    if (!aNew) return HKV_NOMEM;
+    r->aPend = aNew;
+    r->nPendAlloc = nNew;
+  }
+  r->aPend[r->nPend++] = loc;
+  return HKV_OK;
+}
+
+/* Feeds one valid record; *pbEnd set if it ends a transaction. */
+static int replayRecord(Replay *r, HkvLoc loc, const HkvRec *pRec,
+                        int *pbEnd) {
+  int rc = HKV_OK;
+  *pbEnd = 0;
+  if (pRec->kind == HKV_KIND_ABORT && r->nDefer &&
+      r->iDeferTxn == pRec->iTxn) {
+    r->nDefer = 0; /* a revoked commit */
+    r->nPend = 0;
+    *pbEnd = 1;
+    return HKV_OK;
+  }
+  rc = replayFlushDefer(r);
+  if (rc) return rc;
+  if (r->nPend && r->iPendTxn != pRec->iTxn) r->nPend = 0; /* never ended */
+  switch (pRec->kind) {
+    case HKV_KIND_PUT:
+    case HKV_KIND_DEL:
+      if (pRec->flags & HKV_FLAG_SELFCOMMIT) {
+        r->nPend = 0;
+        *pbEnd = 1;
+        return r->xApply(r->pCtx, loc, pRec);
+      }
+      r->iPendTxn = pRec->iTxn;
+      return replayPush(r, loc);
+    case HKV_KIND_COMMIT:
+      if (r->nPend) {
+        r->nDefer = r->nPend;
+        r->iDeferTxn = pRec->iTxn;
+      }
+      *pbEnd = 1;
+      return HKV_OK;
+    case HKV_KIND_ABORT:
+      r->nPend = 0;
+      *pbEnd = 1;
+      return HKV_OK;
+    case HKV_KIND_ROLLBACK_TO: {
+      uint64_t iMark = hkvGet64(pRec->pVal);
+      while (r->nPend && hkvLogOrder(r->e, r->aPend[r->nPend - 1]) >= iMark) {
+        r->nPend--;
+      }
+      return HKV_OK;
+    }
+  }
+  return HKV_OK;
+}
+
+static int allZero(const uint8_t *p, uint64_t n) {
+  for (uint64_t i = 0; i < n; i++) {
+    if (p[i]) return 0;
+  }
+  return 1;
+}
+
+/*
+** Opens every segment, replays the log through xApply (called for each
+** record of each committed transaction, in log order), cuts a torn tail,
+** and leaves the newest segment active (creating the first one for a new
+** store). On failure the caller closes what was opened.
+*/
+int hkvLogRecover(HkvEngine *e, HkvApply xApply, void *pCtx, char **pzErr) {
+  uint32_t *aSeq = 0, nSeq = 0;
+  Replay r;
+  memset(&r, 0, sizeof(r));
+  r.e = e;
+  r.xApply = xApply;
+  r.pCtx = pCtx;
+  uint64_t iCutSeg = 0, iCutOff = 0; /* index in aOrder, offset: last end */
+  int bHaveCut = 0;
+  int rc = listSegments(e, &aSeq, &nSeq, pzErr);
+  if (rc) return rc;
+
+  for (uint32_t k = 0; k < nSeq && rc == HKV_OK; k++) {
+    int bLast = (k + 1 == nSeq);
+    char *zPath = hkvLogSegPath(e, aSeq[k]);
+    if (!zPath) {
+      rc = HKV_NOMEM;
+      break;
+    }
+    int fd = hkvEnv->xOpen(zPath, e->bReadonly ? O_RDONLY : O_RDWR, 0);
+    uint64_t nFile = 0;
+    if (fd < 0 || hkvEnv->xFileSize(fd, &nFile)) {
+      rc = setErr(pzErr, HKV_IOERR,
+                  hkvMprintf("%s: cannot open: %s", zPath,
+                             strerror(fd < 0 ? -fd : errno)));
+      if (fd >= 0) hkvEnv->xClose(fd);
+      hkvFree(zPath);
+      break;
+    }
+    uint64_t nMap = nFile > e->szSegment ? nFile : e->szSegment;
+    if (nMap < HKV_SEG_HDR) nMap = HKV_SEG_HDR;
+    uint32_t iSlot;
+    rc = addSegment(e, fd, aSeq[k], nFile, nMap, &iSlot, pzErr);
+    if (rc) {
+      hkvFree(zPath);
+      break;
+    }
+    HkvSeg *s = e->apSeg[iSlot];
+    const char *zBad = checkSegHeader(s->pMap, nFile, aSeq[k]);
+    if (zBad) {
+      if (bLast && (nFile < HKV_SEG_HDR || allZero(s->pMap, nFile))) {
+        /* Torn while being created: nothing committed can be in it. */
+        hkvFree(zPath);
+        break;
+      }
+      rc = setErr(pzErr, HKV_CORRUPT,
+                  hkvMprintf("%s: %s at offset 0", zPath, zBad));
+      hkvFree(zPath);
+      break;
+    }
+    if (!bHaveCut) {
+      bHaveCut = 1;
+      iCutSeg = e->nSeg - 1;
+      iCutOff = HKV_SEG_HDR;
+    }
+    uint64_t iOff = HKV_SEG_HDR;
+    while (iOff < nFile) {
+      HkvRec rec;
+      const uint8_t *p = s->pMap + iOff;
+      int d = hkvDecodeRecord(p, nFile - iOff, &rec);
+      if (d == 0 && !verifyRecord(p, &rec)) d = 2;
+      if (d) {
+        int bTorn = bLast && (d == 1 || iOff + rec.nRec == nFile ||
+                              allZero(p, nFile - iOff));
+        if (!bTorn) {
+          rc = setErr(pzErr, HKV_CORRUPT,
+                      hkvMprintf("%s: corrupt record at offset %llu", zPath,
+                                 (unsigned long long)iOff));
+        }
+        break;
+      }
+      int bEnd;
+      HkvLoc loc = HKV_LOC(iSlot, iOff);
+      if (rec.iTxn >= e->iNextTxn) e->iNextTxn = rec.iTxn + 1;
+      rc = replayRecord(&r, loc, &rec, &bEnd);
+      if (rc) break;
+      iOff += rec.nRec;
+      if (bEnd) {
+        iCutSeg = e->nSeg - 1;
+        iCutOff = iOff;
+      }
+    }
+    hkvFree(zPath);
+  }
+  if (rc == HKV_OK) rc = replayFlushDefer(&r);
+  hkvFree(r.aPend);
+  uint32_t iLastSeq = nSeq ? aSeq[nSeq - 1] : 0;
+  hkvFree(aSeq);
+  if (rc) return rc;
+
+  if (!bHaveCut && (e->bReadonly || e->bNoCreate) && nSeq == 0) {
+    return setErr(pzErr, HKV_NOTSTORE,
+                  hkvMprintf("%s: no hashkv segment files", e->zDir));
+  }
+  if (!bHaveCut) {
+    /* No valid segment at all: a new store (or only a torn first file). */
+    if (e->bReadonly) {
+      return setErr(pzErr, HKV_NOTSTORE,
+                    hkvMprintf("%s: no hashkv segment files", e->zDir));
+    }
+    uint32_t iSeq = iLastSeq + 1;
+    hkvLogCloseAll(e);
+    if (nSeq) {
+      /* remove the torn file(s) before starting afresh */
+      char *zPath = hkvLogSegPath(e, iSeq - 1);
+      if (zPath) hkvEnv->xUnlink(zPath);
+      hkvFree(zPath);
+    }
+    return createSegment(e, iSeq, HKV_SEG_HDR, pzErr);
+  }
+
+  /* Cut everything after the last transaction end. */
+  uint64_t nCut = 0;
+  for (uint32_t k = (uint32_t)iCutSeg; k < e->nSeg; k++) {
+    HkvSeg *s = e->apSeg[e->aOrder[k]];
+    nCut += s->nFile - (k == iCutSeg ? iCutOff : 0);
+  }
+  e->nCutBytes = nCut;
+  e->iCutOffset = nCut ? iCutOff : 0;
+  if (nCut && !e->bReadonly) {
+    HkvSeg *s = e->apSeg[e->aOrder[iCutSeg]];
+    int r1 = hkvEnv->xTruncate(s->fd, iCutOff);
+    int r2 = r1 ? r1 : hkvEnv->xSync(s->fd);
+    if (r2) {
+      return setErr(pzErr, HKV_IOERR,
+                    hkvMprintf("%s: cannot cut torn tail: %s", e->zDir,
+                               strerror(-r2)));
+    }
+    s->nFile = iCutOff;
+    while (e->nSeg > iCutSeg + 1) {
+      uint32_t iSlot = e->aOrder[--e->nSeg];
+      char *zPath = hkvLogSegPath(e, e->apSeg[iSlot]->iSeq);
+      freeSegment(e, iSlot);
+      if (zPath) hkvEnv->xUnlink(zPath);
+      hkvFree(zPath);
+    }
+    if (syncDir(e, pzErr)) return HKV_IOERR;
+    e->bFailed = 0;
+  }
+  while (e->bReadonly && e->nSeg > iCutSeg + 1) {
+    freeSegment(e, e->aOrder[--e->nSeg]);
+  }
+  e->iActive = e->aOrder[e->nSeg - 1];
+  HkvSeg *sAct = e->apSeg[e->iActive];
+  e->iBufOff = (e->nSeg - 1 == iCutSeg) ? iCutOff : sAct->nFile;
+  e->nBuf = 0;
+  e->iNextSeq = sAct->iSeq + 1;
+  return HKV_OK;
+}

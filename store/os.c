@@ -1,0 +1,116 @@
+/*
+** os.c: the POSIX layer. Every system call and allocation of the engine goes
+** through the table hkvEnv points at, so that tests can fail the Nth write,
+** fsync or allocation, or simulate a power loss, by installing their own.
+** Functions return 0 / a descriptor / a byte count, or -errno.
+*/
+#include "hkvInt.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static int posixOpen(const char *zPath, int flags, int mode) {
+  int fd;
+  do {
+    fd = open(zPath, flags | O_CLOEXEC, mode);
+  } while (fd < 0 && errno == EINTR);
+  return fd < 0 ? -errno : fd;
+}
+
+static int posixClose(int fd) { return close(fd) < 0 ? -errno : 0; }
+
+static long posixWrite(int fd, const void *p, size_t n, uint64_t off) {
+  ssize_t r;
+  do {
+    r = pwrite(fd, p, n, (off_t)off);
+  } while (r < 0 && errno == EINTR);
+  return r < 0 ? -errno : (long)r;
+}
+
+static int posixSync(int fd) { return fdatasync(fd) < 0 ? -errno : 0; }
+
+static int posixTruncate(int fd, uint64_t n) {
+  return ftruncate(fd, (off_t)n) < 0 ? -errno : 0;
+}
+
+static int posixFileSize(int fd, uint64_t *pn) {
+  struct stat st;
+  if (fstat(fd, &st) < 0) return -errno;
+  *pn = (uint64_t)st.st_size;
+  return 0;
+}
+
+static void *posixMmap(int fd, uint64_t n) {
+  void *p = mmap(0, (size_t)n, PROT_READ, MAP_SHARED, fd, 0);
+  return p == MAP_FAILED ? NULL : p;
+}
+
+static void posixMunmap(void *p, uint64_t n) { munmap(p, (size_t)n); }
+
+static int posixUnlink(const char *zPath) {
+  return unlink(zPath) < 0 ? -errno : 0;
+}
+
+static int posixMkdir(const char *zPath) {
+  return mkdir(zPath, 0777) < 0 ? -errno : 0;
+}
+
+static int posixLock(int fd, int bExclusive) {
+  int r;
+  do {
+    r = flock(fd, (bExclusive ? LOCK_EX : LOCK_SH) | LOCK_NB);
+  } while (r < 0 && errno == EINTR);
+  return r < 0 ? -errno : 0;
+}
+
+const HkvEnv hkvPosixEnv = {posixOpen,   posixClose,    posixWrite,
+                            posixSync,   posixTruncate, posixFileSize,
+                            posixMmap,   posixMunmap,   posixUnlink,
+                            posixMkdir,  posixLock,     malloc,
+                            calloc,      realloc,       free};
+
+const HkvEnv *hkvEnv = &hkvPosixEnv;
+
+void hkvEnvInstall(const HkvEnv *pEnv) {
+  hkvEnv = pEnv ? pEnv : &hkvPosixEnv;
+}
+
+void *hkvMalloc(size_t n) { return hkvEnv->xMalloc(n ? n : 1); }
+
+/* Large zeroed blocks come from calloc so the kernel supplies zero pages
+** lazily: a 256 MiB index table costs no memset pause. */
+void *hkvCalloc(size_t n) { return hkvEnv->xCalloc(1, n ? n : 1); }
+
+void *hkvRealloc(void *p, size_t n) { return hkvEnv->xRealloc(p, n ? n : 1); }
+
+void hkvFree(void *p) {
+  if (p) hkvEnv->xFree(p);
+}
+
+char *hkvStrdup(const char *z) {
+  size_t n = strlen(z) + 1;
+  char *zCopy = hkvMalloc(n);
+  if (zCopy) memcpy(zCopy, z, n);
+  return zCopy;
+}
+
+char *hkvMprintf(const char *zFmt, ...) {
+  va_list ap;
+  va_start(ap, zFmt);
+  int n = vsnprintf(NULL, 0, zFmt, ap);
+  va_end(ap);
+  if (n < 0) return NULL;
+  char *z = hkvMalloc((size_t)n + 1);
+  if (!z) return NULL;
+  va_start(ap, zFmt);
+  vsnprintf(z, (size_t)n + 1, zFmt, ap);
+  va_end(ap);
+  return z;
+}

@@ -1,0 +1,673 @@
+/*
+** test_engine.c: the public API of store/: the seed's tests, binary keys,
+** limits, transactions and savepoints, two-phase commit, visibility between
+** handles, snapshot iteration, sharing, locking, threads and a seeded random
+** model test against a trivial in-test map.
+*/
+#include <pthread.h>
+#include <sys/wait.h>
+
+#include "testutil.h"
+
+static const char *zStore;
+
+static void setup(void) { zStore = testDirSetup(); }
+static void teardown(void) { testDirTeardown(); }
+
+static hkv_db *openStore(int sync) {
+  hkv_options o;
+  hkv_options_init(&o);
+  o.sync = sync;
+  hkv_db *db = 0;
+  int rc = hkv_open(zStore, &o, &db);
+  ck_assert_msg(rc == HKV_OK, "open: %s %s", hkv_codename(rc),
+                db ? hkv_errmsg(db) : "");
+  return db;
+}
+
+/* Asserts key has value zWant (NULL: absent). */
+static void expectStr(hkv_db *db, const char *zKey, const char *zWant) {
+  const void *p;
+  size_t n;
+  int rc = hkv_get(db, zKey, strlen(zKey), &p, &n);
+  if (!zWant) {
+    ck_assert_msg(rc == HKV_NOTFOUND, "%s: wanted absent, got %s", zKey,
+                  hkv_codename(rc));
+    return;
+  }
+  ck_assert_msg(rc == HKV_OK, "%s: %s (%s)", zKey, hkv_codename(rc),
+                hkv_errmsg(db));
+  ck_assert_uint_eq(n, strlen(zWant));
+  ck_assert(memcmp(p, zWant, n) == 0);
+}
+
+static int putStr(hkv_db *db, const char *zKey, const char *zVal) {
+  return hkv_put(db, zKey, strlen(zKey), zVal, strlen(zVal));
+}
+
+/* The seed's three tests. */
+START_TEST(seed_put_get_delete) {
+  hkv_db *db = openStore(HKV_SYNC_FULL);
+  ck_rc(putStr(db, "key1", "value1"), HKV_OK);
+  expectStr(db, "key1", "value1");
+  ck_rc(hkv_delete(db, "key1", 4), HKV_OK);
+  expectStr(db, "key1", NULL);
+  ck_rc(hkv_delete(db, "key1", 4), HKV_NOTFOUND);
+  hkv_close(db);
+}
+END_TEST
+
+START_TEST(seed_missing_key) {
+  hkv_db *db = openStore(HKV_SYNC_FULL);
+  expectStr(db, "nope", NULL);
+  ck_assert_str_eq(hkv_errmsg(db), "key not found");
+  hkv_close(db);
+}
+END_TEST
+
+START_TEST(seed_overwrite) {
+  hkv_db *db = openStore(HKV_SYNC_FULL);
+  ck_rc(putStr(db, "k", "v1"), HKV_OK);
+  ck_rc(putStr(db, "k", "v2"), HKV_OK);
+  expectStr(db, "k", "v2");
+  hkv_close(db);
+  db = openStore(HKV_SYNC_FULL);
+  expectStr(db, "k", "v2");
+  hkv_stats st;
+  ck_rc(hkv_stats_get(db, &st), HKV_OK);
+  ck_assert_uint_eq(st.live_keys, 1);
+  ck_assert_uint_gt(st.dead_bytes, 0);
+  hkv_close(db);
+}
+END_TEST
+
+START_TEST(binary_keys_and_values) {
+  hkv_db *db = openStore(HKV_SYNC_NORMAL);
+  for (int b = 0; b < 256; b++) {
+    uint8_t k = (uint8_t)b;
+    uint8_t v[3] = {(uint8_t)b, 0, '\n'};
+    ck_rc(hkv_put(db, &k, 1, v, 3), HKV_OK);
+  }
+  const char aOdd[] = "a\0b|c\nd";
+  ck_rc(hkv_put(db, aOdd, sizeof(aOdd), aOdd, sizeof(aOdd)), HKV_OK);
+  ck_rc(hkv_put(db, "empty", 5, "", 0), HKV_OK);
+  for (int pass = 0; pass < 2; pass++) {
+    for (int b = 0; b < 256; b++) {
+      uint8_t k = (uint8_t)b;
+      const uint8_t *p;
+      size_t n;
+      ck_rc(hkv_get(db, &k, 1, (const void **)&p, &n), HKV_OK);
+      ck_assert_uint_eq(n, 3);
+      ck_assert(p[0] == b && p[1] == 0 && p[2] == '\n');
+    }
+    const void *p;
+    size_t n;
+    ck_rc(hkv_get(db, aOdd, sizeof(aOdd), &p, &n), HKV_OK);
+    ck_assert(n == sizeof(aOdd) && memcmp(p, aOdd, n) == 0);
+    ck_rc(hkv_get(db, aOdd, sizeof(aOdd) - 1, &p, &n), HKV_NOTFOUND);
+    ck_rc(hkv_get(db, "empty", 5, &p, &n), HKV_OK);
+    ck_assert_uint_eq(n, 0);
+    hkv_close(db);
+    db = openStore(HKV_SYNC_NORMAL);
+  }
+  hkv_close(db);
+}
+END_TEST
+
+START_TEST(limits_write_nothing) {
+  hkv_db *db = openStore(HKV_SYNC_NORMAL);
+  static char aKey[HKV_MAX_KEY + 1];
+  memset(aKey, 'k', sizeof(aKey));
+  hkv_stats a, b;
+  ck_rc(hkv_stats_get(db, &a), HKV_OK);
+  ck_rc(hkv_put(db, aKey, 0, "v", 1), HKV_MISUSE);
+  ck_rc(hkv_put(db, aKey, HKV_MAX_KEY + 1, "v", 1), HKV_TOOBIG);
+  ck_assert(strstr(hkv_errmsg(db), "65535") != NULL);
+  ck_rc(hkv_put(db, "k", 1, aKey, (size_t)HKV_MAX_VALUE + 1), HKV_TOOBIG);
+  ck_rc(hkv_put(db, NULL, 3, "v", 1), HKV_MISUSE);
+  ck_rc(hkv_put(db, "k", 1, NULL, 5), HKV_MISUSE);
+  ck_rc(hkv_stats_get(db, &b), HKV_OK);
+  ck_assert_uint_eq(a.total_bytes, b.total_bytes);
+  ck_rc(hkv_put(db, aKey, HKV_MAX_KEY, "v", 1), HKV_OK);
+  const void *p;
+  size_t n;
+  ck_rc(hkv_get(db, aKey, HKV_MAX_KEY, &p, &n), HKV_OK);
+  ck_rc(hkv_get(db, aKey, HKV_MAX_KEY + 1, &p, &n), HKV_TOOBIG);
+  /* A value larger than the write buffer goes around it. */
+  size_t nBig = 3u << 20;
+  char *aBig = malloc(nBig);
+  for (size_t i = 0; i < nBig; i++) aBig[i] = (char)(i * 31);
+  ck_rc(hkv_put(db, "big", 3, aBig, nBig), HKV_OK);
+  hkv_close(db);
+  db = openStore(HKV_SYNC_NORMAL);
+  ck_rc(hkv_get(db, "big", 3, &p, &n), HKV_OK);
+  ck_assert(n == nBig && memcmp(p, aBig, n) == 0);
+  free(aBig);
+  hkv_close(db);
+}
+END_TEST
+
+START_TEST(bad_options) {
+  hkv_options o;
+  hkv_options_init(&o);
+  hkv_db *db = 0;
+  o.sync = 7;
+  ck_rc(hkv_open(zStore, &o, &db), HKV_MISUSE);
+  ck_assert(strstr(hkv_errmsg(db), "sync") != NULL);
+  hkv_close(db);
+  hkv_options_init(&o);
+  o.segment_size = 100;
+  ck_rc(hkv_open(zStore, &o, &db), HKV_MISUSE);
+  ck_assert(strstr(hkv_errmsg(db), "segment_size") != NULL);
+  hkv_close(db);
+  hkv_options_init(&o);
+  o.flags = HKV_OPEN_NOCREATE;
+  ck_rc(hkv_open(zStore, &o, &db), HKV_CANTOPEN);
+  hkv_close(db);
+  o.flags = HKV_OPEN_READONLY;
+  ck_rc(hkv_open(zStore, &o, &db), HKV_CANTOPEN);
+  hkv_close(db);
+}
+END_TEST
+
+START_TEST(reopen_after_each_kind_of_write) {
+  hkv_db *db = openStore(HKV_SYNC_FULL);
+  ck_rc(putStr(db, "a", "1"), HKV_OK);
+  hkv_close(db);
+  db = openStore(HKV_SYNC_FULL);
+  expectStr(db, "a", "1");
+  ck_rc(putStr(db, "a", "2"), HKV_OK);
+  hkv_close(db);
+  db = openStore(HKV_SYNC_FULL);
+  expectStr(db, "a", "2");
+  ck_rc(hkv_delete(db, "a", 1), HKV_OK);
+  hkv_close(db);
+  db = openStore(HKV_SYNC_FULL);
+  expectStr(db, "a", NULL);
+  ck_rc(hkv_begin(db), HKV_OK);
+  ck_rc(putStr(db, "b", "1"), HKV_OK);
+  ck_rc(putStr(db, "c", "1"), HKV_OK);
+  ck_rc(hkv_commit(db), HKV_OK);
+  hkv_close(db);
+  db = openStore(HKV_SYNC_FULL);
+  expectStr(db, "b", "1");
+  expectStr(db, "c", "1");
+  ck_rc(hkv_begin(db), HKV_OK);
+  ck_rc(putStr(db, "b", "rolled back"), HKV_OK);
+  ck_rc(hkv_delete(db, "c", 1), HKV_OK);
+  ck_rc(hkv_rollback(db), HKV_OK);
+  hkv_close(db);
+  db = openStore(HKV_SYNC_FULL);
+  expectStr(db, "b", "1");
+  expectStr(db, "c", "1");
+  ck_rc(hkv_begin(db), HKV_OK);
+  ck_rc(putStr(db, "d", "kept"), HKV_OK);
+  ck_rc(hkv_savepoint(db, 0), HKV_OK);
+  ck_rc(putStr(db, "e", "undone"), HKV_OK);
+  ck_rc(putStr(db, "d", "undone"), HKV_OK);
+  ck_rc(hkv_rollback_to(db, 0), HKV_OK);
+  ck_rc(hkv_commit(db), HKV_OK);
+  hkv_close(db);
+  db = openStore(HKV_SYNC_FULL);
+  expectStr(db, "d", "kept");
+  expectStr(db, "e", NULL);
+  hkv_stats st;
+  ck_rc(hkv_stats_get(db, &st), HKV_OK);
+  ck_assert_uint_eq(st.live_keys, 3);
+  ck_assert_uint_eq(st.recovered_cut_bytes, 0);
+  hkv_close(db);
+}
+END_TEST
+
+START_TEST(transaction_isolation) {
+  hkv_db *w = openStore(HKV_SYNC_NORMAL);
+  hkv_db *r = openStore(HKV_SYNC_NORMAL);
+  ck_rc(putStr(w, "x", "old"), HKV_OK);
+  ck_rc(putStr(w, "gone", "here"), HKV_OK);
+  ck_rc(hkv_begin(w), HKV_OK);
+  ck_rc(putStr(w, "x", "new"), HKV_OK);
+  ck_rc(putStr(w, "fresh", "1"), HKV_OK);
+  ck_rc(hkv_delete(w, "gone", 4), HKV_OK);
+  ck_rc(putStr(w, "x", "newer"), HKV_OK);
+  /* The writer sees its own writes; the reader the committed state. */
+  expectStr(w, "x", "newer");
+  expectStr(w, "fresh", "1");
+  expectStr(w, "gone", NULL);
+  expectStr(r, "x", "old");
+  expectStr(r, "fresh", NULL);
+  expectStr(r, "gone", "here");
+  /* A second writer is refused at once. */
+  ck_rc(putStr(r, "y", "1"), HKV_BUSY);
+  ck_rc(hkv_begin(r), HKV_OK);
+  ck_rc(putStr(r, "y", "1"), HKV_BUSY);
+  ck_rc(hkv_rollback(r), HKV_OK);
+  /* Prepared but not published: still invisible. */
+  ck_rc(hkv_prepare(w), HKV_OK);
+  ck_rc(hkv_prepare(w), HKV_OK);
+  expectStr(r, "x", "old");
+  ck_rc(hkv_commit(w), HKV_OK);
+  expectStr(r, "x", "newer");
+  expectStr(r, "fresh", "1");
+  expectStr(r, "gone", NULL);
+  ck_rc(putStr(r, "y", "1"), HKV_OK);
+  hkv_close(r);
+  hkv_close(w);
+}
+END_TEST
+
+START_TEST(prepared_commit_revoked) {
+  hkv_db *db = openStore(HKV_SYNC_FULL);
+  ck_rc(putStr(db, "k", "before"), HKV_OK);
+  ck_rc(hkv_begin(db), HKV_OK);
+  ck_rc(putStr(db, "k", "revoked"), HKV_OK);
+  ck_rc(putStr(db, "k2", "revoked"), HKV_OK);
+  ck_rc(hkv_prepare(db), HKV_OK);
+  ck_rc(hkv_rollback(db), HKV_OK);
+  expectStr(db, "k", "before");
+  expectStr(db, "k2", NULL);
+  hkv_close(db);
+  db = openStore(HKV_SYNC_FULL);
+  expectStr(db, "k", "before");
+  expectStr(db, "k2", NULL);
+  hkv_close(db);
+}
+END_TEST
+
+START_TEST(nested_savepoints) {
+  hkv_db *db = openStore(HKV_SYNC_OFF);
+  hkv_db *r = openStore(HKV_SYNC_OFF);
+  ck_rc(hkv_savepoint(db, 0), HKV_MISUSE);
+  ck_rc(putStr(db, "k", "0"), HKV_OK);
+  ck_rc(hkv_begin(db), HKV_OK);
+  ck_rc(hkv_savepoint(db, 0), HKV_OK);
+  ck_rc(putStr(db, "k", "1"), HKV_OK);
+  ck_rc(hkv_savepoint(db, 1), HKV_OK);
+  ck_rc(putStr(db, "k", "2"), HKV_OK);
+  ck_rc(hkv_delete(db, "k", 1), HKV_OK);
+  ck_rc(hkv_savepoint(db, 2), HKV_OK);
+  ck_rc(putStr(db, "k", "3"), HKV_OK);
+  ck_rc(putStr(db, "j", "3"), HKV_OK);
+  expectStr(r, "k", "0");
+  ck_rc(hkv_rollback_to(db, 2), HKV_OK);
+  expectStr(db, "k", NULL);
+  expectStr(db, "j", NULL);
+  expectStr(r, "k", "0");
+  ck_rc(hkv_rollback_to(db, 1), HKV_OK);
+  expectStr(db, "k", "1");
+  ck_rc(hkv_rollback_to(db, 2), HKV_MISUSE); /* gone with level 1's undo */
+  ck_rc(putStr(db, "k", "4"), HKV_OK);
+  ck_rc(hkv_release(db, 1), HKV_OK);
+  ck_rc(hkv_rollback_to(db, 1), HKV_MISUSE);
+  expectStr(db, "k", "4");
+  ck_rc(hkv_rollback_to(db, 0), HKV_OK);
+  expectStr(db, "k", "0");
+  expectStr(r, "k", "0");
+  ck_rc(putStr(db, "k", "5"), HKV_OK);
+  ck_rc(hkv_commit(db), HKV_OK);
+  expectStr(r, "k", "5");
+  hkv_close(db);
+  hkv_close(r);
+  db = openStore(HKV_SYNC_OFF);
+  expectStr(db, "k", "5");
+  expectStr(db, "j", NULL);
+  hkv_close(db);
+}
+END_TEST
+
+START_TEST(snapshot_iteration) {
+  hkv_db *db = openStore(HKV_SYNC_OFF);
+  char k[32], v[32];
+  enum { N = 3000 };
+  ck_rc(hkv_begin(db), HKV_OK);
+  for (int i = 0; i < N; i++) {
+    snprintf(k, sizeof(k), "key-%d", i);
+    snprintf(v, sizeof(v), "value-%d", i);
+    ck_rc(putStr(db, k, v), HKV_OK);
+  }
+  ck_rc(hkv_commit(db), HKV_OK);
+  hkv_iter *it;
+  ck_rc(hkv_iter_open(db, &it), HKV_OK);
+  static char aSeen[N];
+  memset(aSeen, 0, sizeof(aSeen));
+  const void *pK, *pV;
+  size_t nK, nV;
+  int nRows = 0, rc;
+  ck_rc(hkv_begin(db), HKV_OK);
+  while ((rc = hkv_iter_next(it, &pK, &nK, &pV, &nV)) == HKV_OK) {
+    char zKey[32];
+    ck_assert_uint_lt(nK, sizeof(zKey));
+    memcpy(zKey, pK, nK);
+    zKey[nK] = 0;
+    int i = atoi(zKey + 4);
+    ck_assert_int_eq(aSeen[i], 0);
+    aSeen[i] = 1;
+    nRows++;
+    /* Rewrite every row and add new ones while scanning (forces growth). */
+    ck_rc(putStr(db, zKey, "updated"), HKV_OK);
+    snprintf(k, sizeof(k), "new-%d-a", i);
+    ck_rc(putStr(db, k, "x"), HKV_OK);
+    snprintf(k, sizeof(k), "new-%d-b", i);
+    ck_rc(putStr(db, k, "x"), HKV_OK);
+  }
+  ck_rc(rc, HKV_DONE);
+  ck_assert_int_eq(nRows, N);
+  hkv_iter_close(it);
+  ck_rc(hkv_commit(db), HKV_OK);
+  hkv_stats st;
+  ck_rc(hkv_stats_get(db, &st), HKV_OK);
+  ck_assert_uint_eq(st.live_keys, 3 * N);
+  ck_rc(hkv_integrity_check(db), HKV_OK);
+  hkv_close(db);
+}
+END_TEST
+
+START_TEST(handles_share_one_engine) {
+  hkv_db *a = openStore(HKV_SYNC_NORMAL);
+  char zAlias[400];
+  snprintf(zAlias, sizeof(zAlias), "%s/../store/.", zStore);
+  hkv_db *b = 0;
+  ck_rc(hkv_open(zAlias, NULL, &b), HKV_OK);
+  ck_rc(putStr(a, "k", "v"), HKV_OK);
+  expectStr(b, "k", "v");
+  hkv_stats sa, sb;
+  hkv_stats_get(a, &sa);
+  hkv_stats_get(b, &sb);
+  ck_assert_uint_eq(sa.total_bytes, sb.total_bytes);
+  hkv_close(a);
+  expectStr(b, "k", "v");
+  hkv_close(b);
+}
+END_TEST
+
+START_TEST(second_process_refused) {
+  hkv_db *db = openStore(HKV_SYNC_NORMAL);
+  ck_rc(putStr(db, "k", "v"), HKV_OK);
+  pid_t pid = fork();
+  if (pid == 0) {
+    hkv_db *c = 0;
+    int rc = hkv_open(zStore, NULL, &c);
+    int ok = rc == HKV_LOCKED && strstr(hkv_errmsg(c), "another process");
+    hkv_close(c);
+    hkv_options o;
+    hkv_options_init(&o);
+    o.flags = HKV_OPEN_READONLY;
+    rc = hkv_open(zStore, &o, &c);
+    ok = ok && rc == HKV_LOCKED;
+    hkv_close(c);
+    _exit(ok ? 0 : 1);
+  }
+  int status;
+  waitpid(pid, &status, 0);
+  ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  expectStr(db, "k", "v");
+  hkv_close(db);
+}
+END_TEST
+
+START_TEST(readonly_open) {
+  hkv_db *db = openStore(HKV_SYNC_NORMAL);
+  ck_rc(putStr(db, "k", "v"), HKV_OK);
+  hkv_close(db);
+  hkv_options o;
+  hkv_options_init(&o);
+  o.flags = HKV_OPEN_READONLY;
+  ck_rc(hkv_open(zStore, &o, &db), HKV_OK);
+  expectStr(db, "k", "v");
+  ck_rc(putStr(db, "k", "w"), HKV_READONLY);
+  ck_rc(hkv_delete(db, "k", 1), HKV_READONLY);
+  hkv_db *w = 0;
+  ck_rc(hkv_open(zStore, NULL, &w), HKV_READONLY);
+  hkv_close(w);
+  hkv_close(db);
+}
+END_TEST
+
+START_TEST(segments_rotate) {
+  hkv_options o;
+  hkv_options_init(&o);
+  o.segment_size = 4096;
+  o.sync = HKV_SYNC_NORMAL;
+  hkv_db *db = 0;
+  ck_rc(hkv_open(zStore, &o, &db), HKV_OK);
+  char k[32], v[200];
+  memset(v, 'v', sizeof(v));
+  ck_rc(hkv_begin(db), HKV_OK);
+  for (int i = 0; i < 500; i++) {
+    snprintf(k, sizeof(k), "key-%d", i);
+    ck_rc(hkv_put(db, k, strlen(k), v, 100 + i % 100), HKV_OK);
+  }
+  ck_rc(hkv_commit(db), HKV_OK);
+  for (int i = 0; i < 500; i += 3) {
+    snprintf(k, sizeof(k), "key-%d", i);
+    ck_rc(hkv_delete(db, k, strlen(k)), HKV_OK);
+  }
+  hkv_stats st;
+  ck_rc(hkv_stats_get(db, &st), HKV_OK);
+  ck_assert_uint_gt(st.segments, 10);
+  hkv_close(db);
+  ck_rc(hkv_open(zStore, &o, &db), HKV_OK);
+  for (int i = 0; i < 500; i++) {
+    snprintf(k, sizeof(k), "key-%d", i);
+    const void *p;
+    size_t n;
+    int rc = hkv_get(db, k, strlen(k), &p, &n);
+    if (i % 3 == 0) {
+      ck_rc(rc, HKV_NOTFOUND);
+    } else {
+      ck_rc(rc, HKV_OK);
+      ck_assert_uint_eq(n, 100 + i % 100);
+    }
+  }
+  ck_rc(hkv_stats_get(db, &st), HKV_OK);
+  ck_assert_uint_eq(st.live_keys, 500 - 167);
+  hkv_close(db);
+}
+END_TEST
+
+/* Readers in threads check that a transaction writing two keys is seen
+** whole: both keys always carry the same value. */
+typedef struct Shared {
+  const char *zPath;
+  volatile int bStop;
+  int nBad;
+  long nReads;
+} Shared;
+
+static void *readerMain(void *p) {
+  Shared *s = p;
+  hkv_db *db = 0;
+  if (hkv_open(s->zPath, NULL, &db)) return NULL;
+  while (!s->bStop) {
+    const void *pa, *pb;
+    size_t na, nb;
+    char a[32] = "", b[32] = "";
+    hkv_iter *it;
+    if (hkv_iter_open(db, &it) == HKV_OK) {
+      const void *pK, *pV;
+      size_t nK, nV;
+      while (hkv_iter_next(it, &pK, &nK, &pV, &nV) == HKV_OK) {
+        if (nK == 1 && *(const char *)pK == 'a') memcpy(a, pV, nV < 31 ? nV : 31);
+        if (nK == 1 && *(const char *)pK == 'b') memcpy(b, pV, nV < 31 ? nV : 31);
+      }
+      hkv_iter_close(it);
+      if (strcmp(a, b) != 0) __atomic_add_fetch(&s->nBad, 1, __ATOMIC_RELAXED);
+    }
+    /* b is written after a in each transaction: read b first, then a
+    ** can only be as new or newer. */
+    if (hkv_get(db, "b", 1, &pb, &nb) == HKV_OK) {
+      memcpy(b, pb, nb);
+      b[nb] = 0;
+      if (hkv_get(db, "a", 1, &pa, &na) == HKV_OK) {
+        memcpy(a, pa, na);
+        a[na] = 0;
+        __atomic_add_fetch(&s->nReads, 1, __ATOMIC_RELAXED);
+        if (atol(b) > atol(a)) __atomic_add_fetch(&s->nBad, 1, __ATOMIC_RELAXED);
+      }
+    }
+  }
+  hkv_close(db);
+  return NULL;
+}
+
+START_TEST(readers_beside_one_writer) {
+  hkv_db *w = openStore(HKV_SYNC_OFF);
+  ck_rc(putStr(w, "a", "0"), HKV_OK);
+  ck_rc(putStr(w, "b", "0"), HKV_OK);
+  Shared s = {zStore, 0, 0, 0};
+  pthread_t aT[3];
+  for (int i = 0; i < 3; i++) pthread_create(&aT[i], 0, readerMain, &s);
+  char v[32], k[32];
+  for (int i = 1; i <= 3000; i++) {
+    snprintf(v, sizeof(v), "%d", i);
+    ck_rc(hkv_begin(w), HKV_OK);
+    ck_rc(putStr(w, "a", v), HKV_OK);
+    snprintf(k, sizeof(k), "filler-%d", i); /* grows the index meanwhile */
+    ck_rc(putStr(w, k, v), HKV_OK);
+    ck_rc(putStr(w, "b", v), HKV_OK);
+    if (i % 7 == 0) {
+      ck_rc(hkv_rollback(w), HKV_OK);
+    } else {
+      ck_rc(hkv_commit(w), HKV_OK);
+    }
+  }
+  s.bStop = 1;
+  for (int i = 0; i < 3; i++) pthread_join(aT[i], 0);
+  ck_assert_int_eq(s.nBad, 0);
+  ck_assert_int_gt(s.nReads, 0);
+  hkv_close(w);
+}
+END_TEST
+
+/* ---- the random model test ---- */
+
+#define MKEYS 64
+typedef struct Model {
+  int aVal[MKEYS]; /* -1 absent, else value number */
+} Model;
+
+static void modelCheck(hkv_db *db, const Model *m, int step) {
+  int nLive = 0;
+  for (int i = 0; i < MKEYS; i++) {
+    char k[16], v[16];
+    snprintf(k, sizeof(k), "k%d", i);
+    const void *p;
+    size_t n;
+    int rc = hkv_get(db, k, strlen(k), &p, &n);
+    if (m->aVal[i] < 0) {
+      ck_assert_msg(rc == HKV_NOTFOUND, "step %d key %s: %s", step, k,
+                    hkv_codename(rc));
+    } else {
+      nLive++;
+      snprintf(v, sizeof(v), "v%d", m->aVal[i]);
+      ck_assert_msg(rc == HKV_OK && n == strlen(v) && !memcmp(p, v, n),
+                    "step %d key %s: %s", step, k, hkv_codename(rc));
+    }
+  }
+  hkv_iter *it;
+  ck_rc(hkv_iter_open(db, &it), HKV_OK);
+  const void *pK, *pV;
+  size_t nK, nV;
+  int nIter = 0;
+  while (hkv_iter_next(it, &pK, &nK, &pV, &nV) == HKV_OK) nIter++;
+  hkv_iter_close(it);
+  ck_assert_int_eq(nIter, nLive);
+}
+
+START_TEST(random_model) {
+  hkv_options o;
+  hkv_options_init(&o);
+  o.sync = HKV_SYNC_OFF;
+  o.segment_size = 8192;
+  hkv_db *db = 0, *r = 0;
+  ck_rc(hkv_open(zStore, &o, &db), HKV_OK);
+  ck_rc(hkv_open(zStore, &o, &r), HKV_OK);
+  Model committed, cur, aSave[4];
+  int nSave = 0, bTxn = 0;
+  for (int i = 0; i < MKEYS; i++) committed.aVal[i] = -1;
+  cur = committed;
+  srand(12345);
+  for (int step = 0; step < 20000; step++) {
+    int op = rand() % 100;
+    int i = rand() % MKEYS;
+    char k[16], v[16];
+    snprintf(k, sizeof(k), "k%d", i);
+    if (op < 40) {
+      int val = step;
+      snprintf(v, sizeof(v), "v%d", val);
+      ck_rc(putStr(db, k, v), HKV_OK);
+      cur.aVal[i] = val;
+    } else if (op < 55) {
+      ck_rc(hkv_delete(db, k, strlen(k)), cur.aVal[i] < 0 ? HKV_NOTFOUND : HKV_OK);
+      cur.aVal[i] = -1;
+    } else if (op < 62 && !bTxn) {
+      ck_rc(hkv_begin(db), HKV_OK);
+      bTxn = 1;
+      nSave = 0;
+    } else if (op < 68 && bTxn) {
+      ck_rc(rand() % 2 ? hkv_commit(db) : (hkv_prepare(db) || hkv_commit(db)),
+            HKV_OK);
+      bTxn = 0;
+    } else if (op < 72 && bTxn) {
+      if (rand() % 2) ck_rc(hkv_prepare(db), HKV_OK);
+      ck_rc(hkv_rollback(db), HKV_OK);
+      cur = committed;
+      bTxn = 0;
+    } else if (op < 78 && bTxn && nSave < 4) {
+      ck_rc(hkv_savepoint(db, nSave), HKV_OK);
+      aSave[nSave++] = cur;
+    } else if (op < 83 && bTxn && nSave > 0) {
+      int lv = rand() % nSave;
+      ck_rc(hkv_rollback_to(db, lv), HKV_OK);
+      cur = aSave[lv];
+      nSave = lv + 1;
+    } else if (op < 86 && bTxn && nSave > 0) {
+      int lv = rand() % nSave;
+      ck_rc(hkv_release(db, lv), HKV_OK);
+      nSave = lv;
+    } else if (op < 88 && !bTxn) {
+      hkv_close(db);
+      hkv_close(r);
+      ck_rc(hkv_open(zStore, &o, &db), HKV_OK);
+      ck_rc(hkv_open(zStore, &o, &r), HKV_OK);
+    }
+    if (!bTxn) committed = cur;
+    if (step % 97 == 0) {
+      modelCheck(db, &cur, step);
+      modelCheck(r, &committed, step);
+    }
+  }
+  if (bTxn) ck_rc(hkv_commit(db), HKV_OK);
+  hkv_close(db);
+  hkv_close(r);
+  ck_rc(hkv_open(zStore, &o, &db), HKV_OK);
+  modelCheck(db, &cur, -1);
+  ck_rc(hkv_integrity_check(db), HKV_OK);
+  hkv_close(db);
+}
+END_TEST
+
+int main(void) {
+  Suite *s = suite_create("engine");
+  TCase *tc = tcase_create("engine");
+  tcase_add_checked_fixture(tc, setup, teardown);
+  tcase_set_timeout(tc, 120);
+  tcase_add_test(tc, seed_put_get_delete);
+  tcase_add_test(tc, seed_missing_key);
+  tcase_add_test(tc, seed_overwrite);
+  tcase_add_test(tc, binary_keys_and_values);
+  tcase_add_test(tc, limits_write_nothing);
+  tcase_add_test(tc, bad_options);
+  tcase_add_test(tc, reopen_after_each_kind_of_write);
+  tcase_add_test(tc, transaction_isolation);
+  tcase_add_test(tc, prepared_commit_revoked);
+  tcase_add_test(tc, nested_savepoints);
+  tcase_add_test(tc, snapshot_iteration);
+  tcase_add_test(tc, handles_share_one_engine);
+  tcase_add_test(tc, second_process_refused);
+  tcase_add_test(tc, readonly_open);
+  tcase_add_test(tc, segments_rotate);
+  tcase_add_test(tc, readers_beside_one_writer);
+  tcase_add_test(tc, random_model);
+  suite_add_tcase(s, tc);
+  return runSuite(s);
+}
