@@ -35,12 +35,13 @@
 **   the record right after is an ABORT of the same id (a commit revoked after
 **   it was made durable). Records of transactions that never committed are
 **   ignored.
-**   In the newest segment, an invalid record that is incomplete (its header
-**   or lengths run past the end of the file), or is the last one in the file,
-**   or is followed only by zero bytes, is a torn tail: the log is cut back to
-**   the end of the last COMMIT, ABORT or SELFCOMMIT record, and the number of
-**   bytes cut and the offset are reported in the stats. Anything else invalid
-**   is HKV_CORRUPT naming the file and offset.
+**   In the newest segment, an invalid record (incomplete, or failing any
+**   check) after which no valid record starts at any byte offset is a torn
+**   tail: the log is cut back to the end of the last COMMIT, ABORT or
+**   SELFCOMMIT record, and the number of bytes cut and the offset are
+**   reported (stats and the open's message). An invalid record with a valid
+**   one somewhere after it, or anything invalid in a sealed segment, is
+**   HKV_CORRUPT naming the file and offset: never a silent loss.
 */
 #include "hkvInt.h"
 
@@ -587,6 +588,19 @@ static int allZero(const uint8_t *p, uint64_t n) {
   return 1;
 }
 
+/* 1 if a valid record starts anywhere in a[iFrom+1 .. n): then the damage at
+** iFrom is not a torn tail but corruption in the middle of the log. Random
+** bytes pass the kind and flag checks rarely and the CRC almost never. */
+static int validRecordAfter(const uint8_t *a, uint64_t n, uint64_t iFrom) {
+  for (uint64_t i = iFrom + 1; i + HKV_REC_HDR <= n; i++) {
+    HkvRec rec;
+    if (hkvDecodeRecord(a + i, n - i, &rec) == 0 && verifyRecord(a + i, &rec)) {
+      return 1;
+    }
+  }
+  return 0;
+}
+
 /*
 ** Opens every segment, replays the log through xApply (called for each
 ** record of each committed transaction, in log order), cuts a torn tail,
@@ -655,8 +669,7 @@ int hkvLogRecover(HkvEngine *e, HkvApply xApply, void *pCtx, char **pzErr) {
       int d = hkvDecodeRecord(p, nFile - iOff, &rec);
       if (d == 0 && !verifyRecord(p, &rec)) d = 2;
       if (d) {
-        int bTorn = bLast && (d == 1 || iOff + rec.nRec == nFile ||
-                              allZero(p, nFile - iOff));
+        int bTorn = bLast && !validRecordAfter(s->pMap, nFile, iOff);
         if (!bTorn) {
           rc = setErr(pzErr, HKV_CORRUPT,
                       hkvMprintf("%s: corrupt record at offset %llu", zPath,

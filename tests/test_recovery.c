@@ -1,2 +1,295 @@
-/* placeholder replaced below */
-int main(void) { return 0; }
+/*
+** test_recovery.c: what a reopen makes of damaged files. The last record
+** cut at every byte, a transaction cut anywhere, flipped bits (an error,
+** never a wrong value), zero-filled tails, a torn segment creation, a
+** process killed inside a transaction.
+*/
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include "hkvInt.h"
+#include "testutil.h"
+
+static const char *zStore;
+static char zSeg[400];
+
+static void setup(void) {
+  zStore = testDirSetup();
+  snprintf(zSeg, sizeof(zSeg), "%s/00000001.hkd", zStore);
+}
+static void teardown(void) { testDirTeardown(); }
+
+static hkv_db *openOk(void) {
+  hkv_options o;
+  hkv_options_init(&o);
+  o.sync = HKV_SYNC_NORMAL;
+  hkv_db *db = 0;
+  int rc = hkv_open(zStore, &o, &db);
+  ck_assert_msg(rc == HKV_OK, "open: %s: %s", hkv_codename(rc),
+                hkv_errmsg(db));
+  return db;
+}
+
+static uint8_t *readFile(const char *zPath, size_t *pn) {
+  FILE *f = fopen(zPath, "rb");
+  ck_assert_ptr_nonnull(f);
+  fseek(f, 0, SEEK_END);
+  long n = ftell(f);
+  fseek(f, 0, SEEK_SET);
+  uint8_t *a = malloc((size_t)n + 1);
+  ck_assert_uint_eq(fread(a, 1, (size_t)n, f), (size_t)n);
+  fclose(f);
+  *pn = (size_t)n;
+  return a;
+}
+
+static void writeFile(const char *zPath, const uint8_t *a, size_t n) {
+  FILE *f = fopen(zPath, "wb");
+  ck_assert_ptr_nonnull(f);
+  ck_assert_uint_eq(fwrite(a, 1, n, f), n);
+  fclose(f);
+}
+
+static void putN(hkv_db *db, int iFrom, int iTo) {
+  char k[32], v[64];
+  for (int i = iFrom; i < iTo; i++) {
+    snprintf(k, sizeof(k), "key-%d", i);
+    snprintf(v, sizeof(v), "value-%d-%d", i, i * 7);
+    ck_rc(hkv_put(db, k, strlen(k), v, strlen(v)), HKV_OK);
+  }
+}
+
+static int hasKey(hkv_db *db, int i) {
+  char k[32], v[64];
+  snprintf(k, sizeof(k), "key-%d", i);
+  snprintf(v, sizeof(v), "value-%d-%d", i, i * 7);
+  const void *p;
+  size_t n;
+  int rc = hkv_get(db, k, strlen(k), &p, &n);
+  if (rc == HKV_NOTFOUND) return 0;
+  ck_assert_msg(rc == HKV_OK, "get %s: %s", k, hkv_codename(rc));
+  ck_assert(n == strlen(v) && memcmp(p, v, n) == 0);
+  return 1;
+}
+
+START_TEST(last_record_cut_at_every_byte) {
+  hkv_db *db = openOk();
+  putN(db, 0, 19);
+  hkv_stats st;
+  hkv_stats_get(db, &st);
+  size_t nBefore = st.total_bytes;
+  putN(db, 19, 20);
+  hkv_close(db);
+  size_t n;
+  uint8_t *a = readFile(zSeg, &n);
+  ck_assert_uint_gt(n, nBefore);
+  for (size_t nCut = nBefore; nCut < n; nCut++) {
+    writeFile(zSeg, a, nCut);
+    db = openOk();
+    if (nCut > nBefore) {
+      ck_assert(strstr(hkv_errmsg(db), "recovery cut") != NULL);
+    }
+    for (int i = 0; i < 19; i++) ck_assert(hasKey(db, i));
+    ck_assert(!hasKey(db, 19));
+    hkv_stats_get(db, &st);
+    ck_assert_uint_eq(st.recovered_cut_bytes, nCut - nBefore);
+    if (nCut > nBefore) {
+      ck_assert_uint_eq(st.recovered_cut_offset, nBefore);
+    }
+    /* The store goes on working after the cut. */
+    putN(db, 19, 20);
+    hkv_close(db);
+    db = openOk();
+    ck_assert(hasKey(db, 19));
+    hkv_stats_get(db, &st);
+    ck_assert_uint_eq(st.recovered_cut_bytes, 0);
+    hkv_close(db);
+  }
+  free(a);
+}
+END_TEST
+
+START_TEST(transaction_cut_anywhere_is_all_or_nothing) {
+  hkv_db *db = openOk();
+  putN(db, 0, 5);
+  hkv_stats st;
+  hkv_stats_get(db, &st);
+  size_t nBefore = st.total_bytes;
+  ck_rc(hkv_begin(db), HKV_OK);
+  putN(db, 5, 10);
+  ck_rc(hkv_delete(db, "key-0", 5), HKV_OK);
+  ck_rc(hkv_savepoint(db, 0), HKV_OK);
+  putN(db, 10, 12);
+  ck_rc(hkv_rollback_to(db, 0), HKV_OK);
+  ck_rc(hkv_commit(db), HKV_OK);
+  hkv_close(db);
+  size_t n;
+  uint8_t *a = readFile(zSeg, &n);
+  for (size_t nCut = nBefore; nCut <= n; nCut++) {
+    writeFile(zSeg, a, nCut);
+    db = openOk();
+    int bAll = (nCut == n);
+    ck_assert_int_eq(hasKey(db, 0), !bAll);
+    for (int i = 1; i < 5; i++) ck_assert(hasKey(db, i));
+    for (int i = 5; i < 10; i++) ck_assert_int_eq(hasKey(db, i), bAll);
+    for (int i = 10; i < 12; i++) ck_assert(!hasKey(db, i));
+    hkv_close(db);
+  }
+  free(a);
+}
+END_TEST
+
+START_TEST(flipped_bit_is_an_error) {
+  hkv_db *db = openOk();
+  putN(db, 0, 40);
+  hkv_close(db);
+  size_t n;
+  uint8_t *a = readFile(zSeg, &n);
+  /* Every byte of the middle third, one at a time: never a wrong value. */
+  for (size_t i = n / 3; i < 2 * n / 3; i++) {
+    a[i] ^= 0x10;
+    writeFile(zSeg, a, n);
+    a[i] ^= 0x10;
+    hkv_db *d = 0;
+    int rc = hkv_open(zStore, NULL, &d);
+    ck_assert_msg(rc == HKV_CORRUPT, "byte %zu: %s", i, hkv_codename(rc));
+    ck_assert(strstr(hkv_errmsg(d), "00000001.hkd") != NULL);
+    ck_assert(strstr(hkv_errmsg(d), "offset") != NULL);
+    hkv_close(d);
+  }
+  writeFile(zSeg, a, n);
+  db = openOk();
+  for (int i = 0; i < 40; i++) ck_assert(hasKey(db, i));
+  hkv_close(db);
+  /* The header too. */
+  a[9] ^= 1;
+  writeFile(zSeg, a, n);
+  hkv_db *d = 0;
+  ck_rc(hkv_open(zStore, NULL, &d), HKV_CORRUPT);
+  hkv_close(d);
+  free(a);
+}
+END_TEST
+
+START_TEST(sealed_segment_damage_is_an_error) {
+  hkv_options o;
+  hkv_options_init(&o);
+  o.segment_size = 4096;
+  o.sync = HKV_SYNC_NORMAL;
+  hkv_db *db = 0;
+  ck_rc(hkv_open(zStore, &o, &db), HKV_OK);
+  putN(db, 0, 400);
+  hkv_close(db);
+  size_t n;
+  uint8_t *a = readFile(zSeg, &n); /* the first, sealed segment */
+  a[n - 3] ^= 0x40;                /* its last record */
+  writeFile(zSeg, a, n);
+  ck_rc(hkv_open(zStore, &o, &db), HKV_CORRUPT);
+  ck_assert(strstr(hkv_errmsg(db), "00000001.hkd") != NULL);
+  hkv_close(db);
+  free(a);
+}
+END_TEST
+
+START_TEST(damage_after_open_is_caught_by_get) {
+  hkv_db *db = openOk();
+  putN(db, 0, 3);
+  size_t n;
+  uint8_t *a = readFile(zSeg, &n);
+  int fd = open(zSeg, O_WRONLY);
+  uint8_t b = a[n - 2] ^ 0xFF; /* inside the value of key-2 */
+  ck_assert_int_eq(pwrite(fd, &b, 1, (off_t)(n - 2)), 1);
+  close(fd);
+  const void *p;
+  size_t nV;
+  ck_rc(hkv_get(db, "key-2", 5, &p, &nV), HKV_CORRUPT);
+  ck_assert(strstr(hkv_errmsg(db), "offset") != NULL);
+  ck_rc(hkv_integrity_check(db), HKV_CORRUPT);
+  ck_assert(hasKey(db, 1));
+  hkv_close(db);
+  free(a);
+}
+END_TEST
+
+START_TEST(zero_tail_and_torn_new_segment) {
+  hkv_db *db = openOk();
+  putN(db, 0, 10);
+  hkv_close(db);
+  size_t n;
+  uint8_t *a = readFile(zSeg, &n);
+  uint8_t *b = calloc(1, n + 4096);
+  memcpy(b, a, n);
+  writeFile(zSeg, b, n + 4096); /* a file system that left zeros */
+  db = openOk();
+  for (int i = 0; i < 10; i++) ck_assert(hasKey(db, i));
+  hkv_stats st;
+  hkv_stats_get(db, &st);
+  ck_assert_uint_eq(st.recovered_cut_bytes, 4096);
+  hkv_close(db);
+  char zNext[400];
+  snprintf(zNext, sizeof(zNext), "%s/00000002.hkd", zStore);
+  writeFile(zNext, a, 10); /* a new segment whose header was cut short */
+  db = openOk();
+  hkv_stats_get(db, &st);
+  ck_assert_uint_eq(st.recovered_cut_bytes, 10);
+  ck_assert_uint_eq(st.segments, 1);
+  putN(db, 10, 12);
+  hkv_close(db);
+  db = openOk();
+  for (int i = 0; i < 12; i++) ck_assert(hasKey(db, i));
+  hkv_close(db);
+  free(a);
+  free(b);
+}
+END_TEST
+
+START_TEST(killed_inside_a_transaction) {
+  hkv_db *db = openOk();
+  putN(db, 0, 10);
+  hkv_close(db);
+  pid_t pid = fork();
+  if (pid == 0) {
+    hkv_db *c = 0;
+    if (hkv_open(zStore, NULL, &c)) _exit(2);
+    hkv_begin(c);
+    static char aBig[300000];
+    char k[32];
+    for (int i = 0; i < 20; i++) { /* > 1 MiB: reaches the file */
+      snprintf(k, sizeof(k), "big-%d", i);
+      hkv_put(c, k, strlen(k), aBig, sizeof(aBig));
+    }
+    hkv_delete(c, "key-3", 5);
+    _exit(0); /* no commit, no close */
+  }
+  int status;
+  waitpid(pid, &status, 0);
+  ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  db = openOk();
+  for (int i = 0; i < 10; i++) ck_assert(hasKey(db, i));
+  const void *p;
+  size_t n;
+  ck_rc(hkv_get(db, "big-0", 5, &p, &n), HKV_NOTFOUND);
+  hkv_stats st;
+  hkv_stats_get(db, &st);
+  ck_assert_uint_gt(st.recovered_cut_bytes, 1000000);
+  ck_assert_uint_eq(st.live_keys, 10);
+  hkv_close(db);
+}
+END_TEST
+
+int main(void) {
+  Suite *s = suite_create("recovery");
+  TCase *tc = tcase_create("recovery");
+  tcase_add_checked_fixture(tc, setup, teardown);
+  tcase_set_timeout(tc, 120);
+  tcase_add_test(tc, last_record_cut_at_every_byte);
+  tcase_add_test(tc, transaction_cut_anywhere_is_all_or_nothing);
+  tcase_add_test(tc, flipped_bit_is_an_error);
+  tcase_add_test(tc, sealed_segment_damage_is_an_error);
+  tcase_add_test(tc, damage_after_open_is_caught_by_get);
+  tcase_add_test(tc, zero_tail_and_torn_new_segment);
+  tcase_add_test(tc, killed_inside_a_transaction);
+  suite_add_tcase(s, tc);
+  return runSuite(s);
+}
