@@ -1,0 +1,1309 @@
+/*
+** hashkv_vtab.c: the SQLite virtual table "hashkv" over the engine in store/.
+**
+** Usage
+**   .load ./build/hashkv
+**   CREATE VIRTUAL TABLE kv USING hashkv(path='kv.hkv', sync=normal);
+**   INSERT INTO kv VALUES('k', 'v');
+**   SELECT value FROM kv WHERE key = 'k';
+**   INSERT INTO kv(kv) VALUES('integrity-check');   -- commands
+**   SELECT * FROM hashkv_stats('kv');                -- engine statistics
+**   SELECT hashkv_version();
+**
+** Declared schema (the hidden column is named after the table)
+**   CREATE TABLE x(key PRIMARY KEY NOT NULL, value, "<table>" HIDDEN)
+**   WITHOUT ROWID
+** It behaves as the native table
+**   CREATE TABLE n(key PRIMARY KEY NOT NULL, value) WITHOUT ROWID
+** would: the module enforces uniqueness and NOT NULL itself (SQLite does not
+** for virtual tables), and keys compare as SQLite compares untyped values:
+** 1 and 1.0 are one key; 1, '1' and x'31' are three.
+**
+** Options (key=value, value quoted or not)
+**   path          store directory; relative to the database file's folder.
+**                 Default: "<database file>-<table>.hkv"; for an in-memory
+**                 or temporary database, a temporary directory removed when
+**                 the connection closes.
+**   sync          off | normal | full (default full)
+**   segment_size  bytes at which a segment file is sealed
+**
+** Plans (xBestIndex)
+**   idxNum 1  key = ?          argv[0] the key; one hash lookup; UNIQUE
+**   idxNum 2  key IN (...)     argv[0] the IN list, read all at once
+**   idxNum 0  anything else    full scan over a snapshot; SQLite filters
+** Order is never claimed. Constraints with a collation other than BINARY
+** are left to SQLite.
+**
+** Stored encoding (the engine sees bytes)
+**   key:   1 tag byte + payload. 'i' + 8-byte little-endian int64 (also for
+**          a REAL with an exact int64 value, so 1 and 1.0 collide as in
+**          SQLite), 'r' + 8-byte IEEE double, 't' + UTF-8 bytes, 'b' + bytes.
+**   value: 1 tag byte ('n', 'i', 'r', 't', 'b' as above; bit 0x80 set when
+**          the key was given as a REAL, so it reads back as a REAL) +
+**          payload.
+**
+** Transactions map one to one: xBegin/hkv_begin, xSync/hkv_prepare (all
+** durable, fallible work), xCommit/hkv_commit (publish only), xRollback,
+** xSavepoint, xRelease, xRollbackTo.
+*/
+#ifdef SQLITE_CORE
+#include <sqlite3.h>
+#else
+#include <sqlite3ext.h>
+SQLITE_EXTENSION_INIT1
+#endif
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "hashkv.h"
+
+#define HKV_COL_KEY 0
+#define HKV_COL_VALUE 1
+#define HKV_COL_CMD 2
+
+#define HKV_PLAN_SCAN 0
+#define HKV_PLAN_EQ 1
+#define HKV_PLAN_IN 2
+
+#define HKV_TAG_NULL 'n'
+#define HKV_TAG_INT 'i'
+#define HKV_TAG_REAL 'r'
+#define HKV_TAG_TEXT 't'
+#define HKV_TAG_BLOB 'b'
+#define HKV_TAG_KEYREAL 0x80
+
+/* A growable byte buffer. */
+typedef struct HkvBuf {
+  unsigned char *a;
+  sqlite3_int64 n;
+  sqlite3_int64 nAlloc;
+} HkvBuf;
+
+typedef struct HkvConn HkvConn;
+typedef struct HkvVtab HkvVtab;
+typedef struct HkvTemp HkvTemp;
+
+/* A temporary store of an in-memory or temp database. */
+struct HkvTemp {
+  HkvTemp *pNext;
+  char *zSchema;
+  char *zTable;
+  char *zDir;
+};
+
+/* Per connection: registered as the modules' client data, freed (and the
+** temporary stores with it) when the connection closes. */
+struct HkvConn {
+  sqlite3 *db;
+  HkvVtab *pVtabs; /* open tables, for hashkv_stats() */
+  HkvTemp *pTemps;
+};
+
+struct HkvVtab {
+  sqlite3_vtab base;
+  HkvConn *pConn;
+  HkvVtab *pNextVtab;
+  sqlite3 *db;
+  hkv_db *pStore;
+  char *zSchema;
+  char *zName;
+  char *zDir;     /* store directory */
+  int bDefault;   /* zDir was derived from the table name */
+  int bTemp;      /* a temporary store */
+  HkvBuf key;     /* scratch encodings for xUpdate */
+  HkvBuf val;
+  HkvBuf old;
+};
+
+typedef struct HkvCursor {
+  sqlite3_vtab_cursor base;
+  int ePlan;
+  int bEof;
+  hkv_iter *pIter;
+  HkvBuf *aIn;    /* IN plan: the encoded keys still to look up */
+  int nIn, iIn;
+  HkvBuf key;     /* current row: copies */
+  HkvBuf val;
+  sqlite3_int64 iRow;
+} HkvCursor;
+
+/* ---- buffers and encoding ---- */
+
+static int bufReserve(HkvBuf *b, sqlite3_int64 n) {
+  if (n <= b->nAlloc) return SQLITE_OK;
+  sqlite3_int64 nNew = b->nAlloc ? b->nAlloc * 2 : 64;
+  while (nNew < n) nNew *= 2;
+  unsigned char *a = sqlite3_realloc64(b->a, (sqlite3_uint64)nNew);
+  if (!a) return SQLITE_NOMEM;
+  b->a = a;
+  b->nAlloc = nNew;
+  return SQLITE_OK;
+}
+
+static int bufSet(HkvBuf *b, const void *p, size_t n) {
+  if (bufReserve(b, (sqlite3_int64)n + 1)) return SQLITE_NOMEM;
+  if (n) memcpy(b->a, p, n);
+  b->n = (sqlite3_int64)n;
+  return SQLITE_OK;
+}
+
+static void bufFree(HkvBuf *b) {
+  sqlite3_free(b->a);
+  memset(b, 0, sizeof(*b));
+}
+
+static void put64(unsigned char *p, sqlite3_uint64 v) {
+  for (int i = 0; i < 8; i++) p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static sqlite3_uint64 get64(const unsigned char *p) {
+  sqlite3_uint64 v = 0;
+  for (int i = 7; i >= 0; i--) v = (v << 8) | p[i];
+  return v;
+}
+
+/* 1 if d is integral and exactly representable as an int64. */
+static int realIsInt(double d, sqlite3_int64 *pi) {
+  if (!(d >= -9223372036854775808.0 && d < 9223372036854775808.0)) return 0;
+  sqlite3_int64 i = (sqlite3_int64)d;
+  if ((double)i != d) return 0;
+  *pi = i;
+  return 1;
+}
+
+/*
+** Encodes an SQL value as a key. Returns SQLITE_OK, SQLITE_NOMEM, or
+** SQLITE_EMPTY for NULL. *pbReal is set when the value was a REAL stored in
+** integer form.
+*/
+static int encodeKey(HkvBuf *b, sqlite3_value *v, int *pbReal) {
+  sqlite3_int64 i;
+  double d;
+  int n;
+  *pbReal = 0;
+  switch (sqlite3_value_type(v)) {
+    case SQLITE_NULL:
+      return SQLITE_EMPTY;
+    case SQLITE_INTEGER:
+      i = sqlite3_value_int64(v);
+    as_int:
+      if (bufReserve(b, 9)) return SQLITE_NOMEM;
+      b->a[0] = HKV_TAG_INT;
+      put64(b->a + 1, (sqlite3_uint64)i);
+      b->n = 9;
+      return SQLITE_OK;
+    case SQLITE_FLOAT:
+      d = sqlite3_value_double(v);
+      if (realIsInt(d, &i)) {
+        *pbReal = 1;
+        goto as_int;
+      }
+      if (bufReserve(b, 9)) return SQLITE_NOMEM;
+      b->a[0] = HKV_TAG_REAL;
+      memcpy(&i, &d, 8);
+      put64(b->a + 1, (sqlite3_uint64)i);
+      b->n = 9;
+      return SQLITE_OK;
+    case SQLITE_TEXT: {
+      const unsigned char *z = sqlite3_value_text(v);
+      n = sqlite3_value_bytes(v);
+      if (!z && n == 0) z = (const unsigned char *)"";
+      if (!z) return SQLITE_NOMEM;
+      if (bufReserve(b, n + 1)) return SQLITE_NOMEM;
+      b->a[0] = HKV_TAG_TEXT;
+      memcpy(b->a + 1, z, (size_t)n);
+      b->n = n + 1;
+      return SQLITE_OK;
+    }
+    default: {
+      const void *p = sqlite3_value_blob(v);
+      n = sqlite3_value_bytes(v);
+      if (bufReserve(b, n + 1)) return SQLITE_NOMEM;
+      b->a[0] = HKV_TAG_BLOB;
+      if (n) memcpy(b->a + 1, p, (size_t)n);
+      b->n = n + 1;
+      return SQLITE_OK;
+    }
+  }
+}
+
+static int encodeValue(HkvBuf *b, sqlite3_value *v, int bKeyReal) {
+  unsigned char flag = bKeyReal ? HKV_TAG_KEYREAL : 0;
+  int n;
+  switch (sqlite3_value_type(v)) {
+    case SQLITE_NULL:
+      if (bufReserve(b, 1)) return SQLITE_NOMEM;
+      b->a[0] = HKV_TAG_NULL | flag;
+      b->n = 1;
+      return SQLITE_OK;
+    case SQLITE_INTEGER:
+      if (bufReserve(b, 9)) return SQLITE_NOMEM;
+      b->a[0] = HKV_TAG_INT | flag;
+      put64(b->a + 1, (sqlite3_uint64)sqlite3_value_int64(v));
+      b->n = 9;
+      return SQLITE_OK;
+    case SQLITE_FLOAT: {
+      double d = sqlite3_value_double(v);
+      sqlite3_uint64 u;
+      memcpy(&u, &d, 8);
+      if (bufReserve(b, 9)) return SQLITE_NOMEM;
+      b->a[0] = HKV_TAG_REAL | flag;
+      put64(b->a + 1, u);
+      b->n = 9;
+      return SQLITE_OK;
+    }
+    case SQLITE_TEXT: {
+      const unsigned char *z = sqlite3_value_text(v);
+      n = sqlite3_value_bytes(v);
+      if (!z && n == 0) z = (const unsigned char *)"";
+      if (!z) return SQLITE_NOMEM;
+      if (bufReserve(b, (sqlite3_int64)n + 1)) return SQLITE_NOMEM;
+      b->a[0] = HKV_TAG_TEXT | flag;
+      memcpy(b->a + 1, z, (size_t)n);
+      b->n = (sqlite3_int64)n + 1;
+      return SQLITE_OK;
+    }
+    default: {
+      const void *p = sqlite3_value_blob(v);
+      n = sqlite3_value_bytes(v);
+      if (bufReserve(b, (sqlite3_int64)n + 1)) return SQLITE_NOMEM;
+      b->a[0] = HKV_TAG_BLOB | flag;
+      if (n) memcpy(b->a + 1, p, (size_t)n);
+      b->n = (sqlite3_int64)n + 1;
+      return SQLITE_OK;
+    }
+  }
+}
+
+/* Sets the result from an encoded value (bAsKey: decode a key, whose REAL
+** flag lives in the value's tag byte vFlag). */
+static void resultEncoded(sqlite3_context *ctx, const unsigned char *p,
+                          sqlite3_int64 n, int bAsKey, int bKeyReal) {
+  if (n < 1) {
+    sqlite3_result_error(ctx, "hashkv: empty encoded value", -1);
+    return;
+  }
+  int tag = p[0] & 0x7F;
+  sqlite3_uint64 u;
+  double d;
+  switch (tag) {
+    case HKV_TAG_NULL:
+      sqlite3_result_null(ctx);
+      return;
+    case HKV_TAG_INT:
+      if (n != 9) break;
+      u = get64(p + 1);
+      if (bAsKey && bKeyReal) {
+        sqlite3_result_double(ctx, (double)(sqlite3_int64)u);
+      } else {
+        sqlite3_result_int64(ctx, (sqlite3_int64)u);
+      }
+      return;
+    case HKV_TAG_REAL:
+      if (n != 9) break;
+      u = get64(p + 1);
+      memcpy(&d, &u, 8);
+      sqlite3_result_double(ctx, d);
+      return;
+    case HKV_TAG_TEXT:
+      sqlite3_result_text64(ctx, (const char *)p + 1, (sqlite3_uint64)n - 1,
+                            SQLITE_TRANSIENT, SQLITE_UTF8);
+      return;
+    case HKV_TAG_BLOB:
+      sqlite3_result_blob64(ctx, p + 1, (sqlite3_uint64)n - 1,
+                            SQLITE_TRANSIENT);
+      return;
+  }
+  sqlite3_result_error_code(ctx, SQLITE_CORRUPT_VTAB);
+}
+
+/* ---- errors ---- */
+
+static int sqliteCode(int rc) {
+  switch (rc) {
+    case HKV_OK:
+      return SQLITE_OK;
+    case HKV_NOMEM:
+      return SQLITE_NOMEM;
+    case HKV_IOERR:
+    case HKV_FAILED:
+      return SQLITE_IOERR;
+    case HKV_CORRUPT:
+      return SQLITE_CORRUPT_VTAB;
+    case HKV_BUSY:
+    case HKV_LOCKED:
+      return SQLITE_BUSY;
+    case HKV_TOOBIG:
+      return SQLITE_TOOBIG;
+    case HKV_READONLY:
+      return SQLITE_READONLY;
+    case HKV_CANTOPEN:
+    case HKV_NOTSTORE:
+      return SQLITE_CANTOPEN;
+    default:
+      return SQLITE_ERROR;
+  }
+}
+
+/* Reports the store's last error on the vtab and returns the SQLite code. */
+static int storeErr(HkvVtab *p, int rc) {
+  sqlite3_free(p->base.zErrMsg);
+  p->base.zErrMsg = sqlite3_mprintf("hashkv: %s", hkv_errmsg(p->pStore));
+  return sqliteCode(rc);
+}
+
+static int vtabErr(HkvVtab *p, int rc, const char *zFmt, const char *zArg) {
+  sqlite3_free(p->base.zErrMsg);
+  p->base.zErrMsg = sqlite3_mprintf(zFmt, zArg);
+  return rc;
+}
+
+/* ---- options ---- */
+
+/* Removes one level of '...' or "..." quoting; returns a new string. */
+static char *unquote(const char *z, int n) {
+  while (n > 0 && (*z == ' ' || *z == '\t')) z++, n--;
+  while (n > 0 && (z[n - 1] == ' ' || z[n - 1] == '\t')) n--;
+  if (n >= 2 && (z[0] == '\'' || z[0] == '"') && z[n - 1] == z[0]) {
+    char q = z[0];
+    char *zOut = sqlite3_malloc(n);
+    if (!zOut) return 0;
+    int j = 0;
+    for (int i = 1; i < n - 1; i++) {
+      zOut[j++] = z[i];
+      if (z[i] == q && z[i + 1] == q) i++;
+    }
+    zOut[j] = 0;
+    return zOut;
+  }
+  return sqlite3_mprintf("%.*s", n, z);
+}
+
+typedef struct HkvArgs {
+  char *zPath;
+  hkv_options opts;
+} HkvArgs;
+
+static int parseArgs(int argc, const char *const *argv, HkvArgs *pA,
+                     char **pzErr) {
+  hkv_options_init(&pA->opts);
+  for (int i = 3; i < argc; i++) {
+    const char *z = argv[i];
+    const char *zEq = strchr(z, '=');
+    if (!zEq) {
+      *pzErr = sqlite3_mprintf("hashkv: option %s needs a value (key=value)",
+                               z);
+      return SQLITE_ERROR;
+    }
+    char *zKey = unquote(z, (int)(zEq - z));
+    char *zVal = unquote(zEq + 1, (int)strlen(zEq + 1));
+    int rc = SQLITE_OK;
+    if (!zKey || !zVal) {
+      rc = SQLITE_NOMEM;
+    } else if (sqlite3_stricmp(zKey, "path") == 0) {
+      if (!zVal[0]) {
+        *pzErr = sqlite3_mprintf("hashkv: path must not be empty");
+        rc = SQLITE_ERROR;
+      } else {
+        sqlite3_free(pA->zPath);
+        pA->zPath = zVal;
+        zVal = 0;
+      }
+    } else if (sqlite3_stricmp(zKey, "sync") == 0) {
+      if (!sqlite3_stricmp(zVal, "off") || !strcmp(zVal, "0")) {
+        pA->opts.sync = HKV_SYNC_OFF;
+      } else if (!sqlite3_stricmp(zVal, "normal") || !strcmp(zVal, "1")) {
+        pA->opts.sync = HKV_SYNC_NORMAL;
+      } else if (!sqlite3_stricmp(zVal, "full") || !strcmp(zVal, "2")) {
+        pA->opts.sync = HKV_SYNC_FULL;
+      } else {
+        *pzErr = sqlite3_mprintf(
+            "hashkv: bad value for sync: '%s' (off, normal or full)", zVal);
+        rc = SQLITE_ERROR;
+      }
+    } else if (sqlite3_stricmp(zKey, "segment_size") == 0) {
+      char *zEnd = 0;
+      errno = 0;
+      unsigned long long n = strtoull(zVal, &zEnd, 10);
+      if (errno || !zVal[0] || *zEnd || zVal[0] == '-' ||
+          n < HKV_MIN_SEGMENT_SIZE || n > HKV_MAX_SEGMENT_SIZE) {
+        *pzErr = sqlite3_mprintf(
+            "hashkv: bad value for segment_size: '%s' (bytes, %u to %u)",
+            zVal, HKV_MIN_SEGMENT_SIZE, HKV_MAX_SEGMENT_SIZE);
+        rc = SQLITE_ERROR;
+      } else {
+        pA->opts.segment_size = n;
+      }
+    } else {
+      *pzErr = sqlite3_mprintf("hashkv: unknown option '%s'", zKey);
+      rc = SQLITE_ERROR;
+    }
+    sqlite3_free(zKey);
+    sqlite3_free(zVal);
+    if (rc) return rc;
+  }
+  return SQLITE_OK;
+}
+
+/* ---- temporary stores ---- */
+
+static HkvTemp *findTemp(HkvConn *c, const char *zSchema, const char *zTable,
+                         HkvTemp ***pppPrev) {
+  HkvTemp **pp = &c->pTemps;
+  while (*pp) {
+    if (!sqlite3_stricmp((*pp)->zSchema, zSchema) &&
+        !sqlite3_stricmp((*pp)->zTable, zTable)) {
+      if (pppPrev) *pppPrev = pp;
+      return *pp;
+    }
+    pp = &(*pp)->pNext;
+  }
+  return 0;
+}
+
+static void freeTemp(HkvTemp *t) {
+  sqlite3_free(t->zSchema);
+  sqlite3_free(t->zTable);
+  sqlite3_free(t->zDir);
+  sqlite3_free(t);
+}
+
+/* Deletes a store directory that no handle of ours has open. */
+static void removeStore(const char *zDir) {
+  hkv_db *pStore = 0;
+  hkv_options o;
+  hkv_options_init(&o);
+  o.flags = HKV_OPEN_NOCREATE;
+  o.sync = HKV_SYNC_OFF;
+  if (hkv_open(zDir, &o, &pStore) == HKV_OK) {
+    hkv_destroy(pStore);
+  } else {
+    hkv_close(pStore);
+    rmdir(zDir);
+  }
+}
+
+static void connFree(void *pArg) {
+  HkvConn *c = pArg;
+  while (c->pTemps) {
+    HkvTemp *t = c->pTemps;
+    c->pTemps = t->pNext;
+    removeStore(t->zDir);
+    freeTemp(t);
+  }
+  sqlite3_free(c);
+}
+
+/* ---- create, connect, disconnect, destroy ---- */
+
+static char *resolveDir(sqlite3 *db, const char *zSchema, const char *zTable,
+                        const char *zPath, int *pbDefault) {
+  const char *zFile = sqlite3_db_filename(db, zSchema);
+  int bFile = zFile && zFile[0];
+  *pbDefault = 0;
+  if (zPath) {
+    if (zPath[0] == '/' || !bFile) return sqlite3_mprintf("%s", zPath);
+    const char *zSlash = strrchr(zFile, '/');
+    if (!zSlash) return sqlite3_mprintf("%s", zPath);
+    return sqlite3_mprintf("%.*s/%s", (int)(zSlash - zFile), zFile, zPath);
+  }
+  if (!bFile) return 0; /* a temporary store */
+  *pbDefault = 1;
+  return sqlite3_mprintf("%s-%s.hkv", zFile, zTable);
+}
+
+static void vtabFree(HkvVtab *p) {
+  if (!p) return;
+  hkv_close(p->pStore);
+  sqlite3_free(p->zSchema);
+  sqlite3_free(p->zName);
+  sqlite3_free(p->zDir);
+  bufFree(&p->key);
+  bufFree(&p->val);
+  bufFree(&p->old);
+  sqlite3_free(p->base.zErrMsg);
+  sqlite3_free(p);
+}
+
+static void vtabUnlink(HkvVtab *p) {
+  HkvVtab **pp = &p->pConn->pVtabs;
+  while (*pp && *pp != p) pp = &(*pp)->pNextVtab;
+  if (*pp) *pp = p->pNextVtab;
+}
+
+static int hkvInit(sqlite3 *db, void *pAux, int argc, const char *const *argv,
+                   sqlite3_vtab **ppVtab, char **pzErr, int bCreate) {
+  HkvConn *c = pAux;
+  HkvArgs a;
+  memset(&a, 0, sizeof(a));
+  HkvVtab *p = 0;
+  int rc = parseArgs(argc, argv, &a, pzErr);
+  if (rc) goto done;
+  p = sqlite3_malloc(sizeof(*p));
+  if (!p) {
+    rc = SQLITE_NOMEM;
+    goto done;
+  }
+  memset(p, 0, sizeof(*p));
+  p->pConn = c;
+  p->db = db;
+  p->zSchema = sqlite3_mprintf("%s", argv[1]);
+  p->zName = sqlite3_mprintf("%s", argv[2]);
+  if (!p->zSchema || !p->zName) {
+    rc = SQLITE_NOMEM;
+    goto done;
+  }
+  p->zDir = resolveDir(db, argv[1], argv[2], a.zPath, &p->bDefault);
+  if (!p->zDir) {
+    /* In-memory or temporary database with no path: a temporary store. */
+    HkvTemp *t = findTemp(c, argv[1], argv[2], 0);
+    if (t) {
+      p->zDir = sqlite3_mprintf("%s", t->zDir);
+    } else if (bCreate) {
+      const char *zTmp = getenv("TMPDIR");
+      char *zTemplate =
+          sqlite3_mprintf("%s/hashkv-XXXXXX", zTmp && zTmp[0] ? zTmp : "/tmp");
+      t = sqlite3_malloc(sizeof(*t));
+      if (!zTemplate || !t) {
+        sqlite3_free(zTemplate);
+        sqlite3_free(t);
+        rc = SQLITE_NOMEM;
+        goto done;
+      }
+      if (!mkdtemp(zTemplate)) {
+        *pzErr = sqlite3_mprintf("hashkv: cannot create a temporary store "
+                                 "in %s", zTmp ? zTmp : "/tmp");
+        sqlite3_free(zTemplate);
+        sqlite3_free(t);
+        rc = SQLITE_CANTOPEN;
+        goto done;
+      }
+      t->zSchema = sqlite3_mprintf("%s", argv[1]);
+      t->zTable = sqlite3_mprintf("%s", argv[2]);
+      t->zDir = zTemplate;
+      t->pNext = c->pTemps;
+      c->pTemps = t;
+      p->zDir = sqlite3_mprintf("%s", zTemplate);
+    } else {
+      *pzErr = sqlite3_mprintf("hashkv: the temporary store of %s is gone",
+                               argv[2]);
+      rc = SQLITE_CANTOPEN;
+      goto done;
+    }
+    p->bTemp = 1;
+  }
+  if (!p->zDir) {
+    rc = SQLITE_NOMEM;
+    goto done;
+  }
+  if (!bCreate) a.opts.flags |= HKV_OPEN_NOCREATE;
+  int hrc = hkv_open(p->zDir, &a.opts, &p->pStore);
+  if (hrc) {
+    *pzErr = sqlite3_mprintf("hashkv: %s", hkv_errmsg(p->pStore));
+    rc = sqliteCode(hrc);
+    goto done;
+  }
+  char *zSql = sqlite3_mprintf(
+      "CREATE TABLE x(key PRIMARY KEY NOT NULL, value, \"%w\" HIDDEN) "
+      "WITHOUT ROWID",
+      argv[2]);
+  if (!zSql) {
+    rc = SQLITE_NOMEM;
+    goto done;
+  }
+  rc = sqlite3_declare_vtab(db, zSql);
+  sqlite3_free(zSql);
+  if (rc) goto done;
+  sqlite3_vtab_config(db, SQLITE_VTAB_CONSTRAINT_SUPPORT, 1);
+  sqlite3_vtab_config(db, SQLITE_VTAB_DIRECTONLY);
+  p->pNextVtab = c->pVtabs;
+  c->pVtabs = p;
+done:
+  sqlite3_free(a.zPath);
+  if (rc) {
+    vtabFree(p);
+    p = 0;
+  }
+  *ppVtab = p ? &p->base : 0;
+  return rc;
+}
+
+static int hkvCreate(sqlite3 *db, void *pAux, int argc,
+                     const char *const *argv, sqlite3_vtab **ppVtab,
+                     char **pzErr) {
+  return hkvInit(db, pAux, argc, argv, ppVtab, pzErr, 1);
+}
+
+static int hkvConnect(sqlite3 *db, void *pAux, int argc,
+                      const char *const *argv, sqlite3_vtab **ppVtab,
+                      char **pzErr) {
+  return hkvInit(db, pAux, argc, argv, ppVtab, pzErr, 0);
+}
+
+static int hkvDisconnect(sqlite3_vtab *pVtab) {
+  HkvVtab *p = (HkvVtab *)pVtab;
+  vtabUnlink(p);
+  vtabFree(p);
+  return SQLITE_OK;
+}
+
+/* DROP TABLE: the data goes with the table. */
+static int hkvDestroy(sqlite3_vtab *pVtab) {
+  HkvVtab *p = (HkvVtab *)pVtab;
+  int rc = hkv_destroy(p->pStore);
+  if (rc == HKV_BUSY) {
+    return storeErr(p, rc); /* another connection has it open */
+  }
+  p->pStore = 0; /* closed by hkv_destroy */
+  if (p->bTemp) {
+    HkvTemp **pp = 0;
+    HkvTemp *t = findTemp(p->pConn, p->zSchema, p->zName, &pp);
+    if (t) {
+      *pp = t->pNext;
+      freeTemp(t);
+    }
+  }
+  vtabUnlink(p);
+  vtabFree(p);
+  return SQLITE_OK;
+}
+
+/* ---- planning ---- */
+
+static int hkvBestIndex(sqlite3_vtab *pVtab, sqlite3_index_info *pInfo) {
+  HkvVtab *p = (HkvVtab *)pVtab;
+  int iEq = -1;
+  for (int i = 0; i < pInfo->nConstraint; i++) {
+    const struct sqlite3_index_constraint *pC = &pInfo->aConstraint[i];
+    if (!pC->usable || pC->iColumn != HKV_COL_KEY) continue;
+    if (pC->op != SQLITE_INDEX_CONSTRAINT_EQ) continue;
+    const char *zColl = sqlite3_vtab_collation(pInfo, i);
+    if (zColl && sqlite3_stricmp(zColl, "BINARY") != 0) continue;
+    iEq = i;
+    break;
+  }
+  if (iEq >= 0) {
+    pInfo->aConstraintUsage[iEq].argvIndex = 1;
+    pInfo->aConstraintUsage[iEq].omit = 1;
+    if (sqlite3_vtab_in(pInfo, iEq, -1)) {
+      sqlite3_vtab_in(pInfo, iEq, 1);
+      pInfo->idxNum = HKV_PLAN_IN;
+      pInfo->estimatedCost = 10.0;
+      pInfo->estimatedRows = 10;
+    } else {
+      pInfo->idxNum = HKV_PLAN_EQ;
+      pInfo->estimatedCost = 1.0;
+      pInfo->estimatedRows = 1;
+      pInfo->idxFlags = SQLITE_INDEX_SCAN_UNIQUE;
+    }
+    return SQLITE_OK;
+  }
+  hkv_stats st;
+  memset(&st, 0, sizeof(st));
+  hkv_stats_get(p->pStore, &st);
+  sqlite3_int64 n = (sqlite3_int64)st.live_keys;
+  pInfo->idxNum = HKV_PLAN_SCAN;
+  pInfo->estimatedRows = n > 10 ? n : 10;
+  pInfo->estimatedCost = 100.0 + 2.0 * (double)pInfo->estimatedRows;
+  return SQLITE_OK;
+}
+
+/* ---- cursors ---- */
+
+static int hkvOpen(sqlite3_vtab *pVtab, sqlite3_vtab_cursor **ppCur) {
+  (void)pVtab;
+  HkvCursor *pCur = sqlite3_malloc(sizeof(*pCur));
+  if (!pCur) return SQLITE_NOMEM;
+  memset(pCur, 0, sizeof(*pCur));
+  *ppCur = &pCur->base;
+  return SQLITE_OK;
+}
+
+static void cursorReset(HkvCursor *pCur) {
+  hkv_iter_close(pCur->pIter);
+  pCur->pIter = 0;
+  for (int i = 0; i < pCur->nIn; i++) bufFree(&pCur->aIn[i]);
+  sqlite3_free(pCur->aIn);
+  pCur->aIn = 0;
+  pCur->nIn = pCur->iIn = 0;
+  pCur->bEof = 1;
+}
+
+static int hkvClose(sqlite3_vtab_cursor *cur) {
+  HkvCursor *pCur = (HkvCursor *)cur;
+  cursorReset(pCur);
+  bufFree(&pCur->key);
+  bufFree(&pCur->val);
+  sqlite3_free(pCur);
+  return SQLITE_OK;
+}
+
+/* Looks up the encoded key k and makes it the current row if present. */
+static int cursorLookup(HkvCursor *pCur, const HkvBuf *k, int *pbFound) {
+  HkvVtab *p = (HkvVtab *)pCur->base.pVtab;
+  const void *pV;
+  size_t nV;
+  *pbFound = 0;
+  if (k->n > HKV_MAX_KEY) return SQLITE_OK; /* can't exist */
+  int rc = hkv_get(p->pStore, k->a, (size_t)k->n, &pV, &nV);
+  if (rc == HKV_NOTFOUND) return SQLITE_OK;
+  if (rc) return storeErr(p, rc);
+  if (bufSet(&pCur->key, k->a, (size_t)k->n) || bufSet(&pCur->val, pV, nV)) {
+    return SQLITE_NOMEM;
+  }
+  *pbFound = 1;
+  return SQLITE_OK;
+}
+
+static int cursorStep(HkvCursor *pCur) {
+  HkvVtab *p = (HkvVtab *)pCur->base.pVtab;
+  pCur->iRow++;
+  if (pCur->ePlan == HKV_PLAN_SCAN) {
+    const void *pK, *pV;
+    size_t nK, nV;
+    int rc = hkv_iter_next(pCur->pIter, &pK, &nK, &pV, &nV);
+    if (rc == HKV_DONE) {
+      pCur->bEof = 1;
+      return SQLITE_OK;
+    }
+    if (rc) return storeErr(p, rc);
+    if (bufSet(&pCur->key, pK, nK) || bufSet(&pCur->val, pV, nV)) {
+      return SQLITE_NOMEM;
+    }
+    return SQLITE_OK;
+  }
+  while (pCur->iIn < pCur->nIn) {
+    int bFound;
+    int rc = cursorLookup(pCur, &pCur->aIn[pCur->iIn++], &bFound);
+    if (rc || bFound) return rc;
+  }
+  pCur->bEof = 1;
+  return SQLITE_OK;
+}
+
+static int hkvFilter(sqlite3_vtab_cursor *cur, int idxNum, const char *idxStr,
+                     int argc, sqlite3_value **argv) {
+  HkvCursor *pCur = (HkvCursor *)cur;
+  HkvVtab *p = (HkvVtab *)cur->pVtab;
+  (void)idxStr;
+  cursorReset(pCur);
+  pCur->bEof = 0;
+  pCur->ePlan = idxNum;
+  pCur->iRow = 0;
+  if (idxNum == HKV_PLAN_SCAN) {
+    int rc = hkv_iter_open(p->pStore, &pCur->pIter);
+    if (rc) return storeErr(p, rc);
+    return cursorStep(pCur);
+  }
+  if (argc < 1) return SQLITE_ERROR;
+  /* Collect the keys now: IN lists can only be read inside xFilter. */
+  int nAlloc = 0;
+  sqlite3_value *pVal = argv[0];
+  int rc = SQLITE_OK;
+  if (idxNum == HKV_PLAN_IN) rc = sqlite3_vtab_in_first(argv[0], &pVal);
+  while (rc == SQLITE_OK && pVal) {
+    if (pCur->nIn == nAlloc) {
+      nAlloc = nAlloc ? nAlloc * 2 : 4;
+      HkvBuf *aNew = sqlite3_realloc64(pCur->aIn, (sqlite3_uint64)nAlloc *
+                                                      sizeof(HkvBuf));
+      if (!aNew) return SQLITE_NOMEM;
+      pCur->aIn = aNew;
+    }
+    HkvBuf *b = &pCur->aIn[pCur->nIn];
+    memset(b, 0, sizeof(*b));
+    int bReal;
+    int erc = encodeKey(b, pVal, &bReal);
+    if (erc == SQLITE_OK) {
+      pCur->nIn++;
+    } else if (erc != SQLITE_EMPTY) {
+      return erc; /* a NULL matches nothing; anything else is NOMEM */
+    }
+    if (idxNum != HKV_PLAN_IN) break;
+    rc = sqlite3_vtab_in_next(argv[0], &pVal);
+  }
+  if (rc != SQLITE_OK && rc != SQLITE_DONE) return rc;
+  pCur->iIn = 0;
+  return cursorStep(pCur);
+}
+
+static int hkvNext(sqlite3_vtab_cursor *cur) {
+  return cursorStep((HkvCursor *)cur);
+}
+
+static int hkvEof(sqlite3_vtab_cursor *cur) {
+  return ((HkvCursor *)cur)->bEof;
+}
+
+static int hkvColumn(sqlite3_vtab_cursor *cur, sqlite3_context *ctx, int i) {
+  HkvCursor *pCur = (HkvCursor *)cur;
+  int bKeyReal = pCur->val.n > 0 && (pCur->val.a[0] & HKV_TAG_KEYREAL);
+  switch (i) {
+    case HKV_COL_KEY:
+      /* Never skipped for nochange: SQLite would pass NULL as the new key. */
+      resultEncoded(ctx, pCur->key.a, pCur->key.n, 1, bKeyReal);
+      break;
+    case HKV_COL_VALUE:
+      if (sqlite3_vtab_nochange(ctx)) break; /* UPDATE not touching value */
+      resultEncoded(ctx, pCur->val.a, pCur->val.n, 0, 0);
+      break;
+    default:
+      sqlite3_result_null(ctx);
+  }
+  return SQLITE_OK;
+}
+
+static int hkvRowid(sqlite3_vtab_cursor *cur, sqlite3_int64 *pRowid) {
+  *pRowid = ((HkvCursor *)cur)->iRow; /* WITHOUT ROWID: not used by SQLite */
+  return SQLITE_OK;
+}
+
+/* ---- writes ---- */
+
+static int runCommand(HkvVtab *p, sqlite3_value *pCmd) {
+  const char *z = (const char *)sqlite3_value_text(pCmd);
+  if (!z) return SQLITE_NOMEM;
+  int rc;
+  if (!strcmp(z, "integrity-check")) {
+    rc = hkv_integrity_check(p->pStore);
+  } else if (!strcmp(z, "clear")) {
+    rc = hkv_clear(p->pStore);
+  } else {
+    return vtabErr(p, SQLITE_ERROR,
+                   "hashkv: unknown command '%s' (integrity-check, clear)", z);
+  }
+  return rc ? storeErr(p, rc) : SQLITE_OK;
+}
+
+static int uniqueErr(HkvVtab *p) {
+  vtabErr(p, SQLITE_CONSTRAINT, "UNIQUE constraint failed: %s.key", p->zName);
+  return SQLITE_CONSTRAINT_PRIMARYKEY;
+}
+
+static int keyExists(HkvVtab *p, const HkvBuf *k, int *pbExists) {
+  const void *pV;
+  size_t nV;
+  int rc = hkv_get(p->pStore, k->a, (size_t)k->n, &pV, &nV);
+  *pbExists = (rc == HKV_OK);
+  if (rc == HKV_OK || rc == HKV_NOTFOUND) return SQLITE_OK;
+  return storeErr(p, rc);
+}
+
+static int checkKeySize(HkvVtab *p, const HkvBuf *k) {
+  if (k->n <= HKV_MAX_KEY) return SQLITE_OK;
+  sqlite3_free(p->base.zErrMsg);
+  p->base.zErrMsg = sqlite3_mprintf(
+      "hashkv: key too large (%lld bytes encoded; the limit is %u)",
+      (long long)k->n, HKV_MAX_KEY);
+  return SQLITE_TOOBIG;
+}
+
+static int hkvUpdate(sqlite3_vtab *pVtab, int argc, sqlite3_value **argv,
+                     sqlite3_int64 *pRowid) {
+  HkvVtab *p = (HkvVtab *)pVtab;
+  int bReal, rc;
+  (void)pRowid;
+  if (argc == 1) { /* DELETE */
+    rc = encodeKey(&p->key, argv[0], &bReal);
+    if (rc == SQLITE_EMPTY) return SQLITE_OK;
+    if (rc) return rc;
+    rc = checkKeySize(p, &p->key);
+    if (rc) return rc;
+    int hrc = hkv_delete(p->pStore, p->key.a, (size_t)p->key.n);
+    return (hrc == HKV_OK || hrc == HKV_NOTFOUND) ? SQLITE_OK
+                                                   : storeErr(p, hrc);
+  }
+  int bInsert = sqlite3_value_type(argv[0]) == SQLITE_NULL;
+  sqlite3_value *pKey = argv[2 + HKV_COL_KEY];
+  sqlite3_value *pVal = argv[2 + HKV_COL_VALUE];
+  sqlite3_value *pCmd = argv[2 + HKV_COL_CMD];
+  if (bInsert && sqlite3_value_type(pCmd) != SQLITE_NULL) {
+    return runCommand(p, pCmd);
+  }
+  rc = encodeKey(&p->key, pKey, &bReal);
+  if (rc == SQLITE_EMPTY) {
+    vtabErr(p, SQLITE_CONSTRAINT, "NOT NULL constraint failed: %s.key",
+            p->zName);
+    return SQLITE_CONSTRAINT_NOTNULL;
+  }
+  if (rc) return rc;
+  rc = checkKeySize(p, &p->key);
+  if (rc) return rc;
+  int bReplace = sqlite3_vtab_on_conflict(p->db) == SQLITE_REPLACE;
+
+  if (bInsert) {
+    rc = encodeValue(&p->val, pVal, bReal);
+    if (rc) return rc;
+    if (!bReplace) {
+      int bExists;
+      rc = keyExists(p, &p->key, &bExists);
+      if (rc) return rc;
+      if (bExists) return uniqueErr(p);
+    }
+    int hrc = hkv_put(p->pStore, p->key.a, (size_t)p->key.n, p->val.a,
+                      (size_t)p->val.n);
+    return hrc ? storeErr(p, hrc) : SQLITE_OK;
+  }
+
+  /* UPDATE: argv[0] is the old key. */
+  int bOldReal;
+  rc = encodeKey(&p->old, argv[0], &bOldReal);
+  if (rc) return rc == SQLITE_EMPTY ? SQLITE_OK : rc;
+  if (sqlite3_value_nochange(pVal)) {
+    const void *pV;
+    size_t nV;
+    int hrc = hkv_get(p->pStore, p->old.a, (size_t)p->old.n, &pV, &nV);
+    if (hrc) return storeErr(p, hrc);
+    if (bufSet(&p->val, pV, nV)) return SQLITE_NOMEM;
+    if (p->val.n < 1) return SQLITE_CORRUPT_VTAB;
+    p->val.a[0] = (unsigned char)((p->val.a[0] & 0x7F) |
+                                  (bReal ? HKV_TAG_KEYREAL : 0));
+  } else {
+    rc = encodeValue(&p->val, pVal, bReal);
+    if (rc) return rc;
+  }
+  int bSameKey = p->old.n == p->key.n && !memcmp(p->old.a, p->key.a,
+                                                 (size_t)p->key.n);
+  if (!bSameKey && !bReplace) {
+    int bExists;
+    rc = keyExists(p, &p->key, &bExists);
+    if (rc) return rc;
+    if (bExists) return uniqueErr(p);
+  }
+  int hrc = hkv_put(p->pStore, p->key.a, (size_t)p->key.n, p->val.a,
+                    (size_t)p->val.n);
+  if (hrc) return storeErr(p, hrc);
+  if (!bSameKey) {
+    hrc = hkv_delete(p->pStore, p->old.a, (size_t)p->old.n);
+    if (hrc && hrc != HKV_NOTFOUND) return storeErr(p, hrc);
+  }
+  return SQLITE_OK;
+}
+
+/* ---- transactions ---- */
+
+static int hkvBegin(sqlite3_vtab *pVtab) {
+  HkvVtab *p = (HkvVtab *)pVtab;
+  if (hkv_in_transaction(p->pStore)) return SQLITE_OK;
+  int rc = hkv_begin(p->pStore);
+  return rc ? storeErr(p, rc) : SQLITE_OK;
+}
+
+/* All durable, fallible work: SQLite ignores what xCommit returns. */
+static int hkvSync(sqlite3_vtab *pVtab) {
+  HkvVtab *p = (HkvVtab *)pVtab;
+  if (!hkv_in_transaction(p->pStore)) return SQLITE_OK;
+  int rc = hkv_prepare(p->pStore);
+  return rc ? storeErr(p, rc) : SQLITE_OK;
+}
+
+static int hkvCommit(sqlite3_vtab *pVtab) {
+  HkvVtab *p = (HkvVtab *)pVtab;
+  if (!hkv_in_transaction(p->pStore)) return SQLITE_OK; /* CREATE, etc. */
+  int rc = hkv_commit(p->pStore);
+  return rc ? storeErr(p, rc) : SQLITE_OK;
+}
+
+static int hkvRollback(sqlite3_vtab *pVtab) {
+  HkvVtab *p = (HkvVtab *)pVtab;
+  if (!hkv_in_transaction(p->pStore)) return SQLITE_OK;
+  int rc = hkv_rollback(p->pStore);
+  return rc ? storeErr(p, rc) : SQLITE_OK;
+}
+
+static int hkvSavepoint(sqlite3_vtab *pVtab, int iSavepoint) {
+  HkvVtab *p = (HkvVtab *)pVtab;
+  if (!hkv_in_transaction(p->pStore)) return SQLITE_OK;
+  int rc = hkv_savepoint(p->pStore, iSavepoint);
+  return rc ? storeErr(p, rc) : SQLITE_OK;
+}
+
+static int hkvRelease(sqlite3_vtab *pVtab, int iSavepoint) {
+  HkvVtab *p = (HkvVtab *)pVtab;
+  if (!hkv_in_transaction(p->pStore)) return SQLITE_OK;
+  int rc = hkv_release(p->pStore, iSavepoint);
+  return rc ? storeErr(p, rc) : SQLITE_OK;
+}
+
+static int hkvRollbackTo(sqlite3_vtab *pVtab, int iSavepoint) {
+  HkvVtab *p = (HkvVtab *)pVtab;
+  if (!hkv_in_transaction(p->pStore)) return SQLITE_OK;
+  int rc = hkv_rollback_to(p->pStore, iSavepoint);
+  return rc ? storeErr(p, rc) : SQLITE_OK;
+}
+
+/* ---- rename ---- */
+
+static int hkvRename(sqlite3_vtab *pVtab, const char *zNew) {
+  HkvVtab *p = (HkvVtab *)pVtab;
+  if (p->bDefault) {
+    /* The default location carries the table's name: move it along. The
+    ** engine works through a descriptor of the directory, so open handles
+    ** are unaffected. */
+    int bDefault;
+    char *zDir = resolveDir(p->db, p->zSchema, zNew, 0, &bDefault);
+    if (!zDir) return SQLITE_NOMEM;
+    struct stat st;
+    if (stat(zDir, &st) == 0 || rename(p->zDir, zDir) != 0) {
+      vtabErr(p, SQLITE_ERROR, "hashkv: cannot move the store to %s", zDir);
+      sqlite3_free(zDir);
+      return SQLITE_ERROR;
+    }
+    sqlite3_free(p->zDir);
+    p->zDir = zDir;
+  }
+  if (p->bTemp) {
+    HkvTemp *t = findTemp(p->pConn, p->zSchema, p->zName, 0);
+    if (t) {
+      char *z = sqlite3_mprintf("%s", zNew);
+      if (!z) return SQLITE_NOMEM;
+      sqlite3_free(t->zTable);
+      t->zTable = z;
+    }
+  }
+  char *z = sqlite3_mprintf("%s", zNew);
+  if (!z) return SQLITE_NOMEM;
+  sqlite3_free(p->zName);
+  p->zName = z;
+  return SQLITE_OK;
+}
+
+static sqlite3_module hkvModule = {
+    /* iVersion      */ 3,
+    /* xCreate       */ hkvCreate,
+    /* xConnect      */ hkvConnect,
+    /* xBestIndex    */ hkvBestIndex,
+    /* xDisconnect   */ hkvDisconnect,
+    /* xDestroy      */ hkvDestroy,
+    /* xOpen         */ hkvOpen,
+    /* xClose        */ hkvClose,
+    /* xFilter       */ hkvFilter,
+    /* xNext         */ hkvNext,
+    /* xEof          */ hkvEof,
+    /* xColumn       */ hkvColumn,
+    /* xRowid        */ hkvRowid,
+    /* xUpdate       */ hkvUpdate,
+    /* xBegin        */ hkvBegin,
+    /* xSync         */ hkvSync,
+    /* xCommit       */ hkvCommit,
+    /* xRollback     */ hkvRollback,
+    /* xFindFunction */ 0,
+    /* xRename       */ hkvRename,
+    /* xSavepoint    */ hkvSavepoint,
+    /* xRelease      */ hkvRelease,
+    /* xRollbackTo   */ hkvRollbackTo,
+    /* xShadowName   */ 0,
+#if SQLITE_VERSION_NUMBER >= 3044000
+    /* xIntegrity    */ 0,
+#endif
+};
+
+/* ---- hashkv_stats('table'): the engine's counters as rows ---- */
+
+#define HKV_STATS_NAME 0
+#define HKV_STATS_VALUE 1
+#define HKV_STATS_TABLE 2
+
+typedef struct StatsCursor {
+  sqlite3_vtab_cursor base;
+  hkv_stats st;
+  int i; /* row: index into aStatName */
+} StatsCursor;
+
+static const char *const aStatName[] = {
+    "live_keys", "live_bytes",          "dead_bytes",           "total_bytes",
+    "segments",  "index_bytes",         "recovered_cut_bytes", "recovered_cut_offset",
+    "commits"};
+#define HKV_NSTAT ((int)(sizeof(aStatName) / sizeof(aStatName[0])))
+
+static sqlite3_uint64 statValue(const hkv_stats *s, int i) {
+  const uint64_t a[] = {s->live_keys,   s->live_bytes,
+                        s->dead_bytes,  s->total_bytes,
+                        s->segments,    s->index_bytes,
+                        s->recovered_cut_bytes, s->recovered_cut_offset,
+                        s->commits};
+  return a[i];
+}
+
+static int statsConnect(sqlite3 *db, void *pAux, int argc,
+                        const char *const *argv, sqlite3_vtab **ppVtab,
+                        char **pzErr) {
+  (void)argc;
+  (void)argv;
+  (void)pzErr;
+  int rc = sqlite3_declare_vtab(
+      db, "CREATE TABLE x(name TEXT, value INTEGER, tbl HIDDEN)");
+  if (rc) return rc;
+  HkvVtab *p = sqlite3_malloc(sizeof(*p));
+  if (!p) return SQLITE_NOMEM;
+  memset(p, 0, sizeof(*p));
+  p->pConn = pAux;
+  p->db = db;
+  sqlite3_vtab_config(db, SQLITE_VTAB_INNOCUOUS);
+  *ppVtab = &p->base;
+  return SQLITE_OK;
+}
+
+static int statsDisconnect(sqlite3_vtab *pVtab) {
+  sqlite3_free(pVtab->zErrMsg);
+  sqlite3_free(pVtab);
+  return SQLITE_OK;
+}
+
+static int statsBestIndex(sqlite3_vtab *pVtab, sqlite3_index_info *pInfo) {
+  (void)pVtab;
+  for (int i = 0; i < pInfo->nConstraint; i++) {
+    const struct sqlite3_index_constraint *pC = &pInfo->aConstraint[i];
+    if (pC->iColumn == HKV_STATS_TABLE &&
+        pC->op == SQLITE_INDEX_CONSTRAINT_EQ) {
+      if (!pC->usable) return SQLITE_CONSTRAINT;
+      pInfo->aConstraintUsage[i].argvIndex = 1;
+      pInfo->aConstraintUsage[i].omit = 1;
+      pInfo->idxNum = 1;
+      pInfo->estimatedCost = 10;
+      pInfo->estimatedRows = HKV_NSTAT;
+      return SQLITE_OK;
+    }
+  }
+  pInfo->idxNum = 0;
+  pInfo->estimatedCost = 1e9;
+  return SQLITE_OK;
+}
+
+static int statsOpen(sqlite3_vtab *pVtab, sqlite3_vtab_cursor **ppCur) {
+  (void)pVtab;
+  StatsCursor *c = sqlite3_malloc(sizeof(*c));
+  if (!c) return SQLITE_NOMEM;
+  memset(c, 0, sizeof(*c));
+  *ppCur = &c->base;
+  return SQLITE_OK;
+}
+
+static int statsClose(sqlite3_vtab_cursor *cur) {
+  sqlite3_free(cur);
+  return SQLITE_OK;
+}
+
+static int statsFilter(sqlite3_vtab_cursor *cur, int idxNum,
+                       const char *idxStr, int argc, sqlite3_value **argv) {
+  StatsCursor *c = (StatsCursor *)cur;
+  HkvVtab *pStats = (HkvVtab *)cur->pVtab;
+  (void)idxStr;
+  c->i = HKV_NSTAT;
+  if (idxNum != 1 || argc < 1) {
+    return vtabErr(pStats, SQLITE_ERROR, "%s",
+                   "hashkv_stats: name a hashkv table: hashkv_stats('kv')");
+  }
+  const char *zTable = (const char *)sqlite3_value_text(argv[0]);
+  HkvVtab *p = pStats->pConn->pVtabs;
+  while (p && !(zTable && !sqlite3_stricmp(p->zName, zTable))) {
+    p = p->pNextVtab;
+  }
+  if (!p) {
+    return vtabErr(pStats, SQLITE_ERROR,
+                   "hashkv_stats: no open hashkv table named '%s' (touch it "
+                   "first, e.g. SELECT count(*) FROM it)",
+                   zTable ? zTable : "NULL");
+  }
+  int rc = hkv_stats_get(p->pStore, &c->st);
+  if (rc) return sqliteCode(rc);
+  c->i = 0;
+  return SQLITE_OK;
+}
+
+static int statsNext(sqlite3_vtab_cursor *cur) {
+  ((StatsCursor *)cur)->i++;
+  return SQLITE_OK;
+}
+
+static int statsEof(sqlite3_vtab_cursor *cur) {
+  return ((StatsCursor *)cur)->i >= HKV_NSTAT;
+}
+
+static int statsColumn(sqlite3_vtab_cursor *cur, sqlite3_context *ctx,
+                       int i) {
+  StatsCursor *c = (StatsCursor *)cur;
+  if (i == HKV_STATS_NAME) {
+    sqlite3_result_text(ctx, aStatName[c->i], -1, SQLITE_STATIC);
+  } else if (i == HKV_STATS_VALUE) {
+    sqlite3_result_int64(ctx, (sqlite3_int64)statValue(&c->st, c->i));
+  }
+  return SQLITE_OK;
+}
+
+static int statsRowid(sqlite3_vtab_cursor *cur, sqlite3_int64 *pRowid) {
+  *pRowid = ((StatsCursor *)cur)->i;
+  return SQLITE_OK;
+}
+
+static sqlite3_module statsModule = {
+    /* iVersion      */ 0,
+    /* xCreate       */ 0, /* eponymous only */
+    /* xConnect      */ statsConnect,
+    /* xBestIndex    */ statsBestIndex,
+    /* xDisconnect   */ statsDisconnect,
+    /* xDestroy      */ 0,
+    /* xOpen         */ statsOpen,
+    /* xClose        */ statsClose,
+    /* xFilter       */ statsFilter,
+    /* xNext         */ statsNext,
+    /* xEof          */ statsEof,
+    /* xColumn       */ statsColumn,
+    /* xRowid        */ statsRowid,
+    /* xUpdate       */ 0,
+    /* xBegin        */ 0,
+    /* xSync         */ 0,
+    /* xCommit       */ 0,
+    /* xRollback     */ 0,
+    /* xFindFunction */ 0,
+    /* xRename       */ 0,
+    /* xSavepoint    */ 0,
+    /* xRelease      */ 0,
+    /* xRollbackTo   */ 0,
+    /* xShadowName   */ 0,
+#if SQLITE_VERSION_NUMBER >= 3044000
+    /* xIntegrity    */ 0,
+#endif
+};
+
+static void versionFunc(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  (void)argc;
+  (void)argv;
+  sqlite3_result_text(ctx, HKV_VERSION_STRING, -1, SQLITE_STATIC);
+}
+
+/* ---- entry point ---- */
+
+#ifdef _WIN32
+__declspec(dllexport)
+#endif
+int sqlite3_hashkv_init(sqlite3 *db, char **pzErrMsg,
+                        const sqlite3_api_routines *pApi);
+
+int sqlite3_hashkv_init(sqlite3 *db, char **pzErrMsg,
+                        const sqlite3_api_routines *pApi) {
+#ifndef SQLITE_CORE
+  SQLITE_EXTENSION_INIT2(pApi);
+#else
+  (void)pApi;
+#endif
+  (void)pzErrMsg;
+  HkvConn *c = sqlite3_malloc(sizeof(*c));
+  if (!c) return SQLITE_NOMEM;
+  memset(c, 0, sizeof(*c));
+  c->db = db;
+  int rc = sqlite3_create_module_v2(db, "hashkv", &hkvModule, c, connFree);
+  if (rc) return rc; /* connFree has run */
+  rc = sqlite3_create_module_v2(db, "hashkv_stats", &statsModule, c, 0);
+  if (rc == SQLITE_OK) {
+    rc = sqlite3_create_function(
+        db, "hashkv_version", 0,
+        SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS, 0, versionFunc,
+        0, 0);
+  }
+  return rc;
+}

@@ -61,6 +61,7 @@ struct hkv_db {
   HkvEngine *e;
   int iSync;
   int bReadonly;
+  char *zPath;     /* the directory as given to hkv_open */
   int rc;          /* code of the last call */
   char *zErr;      /* its message, if any */
 
@@ -337,6 +338,8 @@ int hkv_open(const char *zPath, const hkv_options *pOpts, hkv_db **ppDb) {
     return dbErr(db, HKV_MISUSE, "unknown open flags 0x%x", opts.flags);
   }
   db->iSync = opts.sync;
+  db->zPath = hkvStrdup(zPath);
+  if (!db->zPath) return dbErr(db, HKV_NOMEM, 0);
   db->bReadonly = (opts.flags & HKV_OPEN_READONLY) != 0;
 
   if (!(opts.flags & (HKV_OPEN_READONLY | HKV_OPEN_NOCREATE))) {
@@ -346,7 +349,7 @@ int hkv_open(const char *zPath, const hkv_options *pOpts, hkv_db **ppDb) {
                    zPath, strerror(-r));
     }
   }
-  int dirFd = hkvEnv->xOpen(zPath, O_RDONLY | O_DIRECTORY, 0);
+  int dirFd = hkvEnv->xOpen(AT_FDCWD, zPath, O_RDONLY | O_DIRECTORY, 0);
   if (dirFd < 0) {
     return dbErr(db, HKV_CANTOPEN, "%s: cannot open store: %s", zPath,
                  strerror(-dirFd));
@@ -1004,6 +1007,29 @@ int hkv_clear(hkv_db *db) {
   return dbSet(db, rc, zKeep);
 }
 
+int hkv_destroy(hkv_db *db) {
+  if (!db || !db->e) return HKV_MISUSE;
+  HkvEngine *e = db->e;
+  if (db->bReadonly) return dbErr(db, HKV_READONLY, 0);
+  pthread_mutex_lock(&registryMu);
+  int nRef = e->nRef;
+  pthread_mutex_unlock(&registryMu);
+  if (nRef > 1) {
+    return dbErr(db, HKV_BUSY, "store is open in other handles");
+  }
+  if (db->bTxn) rollbackTxn(db);
+  char *zErr = 0;
+  int rc = hkvLogRemoveAll(e, &zErr);
+  hkvFree(zErr);
+  if (rc == HKV_OK) hkvEnv->xSync(e->dirFd);
+  char *zDir = db->zPath;
+  db->zPath = 0;
+  hkv_close(db);
+  if (zDir) hkvEnv->xRmdir(zDir); /* fails, harmlessly, if the user put files there */
+  hkvFree(zDir);
+  return rc;
+}
+
 int hkv_close(hkv_db *db) {
   if (!db) return HKV_OK;
   HkvEngine *e = db->e;
@@ -1021,6 +1047,7 @@ int hkv_close(hkv_db *db) {
   hkvFree(db->aUndo);
   hkvFree(db->aMark);
   hkvFree(db->zErr);
+  hkvFree(db->zPath);
   hkvFree(db);
   return HKV_OK;
 }

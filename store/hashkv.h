@@ -111,6 +111,15 @@ int hkv_open(const char *zPath, const hkv_options *pOpts, hkv_db **ppDb);
 */
 int hkv_close(hkv_db *db);
 
+/*
+** Closes db and deletes its store: every segment file, then the directory
+** db was opened with if nothing else is left in it. Returns BUSY (and db
+** stays open, nothing removed) if other handles of this process have the
+** store open; READONLY for a read-only handle; IOERR if a file could not be
+** removed (db is closed all the same).
+*/
+int hkv_destroy(hkv_db *db);
+
 /* Message of the last failed call on db (or "not an error"). Valid until
 ** the next call on db. */
 const char *hkv_errmsg(hkv_db *db);

@@ -66,7 +66,9 @@ static inline uint64_t hkvGet64(const uint8_t *p) {
 /* ---- the OS layer (os.c): every system call goes through here ---- */
 typedef struct HkvEnv HkvEnv;
 struct HkvEnv {
-  int (*xOpen)(const char *zPath, int flags, int mode); /* fd or -errno */
+  /* Paths are relative to dirFd (AT_FDCWD for the process's directory), so
+  ** the engine keeps working after its directory is renamed. */
+  int (*xOpen)(int dirFd, const char *zPath, int flags, int mode); /* fd */
   int (*xClose)(int fd);
   long (*xWrite)(int fd, const void *p, size_t n, uint64_t off); /* pwrite */
   int (*xSync)(int fd);                                  /* 0 or -errno */
@@ -74,8 +76,9 @@ struct HkvEnv {
   int (*xFileSize)(int fd, uint64_t *pn);                /* 0 or -errno */
   void *(*xMmap)(int fd, uint64_t n);                    /* NULL on error */
   void (*xMunmap)(void *p, uint64_t n);
-  int (*xUnlink)(const char *zPath);
+  int (*xUnlink)(int dirFd, const char *zPath);
   int (*xMkdir)(const char *zPath);                      /* 0, -EEXIST.. */
+  int (*xRmdir)(const char *zPath);
   int (*xLock)(int fd, int bExclusive);                  /* 0, -EWOULDBLOCK */
   void *(*xMalloc)(size_t n);
   void *(*xCalloc)(size_t nElem, size_t nSize);
@@ -132,6 +135,7 @@ typedef struct HkvEngine HkvEngine;
 typedef int (*HkvApply)(void *pCtx, HkvLoc loc, const HkvRec *pRec);
 int hkvLogRecover(HkvEngine *e, HkvApply xApply, void *pCtx, char **pzErr);
 void hkvLogCloseAll(HkvEngine *e);
+int hkvLogRemoveAll(HkvEngine *e, char **pzErr);
 int hkvLogAppend(HkvEngine *e, int kind, int flags, uint64_t iTxn,
                  const void *pKey, uint32_t nKey, const void *pVal,
                  uint32_t nVal, HkvLoc *pLoc, char **pzErr);

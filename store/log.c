@@ -50,13 +50,20 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 static const uint8_t aMagic[8] = {'h', 'k', 'v', 'l', 'o', 'g', '\r', '\n'};
 #define HKV_FORMAT_VERSION 1
 #define HKV_BUF_SIZE (1u << 20)
 
+/* The path of a segment, for messages. */
 char *hkvLogSegPath(HkvEngine *e, uint32_t iSeq) {
   return hkvMprintf("%s/%08x.hkd", e->zDir, iSeq);
+}
+
+/* The file name of a segment inside the store directory. */
+static void segName(uint32_t iSeq, char *zBuf) {
+  snprintf(zBuf, 16, "%08x.hkd", iSeq);
 }
 
 /* Replaces *pzErr with zMsg (taking it); pzErr may be NULL. */
@@ -260,7 +267,9 @@ static int createSegment(HkvEngine *e, uint32_t iSeq, uint64_t nMin,
   uint8_t aHdr[HKV_SEG_HDR];
   char *zPath = hkvLogSegPath(e, iSeq);
   if (!zPath) return HKV_NOMEM;
-  int fd = hkvEnv->xOpen(zPath, O_RDWR | O_CREAT | O_EXCL, 0644);
+  char zName[16];
+  segName(iSeq, zName);
+  int fd = hkvEnv->xOpen(e->dirFd, zName, O_RDWR | O_CREAT | O_EXCL, 0644);
   if (fd < 0) {
     int rc = setErr(pzErr, HKV_IOERR,
                     hkvMprintf("%s: cannot create: %s", zPath, strerror(-fd)));
@@ -274,7 +283,7 @@ static int createSegment(HkvEngine *e, uint32_t iSeq, uint64_t nMin,
                : 0;
   if (w != HKV_SEG_HDR || rS) {
     hkvEnv->xClose(fd);
-    hkvEnv->xUnlink(zPath);
+    hkvEnv->xUnlink(e->dirFd, zName);
     e->bFailed = 1;
     int rc = setErr(pzErr, HKV_IOERR,
                     hkvMprintf("%s: cannot write segment header: %s", zPath,
@@ -288,7 +297,7 @@ static int createSegment(HkvEngine *e, uint32_t iSeq, uint64_t nMin,
   uint32_t iSlot;
   int rc = addSegment(e, fd, iSeq, HKV_SEG_HDR, nMap, &iSlot, pzErr);
   if (rc) {
-    hkvEnv->xUnlink(zPath);
+    hkvEnv->xUnlink(e->dirFd, zName);
     hkvFree(zPath);
     return rc;
   }
@@ -448,12 +457,16 @@ static int cmpU32(const void *a, const void *b) {
 /* Sequence numbers of the segment files in the directory, sorted. */
 static int listSegments(HkvEngine *e, uint32_t **paSeq, uint32_t *pn,
                         char **pzErr) {
-  DIR *pDir = opendir(e->zDir);
+  int fd = dup(e->dirFd);
+  DIR *pDir = fd >= 0 ? fdopendir(fd) : NULL;
   if (!pDir) {
+    if (fd >= 0) close(fd);
+    errno = errno ? errno : EBADF;
     return setErr(pzErr, HKV_CANTOPEN,
                   hkvMprintf("%s: cannot list: %s", e->zDir,
                              strerror(errno)));
   }
+  rewinddir(pDir); /* the dup shares dirFd's offset */
   uint32_t *a = 0, n = 0, nAlloc = 0;
   struct dirent *pEnt;
   int rc = HKV_OK;
@@ -489,6 +502,24 @@ static int listSegments(HkvEngine *e, uint32_t **paSeq, uint32_t *pn,
   *paSeq = a;
   *pn = n;
   return HKV_OK;
+}
+
+/* Removes every segment file of the store (the engine is being closed). */
+int hkvLogRemoveAll(HkvEngine *e, char **pzErr) {
+  uint32_t *aSeq = 0, nSeq = 0;
+  int rc = listSegments(e, &aSeq, &nSeq, pzErr);
+  for (uint32_t i = 0; rc == HKV_OK && i < nSeq; i++) {
+    char zName[16];
+    segName(aSeq[i], zName);
+    int r = hkvEnv->xUnlink(e->dirFd, zName);
+    if (r && r != -ENOENT) {
+      rc = setErr(pzErr, HKV_IOERR,
+                  hkvMprintf("%s/%s: cannot remove: %s", e->zDir, zName,
+                             strerror(-r)));
+    }
+  }
+  hkvFree(aSeq);
+  return rc;
 }
 
 /* The replay state: the open transaction's records, and a committed one
@@ -626,7 +657,10 @@ int hkvLogRecover(HkvEngine *e, HkvApply xApply, void *pCtx, char **pzErr) {
       rc = HKV_NOMEM;
       break;
     }
-    int fd = hkvEnv->xOpen(zPath, e->bReadonly ? O_RDONLY : O_RDWR, 0);
+    char zName[16];
+    segName(aSeq[k], zName);
+    int fd = hkvEnv->xOpen(e->dirFd, zName, e->bReadonly ? O_RDONLY : O_RDWR,
+                           0);
     uint64_t nFile = 0;
     if (fd < 0 || hkvEnv->xFileSize(fd, &nFile)) {
       rc = setErr(pzErr, HKV_IOERR,
@@ -710,9 +744,9 @@ int hkvLogRecover(HkvEngine *e, HkvApply xApply, void *pCtx, char **pzErr) {
     hkvLogCloseAll(e);
     if (nSeq) {
       /* remove the torn file(s) before starting afresh */
-      char *zPath = hkvLogSegPath(e, iSeq - 1);
-      if (zPath) hkvEnv->xUnlink(zPath);
-      hkvFree(zPath);
+      char zName[16];
+      segName(iSeq - 1, zName);
+      hkvEnv->xUnlink(e->dirFd, zName);
     }
     return createSegment(e, iSeq, HKV_SEG_HDR, pzErr);
   }
@@ -737,10 +771,10 @@ int hkvLogRecover(HkvEngine *e, HkvApply xApply, void *pCtx, char **pzErr) {
     s->nFile = iCutOff;
     while (e->nSeg > iCutSeg + 1) {
       uint32_t iSlot = e->aOrder[--e->nSeg];
-      char *zPath = hkvLogSegPath(e, e->apSeg[iSlot]->iSeq);
+      char zName[16];
+      segName(e->apSeg[iSlot]->iSeq, zName);
       freeSegment(e, iSlot);
-      if (zPath) hkvEnv->xUnlink(zPath);
-      hkvFree(zPath);
+      hkvEnv->xUnlink(e->dirFd, zName);
     }
     if (syncDir(e, pzErr)) return HKV_IOERR;
     e->bFailed = 0;

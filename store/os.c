@@ -16,10 +16,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static int posixOpen(const char *zPath, int flags, int mode) {
+static int posixOpen(int dirFd, const char *zPath, int flags, int mode) {
   int fd;
   do {
-    fd = open(zPath, flags | O_CLOEXEC, mode);
+    fd = openat(dirFd, zPath, flags | O_CLOEXEC, mode);
   } while (fd < 0 && errno == EINTR);
   return fd < 0 ? -errno : fd;
 }
@@ -54,12 +54,16 @@ static void *posixMmap(int fd, uint64_t n) {
 
 static void posixMunmap(void *p, uint64_t n) { munmap(p, (size_t)n); }
 
-static int posixUnlink(const char *zPath) {
-  return unlink(zPath) < 0 ? -errno : 0;
+static int posixUnlink(int dirFd, const char *zPath) {
+  return unlinkat(dirFd, zPath, 0) < 0 ? -errno : 0;
 }
 
 static int posixMkdir(const char *zPath) {
   return mkdir(zPath, 0777) < 0 ? -errno : 0;
+}
+
+static int posixRmdir(const char *zPath) {
+  return rmdir(zPath) < 0 ? -errno : 0;
 }
 
 static int posixLock(int fd, int bExclusive) {
@@ -73,7 +77,8 @@ static int posixLock(int fd, int bExclusive) {
 const HkvEnv hkvPosixEnv = {posixOpen,   posixClose,    posixWrite,
                             posixSync,   posixTruncate, posixFileSize,
                             posixMmap,   posixMunmap,   posixUnlink,
-                            posixMkdir,  posixLock,     malloc,
+                            posixMkdir,  posixRmdir,    posixLock,
+                            malloc,
                             calloc,      realloc,       free};
 
 const HkvEnv *hkvEnv = &hkvPosixEnv;
