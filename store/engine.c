@@ -785,13 +785,16 @@ int hkv_savepoint(hkv_db *db, int iLevel) {
 
 int hkv_rollback_to(hkv_db *db, int iLevel) {
   if (!db || !db->e) return HKV_MISUSE;
-  if (!db->bTxn || iLevel < 0 || iLevel >= db->nMark) {
+  if (!db->bTxn || iLevel < -1 || iLevel >= db->nMark) {
     return dbErr(db, HKV_MISUSE, "no savepoint %d", iLevel);
   }
   if (db->bPrepared) {
     return dbErr(db, HKV_MISUSE, "transaction already prepared");
   }
-  HkvMark *m = &db->aMark[iLevel];
+  /* Level -1 is the start of the transaction (SQLite's ROLLBACK TO of the
+  ** savepoint that opened it). */
+  HkvMark mStart = {0, 0};
+  HkvMark *m = iLevel < 0 ? &mStart : &db->aMark[iLevel];
   HkvEngine *e = db->e;
   if (db->nUndo > m->iUndo) {
     /* Tell recovery first; if that fails the caller rolls back anyway. */

@@ -162,7 +162,8 @@ int hkv_delete(hkv_db *db, const void *pKey, size_t nKey);
 **     durable commit with an abort record, so a reopen does not show it.
 ** Savepoints are numbered like SQLite's: hkv_savepoint(db, n) marks level n
 ** (dropping marks >= n); hkv_rollback_to(db, n) undoes writes after mark n
-** and keeps it; hkv_release(db, n) drops marks >= n and keeps the writes.
+** and keeps it (n = -1: back to the start of the transaction, which stays
+** open); hkv_release(db, n) drops marks >= n and keeps the writes.
 ** All return MISUSE outside a transaction or for an unknown level.
 */
 int hkv_begin(hkv_db *db);

@@ -1,0 +1,135 @@
+-- Writes and their errors, side by side with the native table.
+CREATE VIRTUAL TABLE kv USING hashkv(sync=normal);
+CREATE TABLE n(key PRIMARY KEY NOT NULL, value) WITHOUT ROWID;
+INSERT INTO kv VALUES('a', 1), ('b', 2), ('c', 3);
+SELECT changes();
+INSERT INTO n VALUES('a', 1), ('b', 2), ('c', 3);
+SELECT changes();
+.echo -- plain INSERT of an existing key
+INSERT INTO kv VALUES('a', 9);
+SELECT changes();
+INSERT INTO n VALUES('a', 9);
+SELECT changes();
+SELECT 'kv', group_concat(key || '=' || value, ' ') FROM (SELECT * FROM kv ORDER BY key);
+SELECT 'n ', group_concat(key || '=' || value, ' ') FROM (SELECT * FROM n ORDER BY key);
+.echo -- a multi-row INSERT failing on its second row leaves nothing
+INSERT INTO kv VALUES('d', 4), ('a', 9), ('e', 5);
+SELECT changes();
+INSERT INTO n VALUES('d', 4), ('a', 9), ('e', 5);
+SELECT changes();
+SELECT 'kv', group_concat(key || '=' || value, ' ') FROM (SELECT * FROM kv ORDER BY key);
+SELECT 'n ', group_concat(key || '=' || value, ' ') FROM (SELECT * FROM n ORDER BY key);
+.echo -- OR IGNORE skips the conflicting row only
+INSERT OR IGNORE INTO kv VALUES('d', 4), ('a', 9), ('e', 5);
+SELECT changes();
+INSERT OR IGNORE INTO n VALUES('d', 4), ('a', 9), ('e', 5);
+SELECT changes();
+SELECT 'kv', group_concat(key || '=' || value, ' ') FROM (SELECT * FROM kv ORDER BY key);
+SELECT 'n ', group_concat(key || '=' || value, ' ') FROM (SELECT * FROM n ORDER BY key);
+.echo -- OR REPLACE and REPLACE
+INSERT OR REPLACE INTO kv VALUES('a', 10), ('f', 6);
+SELECT changes();
+INSERT OR REPLACE INTO n VALUES('a', 10), ('f', 6);
+SELECT changes();
+REPLACE INTO kv VALUES('b', 20);
+SELECT changes();
+REPLACE INTO n VALUES('b', 20);
+SELECT changes();
+SELECT 'kv', group_concat(key || '=' || value, ' ') FROM (SELECT * FROM kv ORDER BY key);
+SELECT 'n ', group_concat(key || '=' || value, ' ') FROM (SELECT * FROM n ORDER BY key);
+.echo -- OR FAIL keeps the rows before the failure
+INSERT OR FAIL INTO kv VALUES('g', 7), ('a', 0), ('h', 8);
+SELECT changes();
+INSERT OR FAIL INTO n VALUES('g', 7), ('a', 0), ('h', 8);
+SELECT changes();
+SELECT 'kv', group_concat(key || '=' || value, ' ') FROM (SELECT * FROM kv ORDER BY key);
+SELECT 'n ', group_concat(key || '=' || value, ' ') FROM (SELECT * FROM n ORDER BY key);
+.echo -- OR ABORT inside a transaction undoes the statement only
+BEGIN;
+INSERT INTO kv VALUES('i', 9);
+SELECT changes();
+INSERT INTO n VALUES('i', 9);
+SELECT changes();
+INSERT OR ABORT INTO kv VALUES('j', 10), ('a', 0);
+SELECT changes();
+INSERT OR ABORT INTO n VALUES('j', 10), ('a', 0);
+SELECT changes();
+COMMIT;
+SELECT 'kv', group_concat(key || '=' || value, ' ') FROM (SELECT * FROM kv ORDER BY key);
+SELECT 'n ', group_concat(key || '=' || value, ' ') FROM (SELECT * FROM n ORDER BY key);
+.echo -- OR ROLLBACK ends the transaction
+BEGIN;
+INSERT INTO kv VALUES('k', 11);
+SELECT changes();
+INSERT INTO n VALUES('k', 11);
+SELECT changes();
+INSERT OR ROLLBACK INTO kv VALUES('a', 0);
+SELECT changes();
+SELECT count(*) FROM kv WHERE key = 'k';
+SELECT 'kv', group_concat(key || '=' || value, ' ') FROM (SELECT * FROM kv ORDER BY key);
+SELECT 'n ', group_concat(key || '=' || value, ' ') FROM (SELECT * FROM n ORDER BY key);
+.echo -- NOT NULL under every conflict mode
+INSERT INTO kv VALUES(NULL, 1);
+SELECT changes();
+INSERT INTO n VALUES(NULL, 1);
+SELECT changes();
+INSERT OR IGNORE INTO kv VALUES(NULL, 1);
+SELECT changes();
+INSERT OR IGNORE INTO n VALUES(NULL, 1);
+SELECT changes();
+INSERT OR REPLACE INTO kv VALUES(NULL, 1);
+SELECT changes();
+INSERT OR REPLACE INTO n VALUES(NULL, 1);
+SELECT changes();
+UPDATE kv SET key = NULL WHERE key = 'a';
+SELECT changes();
+UPDATE n SET key = NULL WHERE key = 'a';
+SELECT changes();
+SELECT 'kv', group_concat(key || '=' || value, ' ') FROM (SELECT * FROM kv ORDER BY key);
+SELECT 'n ', group_concat(key || '=' || value, ' ') FROM (SELECT * FROM n ORDER BY key);
+.echo -- UPDATE of the value, of the key, onto an existing key
+UPDATE kv SET value = value * 100 WHERE key IN ('a', 'b');
+SELECT changes();
+UPDATE n SET value = value * 100 WHERE key IN ('a', 'b');
+SELECT changes();
+UPDATE kv SET key = 'z' WHERE key = 'c';
+SELECT changes();
+UPDATE n SET key = 'z' WHERE key = 'c';
+SELECT changes();
+UPDATE kv SET key = 'a' WHERE key = 'z';
+SELECT changes();
+UPDATE n SET key = 'a' WHERE key = 'z';
+SELECT changes();
+UPDATE OR REPLACE kv SET key = 'a' WHERE key = 'z';
+SELECT changes();
+UPDATE OR REPLACE n SET key = 'a' WHERE key = 'z';
+SELECT changes();
+UPDATE OR IGNORE kv SET key = 'b' WHERE key = 'd';
+SELECT changes();
+UPDATE OR IGNORE n SET key = 'b' WHERE key = 'd';
+SELECT changes();
+SELECT 'kv', group_concat(key || '=' || value, ' ') FROM (SELECT * FROM kv ORDER BY key);
+SELECT 'n ', group_concat(key || '=' || value, ' ') FROM (SELECT * FROM n ORDER BY key);
+.echo -- every row: UPDATE and DELETE visit each row once
+UPDATE kv SET value = 1;
+SELECT changes();
+UPDATE n SET value = 1;
+SELECT changes();
+UPDATE kv SET key = key || '+';
+SELECT changes();
+UPDATE n SET key = key || '+';
+SELECT changes();
+DELETE FROM kv WHERE key > 'e';
+SELECT changes();
+DELETE FROM n WHERE key > 'e';
+SELECT changes();
+DELETE FROM kv;
+SELECT changes();
+DELETE FROM n;
+SELECT changes();
+SELECT count(*) FROM kv;
+.echo -- what SQLite itself refuses on virtual tables
+INSERT INTO kv VALUES('x', 1) ON CONFLICT(key) DO UPDATE SET value = 2;
+DELETE FROM kv WHERE key = 'x' RETURNING *;
+CREATE INDEX kvi ON kv(value);
+CREATE TRIGGER kvt AFTER INSERT ON kv BEGIN SELECT 1; END;
