@@ -1,0 +1,457 @@
+/*
+** test_vtab.c: the hashkv module through the SQLite C API, linked
+** statically (-DSQLITE_CORE, sqlite3_auto_extension). Scans while writing,
+** a commit that SQLite revokes after xSync, xConnect of a missing store,
+** temporary stores, threads, and a differential test that runs long random
+** statement sequences on kv and on a native table side by side.
+*/
+#include <pthread.h>
+#include <sqlite3.h>
+#include <sys/stat.h>
+
+#include "testutil.h"
+
+int sqlite3_hashkv_init(sqlite3 *db, char **pzErrMsg, const void *pApi);
+
+static char zDbPath[400];
+
+static void setup(void) {
+  testDirSetup();
+  snprintf(zDbPath, sizeof(zDbPath), "%s/test.db", zTestDir);
+  sqlite3_auto_extension((void (*)(void))sqlite3_hashkv_init);
+}
+static void teardown(void) { testDirTeardown(); }
+
+static sqlite3 *openDb(void) {
+  sqlite3 *db = 0;
+  ck_assert_int_eq(sqlite3_open(zDbPath, &db), SQLITE_OK);
+  sqlite3_busy_timeout(db, 0);
+  return db;
+}
+
+static void execOk(sqlite3 *db, const char *zSql) {
+  char *zErr = 0;
+  int rc = sqlite3_exec(db, zSql, 0, 0, &zErr);
+  ck_assert_msg(rc == SQLITE_OK, "%s: %s", zSql, zErr ? zErr : "?");
+}
+
+static sqlite3_int64 queryInt(sqlite3 *db, const char *zSql) {
+  sqlite3_stmt *p = 0;
+  ck_assert_int_eq(sqlite3_prepare_v2(db, zSql, -1, &p, 0), SQLITE_OK);
+  int rc = sqlite3_step(p);
+  ck_assert_msg(rc == SQLITE_ROW, "%s: %s", zSql, sqlite3_errmsg(db));
+  sqlite3_int64 v = sqlite3_column_int64(p, 0);
+  sqlite3_finalize(p);
+  return v;
+}
+
+START_TEST(scan_while_writing_same_connection) {
+  sqlite3 *db = openDb();
+  execOk(db, "CREATE VIRTUAL TABLE kv USING hashkv(sync=off);"
+             "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM c "
+             "WHERE i < 2000) INSERT INTO kv SELECT i, i FROM c;");
+  sqlite3_stmt *pSel = 0, *pUpd = 0, *pIns = 0, *pDel = 0;
+  ck_assert_int_eq(sqlite3_prepare_v2(db, "SELECT key, value FROM kv", -1,
+                                      &pSel, 0), SQLITE_OK);
+  sqlite3_prepare_v2(db, "UPDATE kv SET value = value + 1000000 WHERE key = ?",
+                     -1, &pUpd, 0);
+  sqlite3_prepare_v2(db, "INSERT INTO kv VALUES(?, 0)", -1, &pIns, 0);
+  sqlite3_prepare_v2(db, "DELETE FROM kv WHERE key = ?", -1, &pDel, 0);
+  static char aSeen[2001];
+  memset(aSeen, 0, sizeof(aSeen));
+  int nRows = 0;
+  execOk(db, "BEGIN");
+  while (sqlite3_step(pSel) == SQLITE_ROW) {
+    sqlite3_int64 k = sqlite3_column_int64(pSel, 0);
+    ck_assert(k >= 1 && k <= 2000);
+    ck_assert_msg(!aSeen[k], "key %lld returned twice", (long long)k);
+    aSeen[k] = 1;
+    nRows++;
+    /* Rewrite this row, add two new ones, delete one not yet seen. */
+    sqlite3_bind_int64(pUpd, 1, k);
+    ck_assert_int_eq(sqlite3_step(pUpd), SQLITE_DONE);
+    sqlite3_reset(pUpd);
+    for (int j = 0; j < 2; j++) {
+      sqlite3_bind_int64(pIns, 1, 100000 + k * 2 + j);
+      ck_assert_int_eq(sqlite3_step(pIns), SQLITE_DONE);
+      sqlite3_reset(pIns);
+    }
+  }
+  ck_assert_int_eq(sqlite3_finalize(pSel), SQLITE_OK);
+  execOk(db, "COMMIT");
+  ck_assert_int_eq(nRows, 2000);
+  ck_assert_int_eq(queryInt(db, "SELECT count(*) FROM kv"), 6000);
+  ck_assert_int_eq(queryInt(db, "SELECT count(*) FROM kv WHERE value > 1000000"),
+                   2000);
+  sqlite3_finalize(pUpd);
+  sqlite3_finalize(pIns);
+  sqlite3_finalize(pDel);
+  sqlite3_close(db);
+}
+END_TEST
+
+static int failCommit(void *p) {
+  (void)p;
+  return 1; /* turn the COMMIT into a ROLLBACK, after xSync has run */
+}
+
+START_TEST(commit_revoked_after_xsync) {
+  sqlite3 *db = openDb();
+  execOk(db, "CREATE VIRTUAL TABLE kv USING hashkv(sync=full);"
+             "CREATE TABLE t(x); INSERT INTO kv VALUES('kept', 1);");
+  sqlite3_commit_hook(db, failCommit, 0);
+  execOk(db, "BEGIN; INSERT INTO kv VALUES('revoked', 1);"
+             "UPDATE kv SET value = 2 WHERE key = 'kept';"
+             "INSERT INTO t VALUES(1);");
+  ck_assert_int_eq(sqlite3_exec(db, "COMMIT", 0, 0, 0), SQLITE_CONSTRAINT);
+  ck_assert_int_eq(sqlite3_extended_errcode(db), SQLITE_CONSTRAINT_COMMITHOOK);
+  sqlite3_commit_hook(db, 0, 0);
+  ck_assert_int_eq(queryInt(db, "SELECT count(*) FROM kv"), 1);
+  ck_assert_int_eq(queryInt(db, "SELECT value FROM kv WHERE key = 'kept'"), 1);
+  ck_assert_int_eq(queryInt(db, "SELECT count(*) FROM t"), 0);
+  sqlite3_close(db);
+  db = openDb();
+  ck_assert_int_eq(queryInt(db, "SELECT count(*) FROM kv"), 1);
+  ck_assert_int_eq(queryInt(db, "SELECT value FROM kv WHERE key = 'kept'"), 1);
+  execOk(db, "INSERT INTO kv VALUES('after', 1)");
+  ck_assert_int_eq(queryInt(db, "SELECT count(*) FROM kv"), 2);
+  sqlite3_close(db);
+}
+END_TEST
+
+START_TEST(connect_never_creates_a_store) {
+  sqlite3 *db = openDb();
+  execOk(db, "CREATE VIRTUAL TABLE kv USING hashkv(path='elsewhere.hkv');"
+             "INSERT INTO kv VALUES(1, 1);");
+  sqlite3_close(db);
+  char zStore[500];
+  snprintf(zStore, sizeof(zStore), "%s/elsewhere.hkv", zTestDir);
+  rmTree(zStore);
+  db = openDb();
+  char *zErr = 0;
+  int rc = sqlite3_exec(db, "SELECT * FROM kv", 0, 0, &zErr);
+  ck_assert_int_ne(rc, SQLITE_OK);
+  ck_assert_msg(strstr(zErr, "hashkv") && strstr(zErr, "elsewhere.hkv"),
+                "%s", zErr);
+  sqlite3_free(zErr);
+  struct stat st;
+  ck_assert_int_ne(stat(zStore, &st), 0); /* nothing was created */
+  sqlite3_close(db);
+}
+END_TEST
+
+START_TEST(relative_path_follows_the_database) {
+  sqlite3 *db = openDb();
+  execOk(db, "CREATE VIRTUAL TABLE kv USING hashkv(path='rel.hkv');"
+             "CREATE VIRTUAL TABLE dflt USING hashkv;"
+             "INSERT INTO kv VALUES(1, 1); INSERT INTO dflt VALUES(1, 1);");
+  sqlite3_close(db);
+  char z[600];
+  struct stat st;
+  snprintf(z, sizeof(z), "%s/rel.hkv/00000001.hkd", zTestDir);
+  ck_assert_int_eq(stat(z, &st), 0);
+  snprintf(z, sizeof(z), "%s-dflt.hkv/00000001.hkd", zDbPath);
+  ck_assert_int_eq(stat(z, &st), 0);
+  /* From another working directory, the same stores. */
+  ck_assert_int_eq(chdir("/"), 0);
+  db = openDb();
+  ck_assert_int_eq(queryInt(db, "SELECT count(*) FROM kv"), 1);
+  ck_assert_int_eq(queryInt(db, "SELECT count(*) FROM dflt"), 1);
+  sqlite3_close(db);
+}
+END_TEST
+
+START_TEST(temporary_store_goes_with_the_connection) {
+  char zTmp[500];
+  snprintf(zTmp, sizeof(zTmp), "%s/tmp", zTestDir);
+  mkdir(zTmp, 0700);
+  setenv("TMPDIR", zTmp, 1);
+  sqlite3 *db = 0;
+  ck_assert_int_eq(sqlite3_open(":memory:", &db), SQLITE_OK);
+  execOk(db, "CREATE VIRTUAL TABLE kv USING hashkv;"
+             "INSERT INTO kv VALUES(1, 'one');"
+             "CREATE TEMP TABLE t(x);");
+  ck_assert_int_eq(queryInt(db, "SELECT count(*) FROM kv"), 1);
+  ck_assert_int_eq(queryInt(db, "SELECT count(*) FROM pragma_table_list"), 4);
+  sqlite3_close(db);
+  unsetenv("TMPDIR");
+  ck_assert_int_eq(rmdir(zTmp), 0); /* empty: the store is gone */
+}
+END_TEST
+
+/* Two keys hold a total that transfers never change; readers in other
+** connections and threads must always see the total. */
+typedef struct Bank {
+  volatile int bStop;
+  int nBad, nReads, nBusy;
+} Bank;
+
+static void *bankReader(void *p) {
+  Bank *b = p;
+  sqlite3 *db = openDb();
+  while (!b->bStop) {
+    sqlite3_stmt *s = 0;
+    if (sqlite3_prepare_v2(db, "SELECT sum(value) FROM kv", -1, &s, 0)) break;
+    if (sqlite3_step(s) == SQLITE_ROW) {
+      if (sqlite3_column_int64(s, 0) != 1000) __sync_fetch_and_add(&b->nBad, 1);
+      __sync_fetch_and_add(&b->nReads, 1);
+    }
+    sqlite3_finalize(s);
+  }
+  sqlite3_close(db);
+  return 0;
+}
+
+static void *bankWriter(void *p) {
+  Bank *b = p;
+  sqlite3 *db = openDb();
+  for (int i = 0; i < 300; i++) {
+    int rc = sqlite3_exec(db,
+                          "BEGIN; UPDATE kv SET value = value - 1 WHERE key = 'a';"
+                          "UPDATE kv SET value = value + 1 WHERE key = 'b';"
+                          "COMMIT;", 0, 0, 0);
+    if (rc != SQLITE_OK) {
+      if ((rc & 0xFF) == SQLITE_BUSY) __sync_fetch_and_add(&b->nBusy, 1);
+      sqlite3_exec(db, "ROLLBACK", 0, 0, 0);
+    }
+  }
+  sqlite3_close(db);
+  return 0;
+}
+
+START_TEST(connections_in_threads) {
+  sqlite3 *db = openDb();
+  execOk(db, "CREATE VIRTUAL TABLE kv USING hashkv(sync=off);"
+             "INSERT INTO kv VALUES('a', 500), ('b', 500);");
+  Bank b = {0, 0, 0, 0};
+  pthread_t aR[2], aW[2];
+  for (int i = 0; i < 2; i++) pthread_create(&aR[i], 0, bankReader, &b);
+  for (int i = 0; i < 2; i++) pthread_create(&aW[i], 0, bankWriter, &b);
+  for (int i = 0; i < 2; i++) pthread_join(aW[i], 0);
+  b.bStop = 1;
+  for (int i = 0; i < 2; i++) pthread_join(aR[i], 0);
+  ck_assert_int_eq(b.nBad, 0);
+  ck_assert_int_gt(b.nReads, 0);
+  ck_assert_int_eq(queryInt(db, "SELECT sum(value) FROM kv"), 1000);
+  /* A second writer is refused with SQLITE_BUSY while one is open. */
+  sqlite3 *db2 = openDb();
+  execOk(db, "BEGIN; UPDATE kv SET value = 0 WHERE key = 'a'");
+  ck_assert_int_eq(sqlite3_exec(db2, "UPDATE kv SET value = 1 WHERE key = 'b'",
+                                0, 0, 0) & 0xFF, SQLITE_BUSY);
+  ck_assert_int_eq(queryInt(db2, "SELECT value FROM kv WHERE key = 'a'"),
+                   queryInt(db2, "SELECT 1000 - value FROM kv WHERE key = 'b'"));
+  execOk(db, "ROLLBACK");
+  sqlite3_close(db2);
+  sqlite3_close(db);
+}
+END_TEST
+
+/* ---- the differential test ---- */
+
+static unsigned rngState;
+static unsigned rnd(unsigned n) {
+  rngState = rngState * 1103515245u + 12345u;
+  return (rngState >> 8) % n;
+}
+
+static void randKey(char *z, size_t n) {
+  int i = (int)rnd(12);
+  switch (rnd(6)) {
+    case 0: snprintf(z, n, "%d", i); break;
+    case 1: snprintf(z, n, "%d.0", i); break;
+    case 2: snprintf(z, n, "%d.5", i); break;
+    case 3: snprintf(z, n, "'%d'", i); break;
+    case 4: snprintf(z, n, "x'%02x'", 0x30 + i); break;
+    default: snprintf(z, n, rnd(20) ? "'k%d'" : "NULL", i); break;
+  }
+}
+
+static void randVal(char *z, size_t n) {
+  switch (rnd(4)) {
+    case 0: snprintf(z, n, "%u", rnd(1000)); break;
+    case 1: snprintf(z, n, "'v%u'", rnd(1000)); break;
+    case 2: snprintf(z, n, "NULL"); break;
+    default: snprintf(z, n, "%u.25", rnd(100)); break;
+  }
+}
+
+/* Runs zSql with every "T" token replaced by zTab; returns rc; *pzErr is
+** the message with the table's name normalised. */
+static int runOn(sqlite3 *db, const char *zTmpl, const char *zTab, char *zErr,
+                 size_t nErr, int *pnChange) {
+  char zSql[1024];
+  size_t j = 0;
+  for (const char *p = zTmpl; *p && j < sizeof(zSql) - 8; p++) {
+    if (*p == '@') {
+      j += (size_t)snprintf(zSql + j, sizeof(zSql) - j, "%s", zTab);
+    } else {
+      zSql[j++] = *p;
+    }
+  }
+  zSql[j] = 0;
+  int rc = sqlite3_exec(db, zSql, 0, 0, 0);
+  rc = sqlite3_extended_errcode(db);
+  if (rc == SQLITE_DONE || rc == SQLITE_ROW) rc = SQLITE_OK;
+  snprintf(zErr, nErr, "%s", rc ? sqlite3_errmsg(db) : "");
+  char zCol[40];
+  snprintf(zCol, sizeof(zCol), "%s.key", zTab);
+  char *z = strstr(zErr, zCol);
+  if (z) { /* "kv.key" and "n.key" both become "T.key" */
+    size_t nTab = strlen(zTab);
+    memmove(z + 1, z + nTab, strlen(z + nTab) + 1);
+    z[0] = 'T';
+  }
+  *pnChange = sqlite3_changes(db);
+  return rc;
+}
+
+static char *dump(sqlite3 *db, const char *zTab) {
+  char zSql[200];
+  snprintf(zSql, sizeof(zSql),
+           "SELECT group_concat(quote(key) || '=' || quote(value), ' ') FROM "
+           "(SELECT * FROM %s ORDER BY key)", zTab);
+  sqlite3_stmt *p = 0;
+  ck_assert_int_eq(sqlite3_prepare_v2(db, zSql, -1, &p, 0), SQLITE_OK);
+  ck_assert_int_eq(sqlite3_step(p), SQLITE_ROW);
+  const char *z = (const char *)sqlite3_column_text(p, 0);
+  char *zCopy = strdup(z ? z : "");
+  sqlite3_finalize(p);
+  return zCopy;
+}
+
+static void compareTables(sqlite3 *db, int iStep, const char *zWhat) {
+  char *a = dump(db, "kv"), *b = dump(db, "n");
+  ck_assert_msg(strcmp(a, b) == 0, "step %d (%s): kv=[%s] n=[%s]", iStep,
+                zWhat, a, b);
+  free(a);
+  free(b);
+}
+
+START_TEST(differential_against_native_table) {
+  static const char *aConf[] = {"", "OR IGNORE ", "OR REPLACE ", "OR ABORT ",
+                                "OR FAIL "};
+  for (unsigned seed = 1; seed <= 6; seed++) {
+    rngState = seed;
+    char zDb[500];
+    snprintf(zDb, sizeof(zDb), "%s/diff%u.db", zTestDir, seed);
+    sqlite3 *db = 0, *db2 = 0;
+    ck_assert_int_eq(sqlite3_open(zDb, &db), SQLITE_OK);
+    execOk(db, "PRAGMA journal_mode=WAL;"
+               "CREATE VIRTUAL TABLE kv USING hashkv(sync=off);"
+               "CREATE TABLE n(key PRIMARY KEY NOT NULL, value) WITHOUT ROWID;");
+    ck_assert_int_eq(sqlite3_open(zDb, &db2), SQLITE_OK);
+    int bTxn = 0, nSave = 0;
+    for (int step = 0; step < 1500; step++) {
+      char zSql[800], k1[32], k2[32], k3[32], v1[32], v2[32], v3[32];
+      randKey(k1, sizeof(k1));
+      randKey(k2, sizeof(k2));
+      randKey(k3, sizeof(k3));
+      randVal(v1, sizeof(v1));
+      randVal(v2, sizeof(v2));
+      randVal(v3, sizeof(v3));
+      const char *zC = aConf[rnd(5)];
+      int op = (int)rnd(100);
+      zSql[0] = 0;
+      if (op < 25) {
+        snprintf(zSql, sizeof(zSql), "INSERT %sINTO @ VALUES(%s, %s)", zC, k1, v1);
+      } else if (op < 35) {
+        snprintf(zSql, sizeof(zSql),
+                 "INSERT %sINTO @ VALUES(%s, %s), (%s, %s), (%s, %s)", zC, k1,
+                 v1, k2, v2, k3, v3);
+      } else if (op < 40) {
+        snprintf(zSql, sizeof(zSql), "REPLACE INTO @ VALUES(%s, %s)", k1, v1);
+      } else if (op < 48) {
+        snprintf(zSql, sizeof(zSql), "UPDATE %s@ SET value = %s WHERE key = %s",
+                 zC, v1, k1);
+      } else if (op < 56) {
+        snprintf(zSql, sizeof(zSql), "UPDATE %s@ SET key = %s WHERE key = %s",
+                 zC, k1, k2);
+      } else if (op < 60) {
+        snprintf(zSql, sizeof(zSql),
+                 "UPDATE @ SET value = %s WHERE key > %s AND key < %s", v1, k1,
+                 k2);
+      } else if (op < 68) {
+        snprintf(zSql, sizeof(zSql), "DELETE FROM @ WHERE key = %s", k1);
+      } else if (op < 71) {
+        snprintf(zSql, sizeof(zSql), "DELETE FROM @ WHERE key IN (%s, %s)", k1,
+                 k2);
+      } else if (op < 73) {
+        snprintf(zSql, sizeof(zSql), "DELETE FROM @ WHERE value = %s", v1);
+      } else if (op < 77 && !bTxn) {
+        execOk(db, "BEGIN");
+        bTxn = 1;
+        nSave = 0;
+      } else if (op < 80 && bTxn) {
+        execOk(db, rnd(3) ? "COMMIT" : "ROLLBACK");
+        bTxn = 0;
+      } else if (op < 84) {
+        char z[40];
+        snprintf(z, sizeof(z), "SAVEPOINT s%d", nSave++);
+        execOk(db, z);
+        bTxn = 1;
+      } else if (op < 87 && nSave > 0) {
+        char z[40];
+        int lv = (int)rnd((unsigned)nSave);
+        snprintf(z, sizeof(z), "ROLLBACK TO s%d", lv);
+        execOk(db, z);
+        nSave = lv + 1;
+      } else if (op < 89 && nSave > 0) {
+        char z[40];
+        int lv = (int)rnd((unsigned)nSave);
+        snprintf(z, sizeof(z), "RELEASE s%d", lv);
+        execOk(db, z);
+        nSave = lv;
+        if (nSave == 0 && sqlite3_get_autocommit(db)) bTxn = 0;
+      } else if (op < 91 && sqlite3_get_autocommit(db)) {
+        sqlite3_close(db);
+        sqlite3_close(db2);
+        ck_assert_int_eq(sqlite3_open(zDb, &db), SQLITE_OK);
+        ck_assert_int_eq(sqlite3_open(zDb, &db2), SQLITE_OK);
+        bTxn = 0;
+        nSave = 0;
+      } else if (op < 95) {
+        /* The second connection sees the committed state of both. */
+        compareTables(db2, step, "second connection");
+      }
+      if (sqlite3_get_autocommit(db)) {
+        bTxn = 0;
+        nSave = 0;
+      }
+      if (zSql[0]) {
+        char zE1[300], zE2[300];
+        int nC1, nC2;
+        int rc1 = runOn(db, zSql, "kv", zE1, sizeof(zE1), &nC1);
+        int rc2 = runOn(db, zSql, "n", zE2, sizeof(zE2), &nC2);
+        ck_assert_msg(rc1 == rc2 && !strcmp(zE1, zE2) && nC1 == nC2,
+                      "seed %u step %d: %s\nkv: %d %s changes %d\nn:  %d %s "
+                      "changes %d", seed, step, zSql, rc1, zE1, nC1, rc2, zE2,
+                      nC2);
+      }
+      compareTables(db, step, zSql);
+    }
+    if (!sqlite3_get_autocommit(db)) execOk(db, "COMMIT");
+    execOk(db, "INSERT INTO kv(kv) VALUES('integrity-check')");
+    sqlite3_close(db2);
+    sqlite3_close(db);
+    ck_assert_int_eq(sqlite3_open(zDb, &db), SQLITE_OK);
+    compareTables(db, -1, "reopened");
+    sqlite3_close(db);
+  }
+}
+END_TEST
+
+int main(void) {
+  Suite *s = suite_create("vtab");
+  TCase *tc = tcase_create("vtab");
+  tcase_add_checked_fixture(tc, setup, teardown);
+  tcase_set_timeout(tc, 300);
+  tcase_add_test(tc, scan_while_writing_same_connection);
+  tcase_add_test(tc, commit_revoked_after_xsync);
+  tcase_add_test(tc, connect_never_creates_a_store);
+  tcase_add_test(tc, relative_path_follows_the_database);
+  tcase_add_test(tc, temporary_store_goes_with_the_connection);
+  tcase_add_test(tc, connections_in_threads);
+  tcase_add_test(tc, differential_against_native_table);
+  suite_add_tcase(s, tc);
+  return runSuite(s);
+}
