@@ -498,7 +498,7 @@ static int listSegments(HkvEngine *e, uint32_t **paSeq, uint32_t *pn,
     hkvFree(a);
     return setErr(pzErr, HKV_TOOBIG, hkvMprintf("too many segment files"));
   }
-  qsort(a, n, sizeof(uint32_t), cmpU32);
+  if (n) qsort(a, n, sizeof(uint32_t), cmpU32);
   *paSeq = a;
   *pn = n;
   return HKV_OK;
