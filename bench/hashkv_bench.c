@@ -1,0 +1,828 @@
+/*
+** hashkv_bench.c: build/hashkv-bench. The seed's workload on every system a
+** user would weigh, in one process, interleaved and repeated, medians out.
+**
+** Systems
+**   engine  the hashkv C API (sync=normal)
+**   vtab    the hashkv virtual table through prepared statements
+**           (sync='normal'), linked statically
+**   native  CREATE TABLE n(key PRIMARY KEY NOT NULL, value) WITHOUT ROWID,
+**           WAL, synchronous=NORMAL, the same statements
+**   lmdb    LMDB's C API (MDB_NOSYNC), when liblmdb-dev was found
+**   floor   the keys in a bare in-memory open-addressing table: no files,
+**           the limit any RAM index approaches
+**
+** Ops (ns per op, one line per system, op and N)
+**   put           key-%d -> value-%d for i < N, transactions of 1,000
+**   get           key-(i % N), the seed's order, for at least --seconds
+**   get_random    the same keys in a fixed-seed random permutation
+**   get_txn, get_random_txn   (vtab, native) inside one read transaction
+** and, with the default run, extras: put rates by sync mode, bulk INSERT
+** through SQL, open time, index and disk bytes per key, gets with reader
+** threads beside a writer.
+**
+**   hashkv-bench [--json] [--json-out FILE] [--n N] [--system S] [--reps R] [--seconds S]
+**                [--no-extras] [--dir DIR]
+*/
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <ftw.h>
+
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
+#ifdef HKV_HAVE_LMDB
+#include <lmdb.h>
+#endif
+
+#include "hashkv.h"
+
+int sqlite3_hashkv_init(sqlite3 *db, char **pzErrMsg, const void *pApi);
+
+/* ---- options, timing, output ---- */
+
+static int bJson = 0;
+static const char *zJsonOut = 0; /* --json-out FILE: JSON too */
+static int nReps = 3;
+static double fSeconds = 1.0;
+static const char *zOnlySystem = 0;
+static long nOnlyN = 0;
+static int bExtras = 1;
+static char zBase[512];
+
+static double now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static void progress(const char *zFmt, ...) {
+  va_list ap;
+  va_start(ap, zFmt);
+  fprintf(stderr, "[bench] ");
+  vfprintf(stderr, zFmt, ap);
+  fprintf(stderr, "\n");
+  va_end(ap);
+}
+
+static void die(const char *zFmt, ...) {
+  va_list ap;
+  va_start(ap, zFmt);
+  fprintf(stderr, "hashkv-bench: ");
+  vfprintf(stderr, zFmt, ap);
+  fprintf(stderr, "\n");
+  va_end(ap);
+  exit(1);
+}
+
+/* Results: (system, op, n) -> samples. */
+#define MAXRES 512
+typedef struct Result {
+  char zSys[16];
+  char zOp[40];
+  long n;
+  double a[16];
+  int nA;
+} Result;
+static Result aRes[MAXRES];
+static int nRes;
+
+static void record(const char *zSys, const char *zOp, long n, double ns) {
+  Result *r = 0;
+  for (int i = 0; i < nRes; i++) {
+    if (!strcmp(aRes[i].zSys, zSys) && !strcmp(aRes[i].zOp, zOp) &&
+        aRes[i].n == n) {
+      r = &aRes[i];
+    }
+  }
+  if (!r) {
+    if (nRes == MAXRES) die("too many results");
+    r = &aRes[nRes++];
+    snprintf(r->zSys, sizeof(r->zSys), "%s", zSys);
+    snprintf(r->zOp, sizeof(r->zOp), "%s", zOp);
+    r->n = n;
+  }
+  if (r->nA < 16) r->a[r->nA++] = ns;
+}
+
+static int cmpDouble(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+
+static double median(Result *r) {
+  qsort(r->a, (size_t)r->nA, sizeof(double), cmpDouble);
+  return r->nA % 2 ? r->a[r->nA / 2]
+                   : (r->a[r->nA / 2 - 1] + r->a[r->nA / 2]) / 2;
+}
+
+static double lookup(const char *zSys, const char *zOp, long n) {
+  for (int i = 0; i < nRes; i++) {
+    if (!strcmp(aRes[i].zSys, zSys) && !strcmp(aRes[i].zOp, zOp) &&
+        aRes[i].n == n && aRes[i].nA) {
+      return median(&aRes[i]);
+    }
+  }
+  return NAN;
+}
+
+static int rmOne(const char *zPath, const struct stat *pSt, int flag,
+                 struct FTW *pFtw) {
+  (void)pSt;
+  (void)flag;
+  (void)pFtw;
+  return remove(zPath);
+}
+
+static void rmTree(const char *z) { nftw(z, rmOne, 16, FTW_DEPTH | FTW_PHYS); }
+
+/* ---- the workload's keys ---- */
+
+static long nKeys;
+static char (*aKey)[16];
+static int *aKeyLen;
+static char (*aVal)[20];
+static int *aValLen;
+static uint32_t *aPerm;
+
+static void makeKeys(long n) {
+  free(aKey);
+  free(aKeyLen);
+  free(aVal);
+  free(aValLen);
+  free(aPerm);
+  nKeys = n;
+  aKey = malloc((size_t)n * sizeof(*aKey));
+  aKeyLen = malloc((size_t)n * sizeof(int));
+  aVal = malloc((size_t)n * sizeof(*aVal));
+  aValLen = malloc((size_t)n * sizeof(int));
+  aPerm = malloc((size_t)n * sizeof(uint32_t));
+  if (!aKey || !aKeyLen || !aVal || !aValLen || !aPerm) die("out of memory");
+  for (long i = 0; i < n; i++) {
+    aKeyLen[i] = snprintf(aKey[i], sizeof(aKey[i]), "key-%ld", i);
+    aValLen[i] = snprintf(aVal[i], sizeof(aVal[i]), "value-%ld", i);
+    aPerm[i] = (uint32_t)i;
+  }
+  uint64_t s = 0x9E3779B97F4A7C15ull; /* fixed seed: same order every run */
+  for (long i = n - 1; i > 0; i--) {
+    s ^= s << 13;
+    s ^= s >> 7;
+    s ^= s << 17;
+    long j = (long)(s % (uint64_t)(i + 1));
+    uint32_t t = aPerm[i];
+    aPerm[i] = aPerm[j];
+    aPerm[j] = t;
+  }
+}
+
+/* ---- systems ---- */
+
+typedef struct Sys Sys;
+struct Sys {
+  const char *zName;
+  int bSql;                 /* supports the *_txn ops */
+  void (*xOpen)(Sys *);     /* fresh, empty */
+  void (*xClose)(Sys *);
+  void (*xBegin)(Sys *);    /* write transaction */
+  void (*xCommit)(Sys *);
+  void (*xPut)(Sys *, long i);
+  long (*xGet)(Sys *, long i); /* value length, or -1 */
+  void (*xReadBegin)(Sys *);   /* optional: one read transaction */
+  void (*xReadEnd)(Sys *);
+  /* state */
+  char zDir[600];
+  hkv_db *pStore;
+  sqlite3 *db;
+  sqlite3_stmt *pIns, *pSel;
+  void *pExtra;
+};
+
+static void sysDir(Sys *s) {
+  snprintf(s->zDir, sizeof(s->zDir), "%s/%s", zBase, s->zName);
+  rmTree(s->zDir);
+  mkdir(s->zDir, 0755);
+}
+
+/* engine */
+static void engineOpen(Sys *s) {
+  sysDir(s);
+  char z[700];
+  snprintf(z, sizeof(z), "%s/store", s->zDir);
+  hkv_options o;
+  hkv_options_init(&o);
+  o.sync = HKV_SYNC_NORMAL;
+  if (hkv_open(z, &o, &s->pStore)) die("open: %s", hkv_errmsg(s->pStore));
+}
+static void engineClose(Sys *s) {
+  hkv_close(s->pStore);
+  s->pStore = 0;
+}
+static void engineBegin(Sys *s) { hkv_begin(s->pStore); }
+static void engineCommit(Sys *s) {
+  if (hkv_commit(s->pStore)) die("commit: %s", hkv_errmsg(s->pStore));
+}
+static void enginePut(Sys *s, long i) {
+  if (hkv_put(s->pStore, aKey[i], (size_t)aKeyLen[i], aVal[i],
+              (size_t)aValLen[i])) {
+    die("put: %s", hkv_errmsg(s->pStore));
+  }
+}
+static long engineGet(Sys *s, long i) {
+  const void *p;
+  size_t n;
+  if (hkv_get(s->pStore, aKey[i], (size_t)aKeyLen[i], &p, &n)) return -1;
+  return (long)n + ((const char *)p)[n - 1];
+}
+
+/* vtab and native: the same prepared statements */
+static void sqlExec(sqlite3 *db, const char *z) {
+  char *zErr = 0;
+  if (sqlite3_exec(db, z, 0, 0, &zErr)) die("%s: %s", z, zErr);
+}
+static void sqlOpen(Sys *s, const char *zCreate, const char *zTab) {
+  sysDir(s);
+  char z[700];
+  snprintf(z, sizeof(z), "%s/bench.db", s->zDir);
+  if (sqlite3_open(z, &s->db)) die("sqlite3_open");
+  sqlExec(s->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;");
+  sqlExec(s->db, zCreate);
+  snprintf(z, sizeof(z), "INSERT INTO %s(key, value) VALUES(?, ?)", zTab);
+  if (sqlite3_prepare_v2(s->db, z, -1, &s->pIns, 0)) die("prepare");
+  snprintf(z, sizeof(z), "SELECT value FROM %s WHERE key = ?", zTab);
+  if (sqlite3_prepare_v2(s->db, z, -1, &s->pSel, 0)) die("prepare");
+}
+static void vtabOpen(Sys *s) {
+  sqlOpen(s, "CREATE VIRTUAL TABLE kv USING hashkv(sync='normal')", "kv");
+}
+static void nativeOpen(Sys *s) {
+  sqlOpen(s, "CREATE TABLE n(key PRIMARY KEY NOT NULL, value) WITHOUT ROWID",
+          "n");
+}
+static void sqlClose(Sys *s) {
+  sqlite3_finalize(s->pIns);
+  sqlite3_finalize(s->pSel);
+  sqlite3_close(s->db);
+  s->db = 0;
+}
+static void sqlBegin(Sys *s) { sqlExec(s->db, "BEGIN"); }
+static void sqlCommit(Sys *s) { sqlExec(s->db, "COMMIT"); }
+static void sqlPut(Sys *s, long i) {
+  sqlite3_bind_text(s->pIns, 1, aKey[i], aKeyLen[i], SQLITE_STATIC);
+  sqlite3_bind_text(s->pIns, 2, aVal[i], aValLen[i], SQLITE_STATIC);
+  if (sqlite3_step(s->pIns) != SQLITE_DONE) die("insert: %s", sqlite3_errmsg(s->db));
+  sqlite3_reset(s->pIns);
+}
+static long sqlGet(Sys *s, long i) {
+  long n = -1;
+  sqlite3_bind_text(s->pSel, 1, aKey[i], aKeyLen[i], SQLITE_STATIC);
+  if (sqlite3_step(s->pSel) == SQLITE_ROW) {
+    const unsigned char *z = sqlite3_column_text(s->pSel, 0);
+    n = sqlite3_column_bytes(s->pSel, 0);
+    n += z[n - 1];
+  }
+  sqlite3_reset(s->pSel);
+  return n;
+}
+static void sqlReadBegin(Sys *s) { sqlExec(s->db, "BEGIN"); }
+static void sqlReadEnd(Sys *s) { sqlExec(s->db, "COMMIT"); }
+
+#ifdef HKV_HAVE_LMDB
+typedef struct Lmdb {
+  MDB_env *env;
+  MDB_dbi dbi;
+  MDB_txn *txn;
+} Lmdb;
+static void lmdbOpen(Sys *s) {
+  sysDir(s);
+  Lmdb *l = calloc(1, sizeof(*l));
+  s->pExtra = l;
+  if (mdb_env_create(&l->env)) die("mdb_env_create");
+  mdb_env_set_mapsize(l->env, (size_t)8 << 30);
+  if (mdb_env_open(l->env, s->zDir, MDB_NOSYNC | MDB_NOMETASYNC, 0644)) {
+    die("mdb_env_open");
+  }
+  MDB_txn *t;
+  mdb_txn_begin(l->env, 0, 0, &t);
+  mdb_dbi_open(t, 0, 0, &l->dbi);
+  mdb_txn_commit(t);
+}
+static void lmdbClose(Sys *s) {
+  Lmdb *l = s->pExtra;
+  mdb_env_close(l->env);
+  free(l);
+  s->pExtra = 0;
+}
+static void lmdbBegin(Sys *s) {
+  Lmdb *l = s->pExtra;
+  if (mdb_txn_begin(l->env, 0, 0, &l->txn)) die("mdb_txn_begin");
+}
+static void lmdbCommit(Sys *s) {
+  Lmdb *l = s->pExtra;
+  if (mdb_txn_commit(l->txn)) die("mdb_txn_commit");
+  l->txn = 0;
+}
+static void lmdbPut(Sys *s, long i) {
+  Lmdb *l = s->pExtra;
+  MDB_val k = {(size_t)aKeyLen[i], aKey[i]}, v = {(size_t)aValLen[i], aVal[i]};
+  if (mdb_put(l->txn, l->dbi, &k, &v, 0)) die("mdb_put");
+}
+static void lmdbReadBegin(Sys *s) {
+  Lmdb *l = s->pExtra;
+  if (mdb_txn_begin(l->env, 0, MDB_RDONLY, &l->txn)) die("mdb_txn_begin");
+}
+static void lmdbReadEnd(Sys *s) {
+  Lmdb *l = s->pExtra;
+  mdb_txn_abort(l->txn);
+  l->txn = 0;
+}
+static long lmdbGet(Sys *s, long i) {
+  Lmdb *l = s->pExtra;
+  MDB_val k = {(size_t)aKeyLen[i], aKey[i]}, v;
+  if (mdb_get(l->txn, l->dbi, &k, &v)) return -1;
+  return (long)v.mv_size + ((const char *)v.mv_data)[v.mv_size - 1];
+}
+#endif
+
+/* floor: open addressing, keys and values copied into the heap */
+typedef struct FloorSlot {
+  uint64_t h;
+  char *zKey;
+  char *zVal;
+  uint32_t nKey, nVal;
+} FloorSlot;
+typedef struct Floor {
+  FloorSlot *a;
+  uint64_t mask, n;
+} Floor;
+static void floorOpen(Sys *s) {
+  Floor *f = calloc(1, sizeof(*f));
+  f->mask = 15;
+  f->a = calloc(16, sizeof(FloorSlot));
+  s->pExtra = f;
+}
+static void floorClose(Sys *s) {
+  Floor *f = s->pExtra;
+  for (uint64_t i = 0; i <= f->mask; i++) {
+    free(f->a[i].zKey);
+    free(f->a[i].zVal);
+  }
+  free(f->a);
+  free(f);
+  s->pExtra = 0;
+}
+static void floorNop(Sys *s) { (void)s; }
+static void floorInsert(Floor *f, FloorSlot *p) {
+  uint64_t i = p->h & f->mask;
+  while (f->a[i].zKey) i = (i + 1) & f->mask;
+  f->a[i] = *p;
+}
+static void floorPut(Sys *s, long i) {
+  Floor *f = s->pExtra;
+  if ((f->n + 1) * 4 > (f->mask + 1) * 3) {
+    Floor g = {calloc((f->mask + 1) * 2, sizeof(FloorSlot)), f->mask * 2 + 1,
+               f->n};
+    for (uint64_t j = 0; j <= f->mask; j++) {
+      if (f->a[j].zKey) floorInsert(&g, &f->a[j]);
+    }
+    free(f->a);
+    *f = g;
+  }
+  FloorSlot slot = {XXH3_64bits(aKey[i], (size_t)aKeyLen[i]), 0, 0,
+                    (uint32_t)aKeyLen[i], (uint32_t)aValLen[i]};
+  slot.zKey = malloc((size_t)aKeyLen[i]);
+  slot.zVal = malloc((size_t)aValLen[i]);
+  memcpy(slot.zKey, aKey[i], (size_t)aKeyLen[i]);
+  memcpy(slot.zVal, aVal[i], (size_t)aValLen[i]);
+  floorInsert(f, &slot);
+  f->n++;
+}
+static long floorGet(Sys *s, long i) {
+  Floor *f = s->pExtra;
+  uint64_t h = XXH3_64bits(aKey[i], (size_t)aKeyLen[i]);
+  for (uint64_t j = h & f->mask; f->a[j].zKey; j = (j + 1) & f->mask) {
+    FloorSlot *p = &f->a[j];
+    if (p->h == h && p->nKey == (uint32_t)aKeyLen[i] &&
+        !memcmp(p->zKey, aKey[i], p->nKey)) {
+      return (long)p->nVal + p->zVal[p->nVal - 1];
+    }
+  }
+  return -1;
+}
+
+static Sys aSys[] = {
+    {"engine", 0, engineOpen, engineClose, engineBegin, engineCommit,
+     enginePut, engineGet, 0, 0, "", 0, 0, 0, 0, 0},
+    {"vtab", 1, vtabOpen, sqlClose, sqlBegin, sqlCommit, sqlPut, sqlGet,
+     sqlReadBegin, sqlReadEnd, "", 0, 0, 0, 0, 0},
+    {"native", 1, nativeOpen, sqlClose, sqlBegin, sqlCommit, sqlPut, sqlGet,
+     sqlReadBegin, sqlReadEnd, "", 0, 0, 0, 0, 0},
+#ifdef HKV_HAVE_LMDB
+    {"lmdb", 0, lmdbOpen, lmdbClose, lmdbBegin, lmdbCommit, lmdbPut, lmdbGet,
+     lmdbReadBegin, lmdbReadEnd, "", 0, 0, 0, 0, 0},
+#endif
+    {"floor", 0, floorOpen, floorClose, floorNop, floorNop, floorPut,
+     floorGet, 0, 0, "", 0, 0, 0, 0, 0},
+};
+#define NSYS ((int)(sizeof(aSys) / sizeof(aSys[0])))
+
+static int sysWanted(const Sys *s) {
+  return !zOnlySystem || !strcmp(zOnlySystem, s->zName);
+}
+
+/* ---- the measurements ---- */
+
+static volatile long nSink;
+
+static double loadAll(Sys *s, long n) {
+  double t0 = now();
+  for (long i = 0; i < n; i += 1000) {
+    s->xBegin(s);
+    long iEnd = i + 1000 < n ? i + 1000 : n;
+    for (long j = i; j < iEnd; j++) s->xPut(s, j);
+    s->xCommit(s);
+  }
+  return (now() - t0) * 1e9 / (double)n;
+}
+
+/* ns per get over at least fSeconds; bRandom: the permutation. */
+static double getLoop(Sys *s, long n, int bRandom) {
+  long nDone = 0, nMiss = 0, sum = 0;
+  double t0 = now(), t;
+  do {
+    for (long i = 0; i < n; i++) {
+      long k = bRandom ? (long)aPerm[i] : i;
+      long r = s->xGet(s, k);
+      if (r < 0) nMiss++;
+      sum += r;
+    }
+    nDone += n;
+    t = now() - t0;
+  } while (t < fSeconds);
+  if (nMiss) die("%s: %ld gets missed", s->zName, nMiss);
+  nSink += sum;
+  return t * 1e9 / (double)nDone;
+}
+
+static void runSize(long n) {
+  makeKeys(n);
+  for (int rep = 0; rep < nReps; rep++) {
+    for (int k = 0; k < NSYS; k++) {
+      Sys *s = &aSys[k];
+      if (!sysWanted(s)) continue;
+      if (rep > 0) s->xClose(s);
+      s->xOpen(s);
+      progress("n=%ld rep %d/%d: load %s", n, rep + 1, nReps, s->zName);
+      record(s->zName, "put", n, loadAll(s, n));
+    }
+    for (int bRandom = 0; bRandom < 2; bRandom++) {
+      for (int k = 0; k < NSYS; k++) {
+        Sys *s = &aSys[k];
+        if (!sysWanted(s)) continue;
+        const char *zOp = bRandom ? "get_random" : "get";
+        progress("n=%ld rep %d/%d: %s %s", n, rep + 1, nReps, zOp, s->zName);
+        if (!s->bSql && s->xReadBegin) s->xReadBegin(s);
+        record(s->zName, zOp, n, getLoop(s, n, bRandom));
+        if (!s->bSql && s->xReadEnd) s->xReadEnd(s);
+        if (s->bSql) {
+          char zTxn[40];
+          snprintf(zTxn, sizeof(zTxn), "%s_txn", zOp);
+          s->xReadBegin(s);
+          record(s->zName, zTxn, n, getLoop(s, n, bRandom));
+          s->xReadEnd(s);
+        }
+      }
+    }
+  }
+  for (int k = 0; k < NSYS; k++) {
+    if (sysWanted(&aSys[k])) aSys[k].xClose(&aSys[k]);
+  }
+}
+
+/* ---- extras ---- */
+
+static hkv_db *openStore(const char *zName, int sync) {
+  char z[700];
+  snprintf(z, sizeof(z), "%s/%s", zBase, zName);
+  hkv_options o;
+  hkv_options_init(&o);
+  o.sync = sync;
+  hkv_db *db = 0;
+  if (hkv_open(z, &o, &db)) die("open %s: %s", z, hkv_errmsg(db));
+  return db;
+}
+
+static void extraSyncModes(void) {
+  static const char *azSync[] = {"off", "normal", "full"};
+  makeKeys(1000000);
+  for (int sync = 0; sync < 3; sync++) {
+    for (int bTxn = 0; bTxn < 2; bTxn++) {
+      long n = bTxn ? 1000000 : (sync == 2 ? 2000 : 200000);
+      for (int rep = 0; rep < nReps; rep++) {
+        char zName[64];
+        snprintf(zName, sizeof(zName), "sync-%d-%d", sync, bTxn);
+        char zPath[700];
+        snprintf(zPath, sizeof(zPath), "%s/%s", zBase, zName);
+        rmTree(zPath);
+        hkv_db *db = openStore(zName, sync);
+        progress("puts sync=%s %s rep %d", azSync[sync],
+                 bTxn ? "txn of 1000" : "single", rep + 1);
+        double t0 = now();
+        for (long i = 0; i < n; i += (bTxn ? 1000 : 1)) {
+          if (bTxn) hkv_begin(db);
+          long iEnd = bTxn ? (i + 1000 < n ? i + 1000 : n) : i + 1;
+          for (long j = i; j < iEnd; j++) {
+            if (hkv_put(db, aKey[j], (size_t)aKeyLen[j], aVal[j],
+                        (size_t)aValLen[j])) {
+              die("put: %s", hkv_errmsg(db));
+            }
+          }
+          if (bTxn && hkv_commit(db)) die("commit: %s", hkv_errmsg(db));
+        }
+        double ns = (now() - t0) * 1e9 / (double)n;
+        char zOp[64];
+        snprintf(zOp, sizeof(zOp), "put_sync_%s_%s", azSync[sync],
+                 bTxn ? "txn1000" : "single");
+        record("engine", zOp, n, ns);
+        hkv_close(db);
+        rmTree(zPath);
+      }
+    }
+  }
+}
+
+static void extraBulkSql(void) {
+  long n = 1000000;
+  for (int rep = 0; rep < nReps; rep++) {
+    for (int k = 1; k <= 2; k++) {
+      Sys *s = &aSys[k]; /* vtab, native */
+      s->xOpen(s);
+      progress("bulk INSERT through SQL: %s rep %d", s->zName, rep + 1);
+      char z[300];
+      snprintf(z, sizeof(z),
+               "WITH RECURSIVE c(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM "
+               "c WHERE i < %ld) INSERT INTO %s SELECT 'key-' || i, "
+               "'value-' || i FROM c",
+               n - 1, k == 1 ? "kv" : "n");
+      double t0 = now();
+      sqlExec(s->db, "BEGIN");
+      sqlExec(s->db, z);
+      sqlExec(s->db, "COMMIT");
+      record(s->zName, "bulk_insert_sql", n, (now() - t0) * 1e9 / (double)n);
+      s->xClose(s);
+    }
+  }
+}
+
+static void extraOpenAndSpace(void) {
+  long n = 1000000;
+  makeKeys(n);
+  char zPath[700];
+  snprintf(zPath, sizeof(zPath), "%s/open", zBase);
+  rmTree(zPath);
+  hkv_db *db = openStore("open", HKV_SYNC_OFF);
+  for (long i = 0; i < n; i += 1000) {
+    hkv_begin(db);
+    for (long j = i; j < i + 1000 && j < n; j++) {
+      hkv_put(db, aKey[j], (size_t)aKeyLen[j], aVal[j], (size_t)aValLen[j]);
+    }
+    hkv_commit(db);
+  }
+  hkv_stats st;
+  hkv_stats_get(db, &st);
+  record("engine", "index_bytes_per_key", n,
+         (double)st.index_bytes / (double)st.live_keys);
+  record("engine", "disk_bytes_per_key", n,
+         (double)st.total_bytes / (double)st.live_keys);
+  hkv_close(db);
+  for (int rep = 0; rep < nReps; rep++) {
+    progress("open of a 1,000,000-key store rep %d", rep + 1);
+    double t0 = now();
+    db = openStore("open", HKV_SYNC_OFF);
+    record("engine", "open_no_hints_ms", n, (now() - t0) * 1e3);
+    hkv_close(db);
+  }
+  rmTree(zPath);
+}
+
+/* Reader threads doing random gets while one thread writes. */
+typedef struct Crowd {
+  const char *zPath;
+  volatile int bStop;
+  long nGets;
+} Crowd;
+
+static void *crowdReader(void *p) {
+  Crowd *c = p;
+  hkv_db *db = 0;
+  if (hkv_open(c->zPath, 0, &db)) die("open");
+  long nDone = 0;
+  uint64_t s = (uint64_t)(uintptr_t)&nDone | 1;
+  while (!c->bStop) {
+    for (int k = 0; k < 1000; k++) {
+      s ^= s << 13;
+      s ^= s >> 7;
+      s ^= s << 17;
+      long i = (long)(s % (uint64_t)nKeys);
+      const void *pV;
+      size_t nV;
+      if (hkv_get(db, aKey[i], (size_t)aKeyLen[i], &pV, &nV) == HKV_OK) nDone++;
+    }
+  }
+  __sync_fetch_and_add(&c->nGets, nDone);
+  hkv_close(db);
+  return 0;
+}
+
+static void extraReaders(void) {
+  long n = 1000000;
+  makeKeys(n);
+  char zPath[700];
+  snprintf(zPath, sizeof(zPath), "%s/crowd", zBase);
+  rmTree(zPath);
+  hkv_db *w = openStore("crowd", HKV_SYNC_OFF);
+  for (long i = 0; i < n; i += 1000) {
+    hkv_begin(w);
+    for (long j = i; j < i + 1000 && j < n; j++) {
+      hkv_put(w, aKey[j], (size_t)aKeyLen[j], aVal[j], (size_t)aValLen[j]);
+    }
+    hkv_commit(w);
+  }
+  static const int anThreads[] = {1, 2, 4};
+  for (int t = 0; t < 3; t++) {
+    for (int rep = 0; rep < nReps; rep++) {
+      progress("%d reader thread(s) beside a writer, rep %d", anThreads[t],
+               rep + 1);
+      Crowd c = {zPath, 0, 0};
+      pthread_t aT[4];
+      for (int k = 0; k < anThreads[t]; k++) {
+        pthread_create(&aT[k], 0, crowdReader, &c);
+      }
+      double t0 = now();
+      long nPut = 0;
+      while (now() - t0 < fSeconds) {
+        hkv_begin(w);
+        for (int k = 0; k < 100; k++, nPut++) {
+          long i = nPut % n;
+          hkv_put(w, aKey[i], (size_t)aKeyLen[i], aVal[i], (size_t)aValLen[i]);
+        }
+        hkv_commit(w);
+      }
+      c.bStop = 1;
+      for (int k = 0; k < anThreads[t]; k++) pthread_join(aT[k], 0);
+      double el = now() - t0;
+      char zOp[64];
+      snprintf(zOp, sizeof(zOp), "get_random_%d_readers_1_writer",
+               anThreads[t]);
+      record("engine", zOp, n, el * 1e9 / (double)c.nGets);
+    }
+  }
+  hkv_close(w);
+  rmTree(zPath);
+}
+
+/* ---- output ---- */
+
+static void printFigure(double v) {
+  if (isnan(v)) {
+    printf(" | -");
+  } else if (v >= 100) {
+    printf(" | %.0f", v);
+  } else {
+    printf(" | %.1f", v);
+  }
+}
+
+static void printRatio(double a, double b) {
+  if (isnan(a) || isnan(b) || b == 0) {
+    printf(" | -");
+  } else {
+    printf(" | %.2f", a / b);
+  }
+}
+
+static void printTables(const long *aN, int nN) {
+  static const char *azOp[] = {"put", "get", "get_random", "get_txn",
+                               "get_random_txn"};
+  printf("| op | N |");
+  for (int k = 0; k < NSYS; k++) printf(" %s ns |", aSys[k].zName);
+  printf(" engine/native | vtab/native | engine/floor | lmdb/floor |\n|---|---|");
+  for (int k = 0; k < NSYS + 4; k++) printf("---|");
+  printf("\n");
+  for (int o = 0; o < 5; o++) {
+    for (int i = 0; i < nN; i++) {
+      long n = aN[i];
+      printf("| %s | %ld", azOp[o], n);
+      for (int k = 0; k < NSYS; k++) printFigure(lookup(aSys[k].zName, azOp[o], n));
+      printRatio(lookup("engine", azOp[o], n), lookup("native", azOp[o], n));
+      printRatio(lookup("vtab", azOp[o], n), lookup("native", azOp[o], n));
+      printRatio(lookup("engine", azOp[o], n), lookup("floor", azOp[o], n));
+      printRatio(lookup("lmdb", azOp[o], n), lookup("floor", azOp[o], n));
+      printf(" |\n");
+    }
+  }
+  int bHead = 0;
+  for (int i = 0; i < nRes; i++) {
+    Result *r = &aRes[i];
+    int bMain = 0;
+    for (int o = 0; o < 5; o++) bMain |= !strcmp(r->zOp, azOp[o]);
+    if (bMain) continue;
+    if (!bHead) {
+      printf("\n| figure | system | N | median |\n|---|---|---|---|\n");
+      bHead = 1;
+    }
+    printf("| %s | %s | %ld", r->zOp, r->zSys, r->n);
+    printFigure(median(r));
+    printf(" |\n");
+  }
+  printf("\nns per op unless named otherwise; medians of %d runs; "
+         "%.1f s of gets per run.\n", nReps, fSeconds);
+}
+
+static void printJson(FILE *out) {
+  for (int i = 0; i < nRes; i++) {
+    Result *r = &aRes[i];
+    fprintf(out, "{\"system\": \"%s\", \"op\": \"%s\", \"n\": %ld, "
+           "\"ns_per_op\": %.3f}\n",
+           r->zSys, r->zOp, r->n, median(r));
+  }
+}
+
+int main(int argc, char **argv) {
+  for (int i = 1; i < argc; i++) {
+    if (!strcmp(argv[i], "--json")) {
+      bJson = 1;
+    } else if (!strcmp(argv[i], "--json-out") && i + 1 < argc) {
+      zJsonOut = argv[++i];
+    } else if (!strcmp(argv[i], "--n") && i + 1 < argc) {
+      nOnlyN = atol(argv[++i]);
+    } else if (!strcmp(argv[i], "--system") && i + 1 < argc) {
+      zOnlySystem = argv[++i];
+    } else if (!strcmp(argv[i], "--reps") && i + 1 < argc) {
+      nReps = atoi(argv[++i]);
+    } else if (!strcmp(argv[i], "--seconds") && i + 1 < argc) {
+      fSeconds = atof(argv[++i]);
+    } else if (!strcmp(argv[i], "--no-extras")) {
+      bExtras = 0;
+    } else if (!strcmp(argv[i], "--dir") && i + 1 < argc) {
+      snprintf(zBase, sizeof(zBase), "%s", argv[++i]);
+    } else {
+      fprintf(stderr,
+              "usage: %s [--json] [--json-out FILE] [--n N] [--system engine|vtab|native|lmdb|"
+              "floor] [--reps R] [--seconds S] [--no-extras] [--dir DIR]\n",
+              argv[0]);
+      return 2;
+    }
+  }
+  if (nReps < 1 || nReps > 16) die("--reps must be 1..16");
+  if (zOnlySystem) {
+    int bKnown = 0;
+    for (int k = 0; k < NSYS; k++) bKnown |= !strcmp(aSys[k].zName, zOnlySystem);
+    if (!bKnown) die("unknown or unavailable system '%s'", zOnlySystem);
+  }
+  if (!zBase[0]) {
+    const char *zTmp = getenv("TMPDIR");
+    snprintf(zBase, sizeof(zBase), "%s/hashkv-bench.XXXXXX",
+             zTmp ? zTmp : "/tmp");
+    if (!mkdtemp(zBase)) die("mkdtemp: %s", strerror(errno));
+  } else {
+    mkdir(zBase, 0755);
+  }
+  sqlite3_auto_extension((void (*)(void))sqlite3_hashkv_init);
+
+  long aN[] = {10000, 100000, 1000000};
+  int nN = 3;
+  if (nOnlyN) {
+    aN[0] = nOnlyN;
+    nN = 1;
+  }
+  for (int i = 0; i < nN; i++) runSize(aN[i]);
+  if (bExtras && !zOnlySystem && !nOnlyN) {
+    extraSyncModes();
+    extraBulkSql();
+    extraOpenAndSpace();
+    extraReaders();
+  }
+  if (bJson) {
+    printJson(stdout);
+  } else {
+    printTables(aN, nN);
+  }
+  if (zJsonOut) {
+    FILE *f = fopen(zJsonOut, "w");
+    if (!f) die("cannot write %s", zJsonOut);
+    printJson(f);
+    fclose(f);
+  }
+  rmTree(zBase);
+  return 0;
+}
