@@ -21,7 +21,8 @@
 ** through SQL, open time, index and disk bytes per key, gets with reader
 ** threads beside a writer.
 **
-**   hashkv-bench [--json] [--json-out FILE] [--n N] [--system S] [--reps R] [--seconds S]
+**   hashkv-bench [--json] [--json-out FILE] [--n N] [--system S] [--reps R]
+*[--seconds S]
 **                [--no-extras] [--dir DIR]
 */
 #include <errno.h>
@@ -190,10 +191,10 @@ static void makeKeys(long n) {
 typedef struct Sys Sys;
 struct Sys {
   const char *zName;
-  int bSql;                 /* supports the *_txn ops */
-  void (*xOpen)(Sys *);     /* fresh, empty */
+  int bSql;             /* supports the *_txn ops */
+  void (*xOpen)(Sys *); /* fresh, empty */
   void (*xClose)(Sys *);
-  void (*xBegin)(Sys *);    /* write transaction */
+  void (*xBegin)(Sys *); /* write transaction */
   void (*xCommit)(Sys *);
   void (*xPut)(Sys *, long i);
   long (*xGet)(Sys *, long i); /* value length, or -1 */
@@ -279,7 +280,8 @@ static void sqlCommit(Sys *s) { sqlExec(s->db, "COMMIT"); }
 static void sqlPut(Sys *s, long i) {
   sqlite3_bind_text(s->pIns, 1, aKey[i], aKeyLen[i], SQLITE_STATIC);
   sqlite3_bind_text(s->pIns, 2, aVal[i], aValLen[i], SQLITE_STATIC);
-  if (sqlite3_step(s->pIns) != SQLITE_DONE) die("insert: %s", sqlite3_errmsg(s->db));
+  if (sqlite3_step(s->pIns) != SQLITE_DONE)
+    die("insert: %s", sqlite3_errmsg(s->db));
   sqlite3_reset(s->pIns);
 }
 static long sqlGet(Sys *s, long i) {
@@ -420,8 +422,8 @@ static long floorGet(Sys *s, long i) {
 }
 
 static Sys aSys[] = {
-    {"engine", 0, engineOpen, engineClose, engineBegin, engineCommit,
-     enginePut, engineGet, 0, 0, "", 0, 0, 0, 0, 0},
+    {"engine", 0, engineOpen, engineClose, engineBegin, engineCommit, enginePut,
+     engineGet, 0, 0, "", 0, 0, 0, 0, 0},
     {"vtab", 1, vtabOpen, sqlClose, sqlBegin, sqlCommit, sqlPut, sqlGet,
      sqlReadBegin, sqlReadEnd, "", 0, 0, 0, 0, 0},
     {"native", 1, nativeOpen, sqlClose, sqlBegin, sqlCommit, sqlPut, sqlGet,
@@ -430,8 +432,8 @@ static Sys aSys[] = {
     {"lmdb", 0, lmdbOpen, lmdbClose, lmdbBegin, lmdbCommit, lmdbPut, lmdbGet,
      lmdbReadBegin, lmdbReadEnd, "", 0, 0, 0, 0, 0},
 #endif
-    {"floor", 0, floorOpen, floorClose, floorNop, floorNop, floorPut,
-     floorGet, 0, 0, "", 0, 0, 0, 0, 0},
+    {"floor", 0, floorOpen, floorClose, floorNop, floorNop, floorPut, floorGet,
+     0, 0, "", 0, 0, 0, 0, 0},
 };
 #define NSYS ((int)(sizeof(aSys) / sizeof(aSys[0])))
 
@@ -454,18 +456,18 @@ static double loadAll(Sys *s, long n) {
   return (now() - t0) * 1e9 / (double)n;
 }
 
-/* ns per get over at least fSeconds; bRandom: the permutation. */
+/* ns per get over fSeconds of gets: i runs on
+** through the keys, key-(i % N), or the permutation's i % N-th key. */
 static double getLoop(Sys *s, long n, int bRandom) {
   long nDone = 0, nMiss = 0, sum = 0;
   double t0 = now(), t;
   do {
-    for (long i = 0; i < n; i++) {
-      long k = bRandom ? (long)aPerm[i] : i;
-      long r = s->xGet(s, k);
+    for (int k = 0; k < 4096; k++, nDone++) {
+      long i = nDone % n;
+      long r = s->xGet(s, bRandom ? (long)aPerm[i] : i);
       if (r < 0) nMiss++;
       sum += r;
     }
-    nDone += n;
     t = now() - t0;
   } while (t < fSeconds);
   if (nMiss) die("%s: %ld gets missed", s->zName, nMiss);
@@ -526,7 +528,7 @@ static void extraSyncModes(void) {
   makeKeys(1000000);
   for (int sync = 0; sync < 3; sync++) {
     for (int bTxn = 0; bTxn < 2; bTxn++) {
-      long n = bTxn ? 1000000 : (sync == 2 ? 2000 : 200000);
+      long n = bTxn ? 1000000 : (sync == 2 ? 500 : 200000);
       for (int rep = 0; rep < nReps; rep++) {
         char zName[64];
         snprintf(zName, sizeof(zName), "sync-%d-%d", sync, bTxn);
@@ -715,14 +717,16 @@ static void printTables(const long *aN, int nN) {
                                "get_random_txn"};
   printf("| op | N |");
   for (int k = 0; k < NSYS; k++) printf(" %s ns |", aSys[k].zName);
-  printf(" engine/native | vtab/native | engine/floor | lmdb/floor |\n|---|---|");
+  printf(
+      " engine/native | vtab/native | engine/floor | lmdb/floor |\n|---|---|");
   for (int k = 0; k < NSYS + 4; k++) printf("---|");
   printf("\n");
   for (int o = 0; o < 5; o++) {
     for (int i = 0; i < nN; i++) {
       long n = aN[i];
       printf("| %s | %ld", azOp[o], n);
-      for (int k = 0; k < NSYS; k++) printFigure(lookup(aSys[k].zName, azOp[o], n));
+      for (int k = 0; k < NSYS; k++)
+        printFigure(lookup(aSys[k].zName, azOp[o], n));
       printRatio(lookup("engine", azOp[o], n), lookup("native", azOp[o], n));
       printRatio(lookup("vtab", azOp[o], n), lookup("native", azOp[o], n));
       printRatio(lookup("engine", azOp[o], n), lookup("floor", azOp[o], n));
@@ -744,16 +748,19 @@ static void printTables(const long *aN, int nN) {
     printFigure(median(r));
     printf(" |\n");
   }
-  printf("\nns per op unless named otherwise; medians of %d runs; "
-         "%.1f s of gets per run.\n", nReps, fSeconds);
+  printf(
+      "\nns per op unless named otherwise; medians of %d runs; "
+      "%.1f s of gets per run.\n",
+      nReps, fSeconds);
 }
 
 static void printJson(FILE *out) {
   for (int i = 0; i < nRes; i++) {
     Result *r = &aRes[i];
-    fprintf(out, "{\"system\": \"%s\", \"op\": \"%s\", \"n\": %ld, "
-           "\"ns_per_op\": %.3f}\n",
-           r->zSys, r->zOp, r->n, median(r));
+    fprintf(out,
+            "{\"system\": \"%s\", \"op\": \"%s\", \"n\": %ld, "
+            "\"ns_per_op\": %.3f}\n",
+            r->zSys, r->zOp, r->n, median(r));
   }
 }
 
@@ -777,7 +784,8 @@ int main(int argc, char **argv) {
       snprintf(zBase, sizeof(zBase), "%s", argv[++i]);
     } else {
       fprintf(stderr,
-              "usage: %s [--json] [--json-out FILE] [--n N] [--system engine|vtab|native|lmdb|"
+              "usage: %s [--json] [--json-out FILE] [--n N] [--system "
+              "engine|vtab|native|lmdb|"
               "floor] [--reps R] [--seconds S] [--no-extras] [--dir DIR]\n",
               argv[0]);
       return 2;
@@ -786,7 +794,8 @@ int main(int argc, char **argv) {
   if (nReps < 1 || nReps > 16) die("--reps must be 1..16");
   if (zOnlySystem) {
     int bKnown = 0;
-    for (int k = 0; k < NSYS; k++) bKnown |= !strcmp(aSys[k].zName, zOnlySystem);
+    for (int k = 0; k < NSYS; k++)
+      bKnown |= !strcmp(aSys[k].zName, zOnlySystem);
     if (!bKnown) die("unknown or unavailable system '%s'", zOnlySystem);
   }
   if (!zBase[0]) {

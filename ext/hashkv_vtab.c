@@ -112,12 +112,13 @@ struct HkvVtab {
   hkv_db *pStore;
   char *zSchema;
   char *zName;
-  char *zDir;     /* store directory */
-  int bDefault;   /* zDir was derived from the table name */
-  int bTemp;      /* a temporary store */
-  HkvBuf key;     /* scratch encodings for xUpdate */
+  char *zDir;   /* store directory */
+  int bDefault; /* zDir was derived from the table name */
+  int bTemp;    /* a temporary store */
+  HkvBuf key;   /* scratch encodings for xUpdate */
   HkvBuf val;
   HkvBuf old;
+  struct HkvCursor *pSpare; /* a closed cursor kept for reuse */
 };
 
 typedef struct HkvCursor {
@@ -125,9 +126,10 @@ typedef struct HkvCursor {
   int ePlan;
   int bEof;
   hkv_iter *pIter;
-  HkvBuf *aIn;    /* IN plan: the encoded keys still to look up */
+  HkvBuf *aIn; /* EQ and IN plans: the encoded keys to look up */
   int nIn, iIn;
-  HkvBuf key;     /* current row: copies */
+  int nInAlloc; /* buffers in aIn, kept across queries */
+  HkvBuf key; /* current row: copies */
   HkvBuf val;
   sqlite3_int64 iRow;
 } HkvCursor;
@@ -396,8 +398,8 @@ static int parseArgs(int argc, const char *const *argv, HkvArgs *pA,
     const char *z = argv[i];
     const char *zEq = strchr(z, '=');
     if (!zEq) {
-      *pzErr = sqlite3_mprintf("hashkv: option %s needs a value (key=value)",
-                               z);
+      *pzErr =
+          sqlite3_mprintf("hashkv: option %s needs a value (key=value)", z);
       return SQLITE_ERROR;
     }
     char *zKey = unquote(z, (int)(zEq - z));
@@ -433,8 +435,8 @@ static int parseArgs(int argc, const char *const *argv, HkvArgs *pA,
       if (errno || !zVal[0] || *zEnd || zVal[0] == '-' ||
           n < HKV_MIN_SEGMENT_SIZE || n > HKV_MAX_SEGMENT_SIZE) {
         *pzErr = sqlite3_mprintf(
-            "hashkv: bad value for segment_size: '%s' (bytes, %u to %u)",
-            zVal, HKV_MIN_SEGMENT_SIZE, HKV_MAX_SEGMENT_SIZE);
+            "hashkv: bad value for segment_size: '%s' (bytes, %u to %u)", zVal,
+            HKV_MIN_SEGMENT_SIZE, HKV_MAX_SEGMENT_SIZE);
         rc = SQLITE_ERROR;
       } else {
         pA->opts.segment_size = n;
@@ -517,8 +519,11 @@ static char *resolveDir(sqlite3 *db, const char *zSchema, const char *zTable,
   return sqlite3_mprintf("%s-%s.hkv", zFile, zTable);
 }
 
+static void cursorFree(HkvCursor *pCur);
+
 static void vtabFree(HkvVtab *p) {
   if (!p) return;
+  if (p->pSpare) cursorFree(p->pSpare);
   hkv_close(p->pStore);
   sqlite3_free(p->zSchema);
   sqlite3_free(p->zName);
@@ -576,8 +581,10 @@ static int hkvInit(sqlite3 *db, void *pAux, int argc, const char *const *argv,
         goto done;
       }
       if (!mkdtemp(zTemplate)) {
-        *pzErr = sqlite3_mprintf("hashkv: cannot create a temporary store "
-                                 "in %s", zTmp ? zTmp : "/tmp");
+        *pzErr = sqlite3_mprintf(
+            "hashkv: cannot create a temporary store "
+            "in %s",
+            zTmp ? zTmp : "/tmp");
         sqlite3_free(zTemplate);
         sqlite3_free(t);
         rc = SQLITE_CANTOPEN;
@@ -590,8 +597,8 @@ static int hkvInit(sqlite3 *db, void *pAux, int argc, const char *const *argv,
       c->pTemps = t;
       p->zDir = sqlite3_mprintf("%s", zTemplate);
     } else {
-      *pzErr = sqlite3_mprintf("hashkv: the temporary store of %s is gone",
-                               argv[2]);
+      *pzErr =
+          sqlite3_mprintf("hashkv: the temporary store of %s is gone", argv[2]);
       rc = SQLITE_CANTOPEN;
       goto done;
     }
@@ -633,9 +640,8 @@ done:
   return rc;
 }
 
-static int hkvCreate(sqlite3 *db, void *pAux, int argc,
-                     const char *const *argv, sqlite3_vtab **ppVtab,
-                     char **pzErr) {
+static int hkvCreate(sqlite3 *db, void *pAux, int argc, const char *const *argv,
+                     sqlite3_vtab **ppVtab, char **pzErr) {
   return hkvInit(db, pAux, argc, argv, ppVtab, pzErr, 1);
 }
 
@@ -715,36 +721,55 @@ static int hkvBestIndex(sqlite3_vtab *pVtab, sqlite3_index_info *pInfo) {
 
 /* ---- cursors ---- */
 
+/* Cursors are recycled: a point SELECT opens and closes one per execution,
+** and keeping the last one (with its buffers) saves the allocations. */
 static int hkvOpen(sqlite3_vtab *pVtab, sqlite3_vtab_cursor **ppCur) {
-  (void)pVtab;
-  HkvCursor *pCur = sqlite3_malloc(sizeof(*pCur));
-  if (!pCur) return SQLITE_NOMEM;
-  memset(pCur, 0, sizeof(*pCur));
+  HkvVtab *p = (HkvVtab *)pVtab;
+  HkvCursor *pCur = p->pSpare;
+  if (pCur) {
+    p->pSpare = 0;
+  } else {
+    pCur = sqlite3_malloc(sizeof(*pCur));
+    if (!pCur) return SQLITE_NOMEM;
+    memset(pCur, 0, sizeof(*pCur));
+  }
+  pCur->bEof = 1;
   *ppCur = &pCur->base;
   return SQLITE_OK;
 }
 
+/* Ends the current query; keeps the buffers. */
 static void cursorReset(HkvCursor *pCur) {
   hkv_iter_close(pCur->pIter);
   pCur->pIter = 0;
-  for (int i = 0; i < pCur->nIn; i++) bufFree(&pCur->aIn[i]);
-  sqlite3_free(pCur->aIn);
-  pCur->aIn = 0;
   pCur->nIn = pCur->iIn = 0;
   pCur->bEof = 1;
 }
 
-static int hkvClose(sqlite3_vtab_cursor *cur) {
-  HkvCursor *pCur = (HkvCursor *)cur;
+static void cursorFree(HkvCursor *pCur) {
   cursorReset(pCur);
+  for (int i = 0; i < pCur->nInAlloc; i++) bufFree(&pCur->aIn[i]);
+  sqlite3_free(pCur->aIn);
   bufFree(&pCur->key);
   bufFree(&pCur->val);
   sqlite3_free(pCur);
+}
+
+static int hkvClose(sqlite3_vtab_cursor *cur) {
+  HkvCursor *pCur = (HkvCursor *)cur;
+  HkvVtab *p = (HkvVtab *)cur->pVtab;
+  cursorReset(pCur);
+  if (!p->pSpare) {
+    p->pSpare = pCur;
+  } else {
+    cursorFree(pCur);
+  }
   return SQLITE_OK;
 }
 
-/* Looks up the encoded key k and makes it the current row if present. */
-static int cursorLookup(HkvCursor *pCur, const HkvBuf *k, int *pbFound) {
+/* Looks up the encoded key *k and makes it the current row if present (the
+** key's buffer then moves into the cursor's row). */
+static int cursorLookup(HkvCursor *pCur, HkvBuf *k, int *pbFound) {
   HkvVtab *p = (HkvVtab *)pCur->base.pVtab;
   const void *pV;
   size_t nV;
@@ -753,9 +778,10 @@ static int cursorLookup(HkvCursor *pCur, const HkvBuf *k, int *pbFound) {
   int rc = hkv_get(p->pStore, k->a, (size_t)k->n, &pV, &nV);
   if (rc == HKV_NOTFOUND) return SQLITE_OK;
   if (rc) return storeErr(p, rc);
-  if (bufSet(&pCur->key, k->a, (size_t)k->n) || bufSet(&pCur->val, pV, nV)) {
-    return SQLITE_NOMEM;
-  }
+  if (bufSet(&pCur->val, pV, nV)) return SQLITE_NOMEM;
+  HkvBuf t = pCur->key;
+  pCur->key = *k;
+  *k = t;
   *pbFound = 1;
   return SQLITE_OK;
 }
@@ -802,20 +828,21 @@ static int hkvFilter(sqlite3_vtab_cursor *cur, int idxNum, const char *idxStr,
   }
   if (argc < 1) return SQLITE_ERROR;
   /* Collect the keys now: IN lists can only be read inside xFilter. */
-  int nAlloc = 0;
   sqlite3_value *pVal = argv[0];
   int rc = SQLITE_OK;
   if (idxNum == HKV_PLAN_IN) rc = sqlite3_vtab_in_first(argv[0], &pVal);
   while (rc == SQLITE_OK && pVal) {
-    if (pCur->nIn == nAlloc) {
-      nAlloc = nAlloc ? nAlloc * 2 : 4;
-      HkvBuf *aNew = sqlite3_realloc64(pCur->aIn, (sqlite3_uint64)nAlloc *
-                                                      sizeof(HkvBuf));
+    if (pCur->nIn == pCur->nInAlloc) {
+      int nNew = pCur->nInAlloc ? pCur->nInAlloc * 2 : 4;
+      HkvBuf *aNew = sqlite3_realloc64(pCur->aIn,
+                                       (sqlite3_uint64)nNew * sizeof(HkvBuf));
       if (!aNew) return SQLITE_NOMEM;
+      memset(aNew + pCur->nInAlloc, 0,
+             (size_t)(nNew - pCur->nInAlloc) * sizeof(HkvBuf));
       pCur->aIn = aNew;
+      pCur->nInAlloc = nNew;
     }
     HkvBuf *b = &pCur->aIn[pCur->nIn];
-    memset(b, 0, sizeof(*b));
     int bReal;
     int erc = encodeKey(b, pVal, &bReal);
     if (erc == SQLITE_OK) {
@@ -835,9 +862,7 @@ static int hkvNext(sqlite3_vtab_cursor *cur) {
   return cursorStep((HkvCursor *)cur);
 }
 
-static int hkvEof(sqlite3_vtab_cursor *cur) {
-  return ((HkvCursor *)cur)->bEof;
-}
+static int hkvEof(sqlite3_vtab_cursor *cur) { return ((HkvCursor *)cur)->bEof; }
 
 static int hkvColumn(sqlite3_vtab_cursor *cur, sqlite3_context *ctx, int i) {
   HkvCursor *pCur = (HkvCursor *)cur;
@@ -915,7 +940,7 @@ static int hkvUpdate(sqlite3_vtab *pVtab, int argc, sqlite3_value **argv,
     if (rc) return rc;
     int hrc = hkv_delete(p->pStore, p->key.a, (size_t)p->key.n);
     return (hrc == HKV_OK || hrc == HKV_NOTFOUND) ? SQLITE_OK
-                                                   : storeErr(p, hrc);
+                                                  : storeErr(p, hrc);
   }
   int bInsert = sqlite3_value_type(argv[0]) == SQLITE_NULL;
   sqlite3_value *pKey = argv[2 + HKV_COL_KEY];
@@ -960,14 +985,14 @@ static int hkvUpdate(sqlite3_vtab *pVtab, int argc, sqlite3_value **argv,
     if (hrc) return storeErr(p, hrc);
     if (bufSet(&p->val, pV, nV)) return SQLITE_NOMEM;
     if (p->val.n < 1) return SQLITE_CORRUPT_VTAB;
-    p->val.a[0] = (unsigned char)((p->val.a[0] & 0x7F) |
-                                  (bReal ? HKV_TAG_KEYREAL : 0));
+    p->val.a[0] =
+        (unsigned char)((p->val.a[0] & 0x7F) | (bReal ? HKV_TAG_KEYREAL : 0));
   } else {
     rc = encodeValue(&p->val, pVal, bReal);
     if (rc) return rc;
   }
-  int bSameKey = p->old.n == p->key.n && !memcmp(p->old.a, p->key.a,
-                                                 (size_t)p->key.n);
+  int bSameKey =
+      p->old.n == p->key.n && !memcmp(p->old.a, p->key.a, (size_t)p->key.n);
   if (!bSameKey && !bReplace) {
     int bExists;
     rc = keyExists(p, &p->key, &bExists);
@@ -1115,16 +1140,20 @@ typedef struct StatsCursor {
 } StatsCursor;
 
 static const char *const aStatName[] = {
-    "live_keys", "live_bytes",          "dead_bytes",           "total_bytes",
-    "segments",  "index_bytes",         "recovered_cut_bytes", "recovered_cut_offset",
+    "live_keys", "live_bytes",  "dead_bytes",          "total_bytes",
+    "segments",  "index_bytes", "recovered_cut_bytes", "recovered_cut_offset",
     "commits"};
 #define HKV_NSTAT ((int)(sizeof(aStatName) / sizeof(aStatName[0])))
 
 static sqlite3_uint64 statValue(const hkv_stats *s, int i) {
-  const uint64_t a[] = {s->live_keys,   s->live_bytes,
-                        s->dead_bytes,  s->total_bytes,
-                        s->segments,    s->index_bytes,
-                        s->recovered_cut_bytes, s->recovered_cut_offset,
+  const uint64_t a[] = {s->live_keys,
+                        s->live_bytes,
+                        s->dead_bytes,
+                        s->total_bytes,
+                        s->segments,
+                        s->index_bytes,
+                        s->recovered_cut_bytes,
+                        s->recovered_cut_offset,
                         s->commits};
   return a[i];
 }
@@ -1188,8 +1217,8 @@ static int statsClose(sqlite3_vtab_cursor *cur) {
   return SQLITE_OK;
 }
 
-static int statsFilter(sqlite3_vtab_cursor *cur, int idxNum,
-                       const char *idxStr, int argc, sqlite3_value **argv) {
+static int statsFilter(sqlite3_vtab_cursor *cur, int idxNum, const char *idxStr,
+                       int argc, sqlite3_value **argv) {
   StatsCursor *c = (StatsCursor *)cur;
   HkvVtab *pStats = (HkvVtab *)cur->pVtab;
   (void)idxStr;
@@ -1224,8 +1253,7 @@ static int statsEof(sqlite3_vtab_cursor *cur) {
   return ((StatsCursor *)cur)->i >= HKV_NSTAT;
 }
 
-static int statsColumn(sqlite3_vtab_cursor *cur, sqlite3_context *ctx,
-                       int i) {
+static int statsColumn(sqlite3_vtab_cursor *cur, sqlite3_context *ctx, int i) {
   StatsCursor *c = (StatsCursor *)cur;
   if (i == HKV_STATS_NAME) {
     sqlite3_result_text(ctx, aStatName[c->i], -1, SQLITE_STATIC);
@@ -1281,8 +1309,8 @@ static void versionFunc(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
 #ifdef _WIN32
 __declspec(dllexport)
 #endif
-int sqlite3_hashkv_init(sqlite3 *db, char **pzErrMsg,
-                        const sqlite3_api_routines *pApi);
+    int sqlite3_hashkv_init(sqlite3 *db, char **pzErrMsg,
+                            const sqlite3_api_routines *pApi);
 
 int sqlite3_hashkv_init(sqlite3 *db, char **pzErrMsg,
                         const sqlite3_api_routines *pApi) {

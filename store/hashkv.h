@@ -38,20 +38,20 @@ extern "C" {
 /*
 ** Status codes: name, value, message. The first column becomes HKV_<name>.
 */
-#define HKV_CODE_MAP(X)                                                        \
-  X(OK, 0, "not an error")                                                     \
-  X(MISUSE, 1, "library misuse (bad argument or call out of order)")           \
-  X(NOMEM, 2, "out of memory")                                                 \
-  X(IOERR, 3, "I/O error")                                                     \
-  X(CORRUPT, 4, "store file is corrupt")                                       \
-  X(BUSY, 5, "another handle holds the write transaction")                     \
-  X(LOCKED, 6, "store is locked by another process")                           \
-  X(NOTFOUND, 7, "key not found")                                              \
-  X(TOOBIG, 8, "key or value too large")                                       \
-  X(READONLY, 9, "store is open read-only")                                    \
-  X(FAILED, 10, "store refuses writes after an I/O error; reopen it")          \
-  X(DONE, 11, "no more entries")                                               \
-  X(NOTSTORE, 12, "not a hashkv store")                                        \
+#define HKV_CODE_MAP(X)                                               \
+  X(OK, 0, "not an error")                                            \
+  X(MISUSE, 1, "library misuse (bad argument or call out of order)")  \
+  X(NOMEM, 2, "out of memory")                                        \
+  X(IOERR, 3, "I/O error")                                            \
+  X(CORRUPT, 4, "store file is corrupt")                              \
+  X(BUSY, 5, "another handle holds the write transaction")            \
+  X(LOCKED, 6, "store is locked by another process")                  \
+  X(NOTFOUND, 7, "key not found")                                     \
+  X(TOOBIG, 8, "key or value too large")                              \
+  X(READONLY, 9, "store is open read-only")                           \
+  X(FAILED, 10, "store refuses writes after an I/O error; reopen it") \
+  X(DONE, 11, "no more entries")                                      \
+  X(NOTSTORE, 12, "not a hashkv store")                               \
   X(CANTOPEN, 13, "cannot open store")
 
 enum hkv_code {
@@ -76,9 +76,9 @@ enum hkv_sync {
 #define HKV_OPEN_NOCREATE 0x02 /* the store must exist already */
 
 typedef struct hkv_options {
-  unsigned flags;         /* HKV_OPEN_* */
-  int sync;               /* enum hkv_sync; default HKV_SYNC_FULL */
-  uint64_t segment_size;  /* bytes at which a segment is sealed; 0 = default */
+  unsigned flags;        /* HKV_OPEN_* */
+  int sync;              /* enum hkv_sync; default HKV_SYNC_FULL */
+  uint64_t segment_size; /* bytes at which a segment is sealed; 0 = default */
 } hkv_options;
 
 #define HKV_DEFAULT_SEGMENT_SIZE (128u << 20)
@@ -191,15 +191,15 @@ int hkv_iter_next(hkv_iter *pIter, const void **ppKey, size_t *pnKey,
 int hkv_iter_close(hkv_iter *pIter);
 
 typedef struct hkv_stats {
-  uint64_t live_keys;       /* committed live keys */
-  uint64_t live_bytes;      /* bytes of records holding live keys */
-  uint64_t dead_bytes;      /* bytes of overwritten/deleted/aborted records */
-  uint64_t total_bytes;     /* bytes of all segment files */
-  uint64_t segments;        /* segment files */
-  uint64_t index_bytes;     /* memory of the hash index */
+  uint64_t live_keys;   /* committed live keys */
+  uint64_t live_bytes;  /* bytes of records holding live keys */
+  uint64_t dead_bytes;  /* bytes of overwritten/deleted/aborted records */
+  uint64_t total_bytes; /* bytes of all segment files */
+  uint64_t segments;    /* segment files */
+  uint64_t index_bytes; /* memory of the hash index */
   uint64_t recovered_cut_bytes;  /* bytes cut from the tail at open */
   uint64_t recovered_cut_offset; /* offset in the newest segment where cut */
-  uint64_t commits;         /* transactions committed since open */
+  uint64_t commits;              /* transactions committed since open */
 } hkv_stats;
 
 /* Fills *pStats for the engine behind db. Returns OK or MISUSE. */

@@ -71,23 +71,23 @@ struct HkvEnv {
   int (*xOpen)(int dirFd, const char *zPath, int flags, int mode); /* fd */
   int (*xClose)(int fd);
   long (*xWrite)(int fd, const void *p, size_t n, uint64_t off); /* pwrite */
-  int (*xSync)(int fd);                                  /* 0 or -errno */
-  int (*xTruncate)(int fd, uint64_t n);                  /* 0 or -errno */
-  int (*xFileSize)(int fd, uint64_t *pn);                /* 0 or -errno */
-  void *(*xMmap)(int fd, uint64_t n);                    /* NULL on error */
+  int (*xSync)(int fd);                   /* 0 or -errno */
+  int (*xTruncate)(int fd, uint64_t n);   /* 0 or -errno */
+  int (*xFileSize)(int fd, uint64_t *pn); /* 0 or -errno */
+  void *(*xMmap)(int fd, uint64_t n);     /* NULL on error */
   void (*xMunmap)(void *p, uint64_t n);
   int (*xUnlink)(int dirFd, const char *zPath);
-  int (*xMkdir)(const char *zPath);                      /* 0, -EEXIST.. */
+  int (*xMkdir)(const char *zPath); /* 0, -EEXIST.. */
   int (*xRmdir)(const char *zPath);
-  int (*xLock)(int fd, int bExclusive);                  /* 0, -EWOULDBLOCK */
+  int (*xLock)(int fd, int bExclusive); /* 0, -EWOULDBLOCK */
   void *(*xMalloc)(size_t n);
   void *(*xCalloc)(size_t nElem, size_t nSize);
   void *(*xRealloc)(void *p, size_t n);
   void (*xFree)(void *p);
 };
 
-extern const HkvEnv *hkvEnv;         /* the one in use */
-extern const HkvEnv hkvPosixEnv;     /* the default */
+extern const HkvEnv *hkvEnv;            /* the one in use */
+extern const HkvEnv hkvPosixEnv;        /* the default */
 void hkvEnvInstall(const HkvEnv *pEnv); /* tests only; NULL = default */
 
 void *hkvMalloc(size_t n);
@@ -98,8 +98,8 @@ char *hkvStrdup(const char *z);
 char *hkvMprintf(const char *zFmt, ...);
 
 /* ---- the log (log.c) ---- */
-#define HKV_SEG_HDR 32    /* bytes of the segment header */
-#define HKV_REC_HDR 20    /* bytes of a record header */
+#define HKV_SEG_HDR 32 /* bytes of the segment header */
+#define HKV_REC_HDR 20 /* bytes of a record header */
 
 #define HKV_KIND_PUT 1
 #define HKV_KIND_DEL 2
@@ -122,12 +122,12 @@ typedef struct HkvRec {
 } HkvRec;
 
 typedef struct HkvSeg {
-  uint32_t iSeq;   /* sequence number: names the file, orders the log */
-  int fd;          /* read-write (or read-only) descriptor */
-  uint8_t *pMap;   /* read-only map of nMap bytes */
-  uint64_t nMap;   /* bytes mapped (>= file size, fixed) */
-  uint64_t nFile;  /* bytes known to be in the file */
-  uint64_t nLive;  /* bytes of records live in the index */
+  uint32_t iSeq;  /* sequence number: names the file, orders the log */
+  int fd;         /* read-write (or read-only) descriptor */
+  uint8_t *pMap;  /* read-only map of nMap bytes */
+  uint64_t nMap;  /* bytes mapped (>= file size, fixed) */
+  uint64_t nFile; /* bytes known to be in the file */
+  uint64_t nLive; /* bytes of records live in the index */
 } HkvSeg;
 
 typedef struct HkvEngine HkvEngine;
@@ -143,32 +143,31 @@ int hkvLogFlush(HkvEngine *e, char **pzErr);
 int hkvLogSync(HkvEngine *e, char **pzErr);
 #define HKV_READ_VERIFY 1 /* check the CRC */
 #define HKV_READ_OWN 2    /* writer: loc may be in the write buffer */
-int hkvLogRead(HkvEngine *e, HkvLoc loc, int flags, HkvRec *pRec,
-               char **pzErr);
-uint64_t hkvLogEnd(HkvEngine *e);   /* (seq << 32) | offset of the end */
+int hkvLogRead(HkvEngine *e, HkvLoc loc, int flags, HkvRec *pRec, char **pzErr);
+uint64_t hkvLogEnd(HkvEngine *e); /* (seq << 32) | offset of the end */
 uint64_t hkvLogOrder(HkvEngine *e, HkvLoc loc); /* same scale as hkvLogEnd */
 char *hkvLogSegPath(HkvEngine *e, uint32_t iSeq);
 int hkvDecodeRecord(const uint8_t *p, uint64_t n, HkvRec *pRec);
 
 /* ---- the index (index.c) ---- */
 typedef struct HkvTable {
-  uint64_t *a;     /* slots: 0 empty, 1 tombstone, else fp << 48 | loc */
-  uint64_t mask;   /* capacity - 1 (capacity is a power of two) */
-  int nShift;      /* 64 - log2(capacity): home = hash >> nShift */
-  uint64_t nUsed;  /* live + tombstones */
+  uint64_t *a;    /* slots: 0 empty, 1 tombstone, else fp << 48 | loc */
+  uint64_t mask;  /* capacity - 1 (capacity is a power of two) */
+  int nShift;     /* 64 - log2(capacity): home = hash >> nShift */
+  uint64_t nUsed; /* live + tombstones */
   uint64_t nLive;
 } HkvTable;
 
 typedef struct HkvIndex {
-  HkvTable cur;       /* where inserts go */
-  HkvTable old;       /* being migrated into cur; a == NULL when none */
-  uint64_t iMigrate;  /* next slot of old to migrate */
+  HkvTable cur;      /* where inserts go */
+  HkvTable old;      /* being migrated into cur; a == NULL when none */
+  uint64_t iMigrate; /* next slot of old to migrate */
 } HkvIndex;
 
 #define HKV_SLOT_EMPTY 0u
 #define HKV_SLOT_TOMB 1u
-#define HKV_SLOT_LOC(s) ((s) & 0xFFFFFFFFFFFFull)
-#define HKV_FP(h) ((uint64_t)((h) & 0xFFFFu) << 48)
+#define HKV_SLOT_LOC(s) ((s)&0xFFFFFFFFFFFFull)
+#define HKV_FP(h) ((uint64_t)((h)&0xFFFFu) << 48)
 
 /* Callback giving the hash of the key of the record at loc. */
 typedef uint64_t (*HkvHashAt)(void *pCtx, HkvLoc loc);
@@ -182,6 +181,7 @@ int hkvIndexInsert(HkvIndex *p, uint64_t h, HkvLoc loc, HkvHashAt xHash,
                    void *pCtx);
 void hkvIndexRemove(HkvIndex *p, uint64_t *pSlot);
 int hkvIndexReserve(HkvIndex *p, uint64_t nMore, HkvHashAt xHash, void *pCtx);
+int hkvIndexNeedsRoom(const HkvIndex *p, uint64_t nMore);
 void hkvIndexFinishMigration(HkvIndex *p, HkvHashAt xHash, void *pCtx);
 uint64_t hkvIndexLive(const HkvIndex *p);
 uint64_t hkvIndexBytes(const HkvIndex *p);
@@ -198,45 +198,46 @@ void hkvMapInit(HkvLocMap *m);
 void hkvMapFree(HkvLocMap *m);
 void hkvMapClear(HkvLocMap *m);
 int hkvMapReserve(HkvLocMap *m, uint64_t nMore);
+int hkvMapNeedsRoom(const HkvLocMap *m, uint64_t nMore);
 void hkvMapPut(HkvLocMap *m, HkvLoc k, HkvLoc v); /* after Reserve */
 HkvLoc hkvMapGet(const HkvLocMap *m, HkvLoc k);   /* 0 if absent */
 void hkvMapDel(HkvLocMap *m, HkvLoc k);
 
 /* ---- the engine (engine.c) ---- */
 struct HkvEngine {
-  HkvEngine *pNext;     /* registry list */
-  dev_t dev;            /* identity of the directory */
+  HkvEngine *pNext; /* registry list */
+  dev_t dev;        /* identity of the directory */
   ino_t ino;
-  int nRef;             /* handles open on it */
-  pid_t pid;            /* process that opened it */
+  int nRef;  /* handles open on it */
+  pid_t pid; /* process that opened it */
   char *zDir;
-  int dirFd;            /* directory: flock() and fsync() */
+  int dirFd; /* directory: flock() and fsync() */
   int bReadonly;
-  int bNoCreate;         /* at open: refuse to start a new store */
-  uint64_t szSegment;   /* seal a segment at this size, bytes */
+  int bNoCreate;      /* at open: refuse to start a new store */
+  uint64_t szSegment; /* seal a segment at this size, bytes */
 
   pthread_mutex_t mu;
   pthread_rwlock_t rw;
 
-  HkvSeg **apSeg;       /* HKV_MAX_SEGSLOT slots, NULL when free */
-  uint32_t nSeg;        /* segments in use */
-  uint32_t *aOrder;     /* slots of segments in log order */
-  uint32_t iActive;     /* slot of the segment being appended */
+  HkvSeg **apSeg;   /* HKV_MAX_SEGSLOT slots, NULL when free */
+  uint32_t nSeg;    /* segments in use */
+  uint32_t *aOrder; /* slots of segments in log order */
+  uint32_t iActive; /* slot of the segment being appended */
   uint32_t iNextSeq;
 
   _Atomic uint64_t iCommitted; /* (seq << 32) | end offset of committed log */
   HkvIndex idx;
   HkvLocMap map;
 
-  hkv_db *pWriter;      /* handle holding the write transaction */
+  hkv_db *pWriter; /* handle holding the write transaction */
   uint64_t iNextTxn;
-  _Atomic int bFailed;  /* sticky I/O error */
-  int bDirty;           /* index holds uncommitted slots (under rw) */
-  int iSyncWriter;      /* sync mode of the writer's handle */
+  _Atomic int bFailed; /* sticky I/O error */
+  int bDirty;          /* index holds uncommitted slots (under rw) */
+  int iSyncWriter;     /* sync mode of the writer's handle */
 
-  uint8_t *aBuf;        /* write buffer of the active segment */
+  uint8_t *aBuf; /* write buffer of the active segment */
   size_t nBufAlloc;
-  size_t nBuf;          /* bytes buffered, to go at file offset iBufOff */
+  size_t nBuf; /* bytes buffered, to go at file offset iBufOff */
   uint64_t iBufOff;
 
   /* counters, under mu */

@@ -112,8 +112,7 @@ void hkvIndexFinishMigration(HkvIndex *p, HkvHashAt xHash, void *pCtx) {
 ** (allocating the new table) after finishing the one under way. On NOMEM
 ** nothing changed.
 */
-int hkvIndexReserve(HkvIndex *p, uint64_t nMore, HkvHashAt xHash,
-                    void *pCtx) {
+int hkvIndexReserve(HkvIndex *p, uint64_t nMore, HkvHashAt xHash, void *pCtx) {
   if (!p->cur.a) return tableAlloc(&p->cur, HKV_MIN_BITS);
   while (tableFull(&p->cur, nMore)) {
     HkvTable t;
@@ -130,8 +129,12 @@ int hkvIndexReserve(HkvIndex *p, uint64_t nMore, HkvHashAt xHash,
   return HKV_OK;
 }
 
-uint64_t *hkvIndexFind(HkvIndex *p, uint64_t h, HkvMatch xMatch,
-                       void *pCtx) {
+/* 1 if nMore inserts would allocate (hkvIndexReserve has work to do). */
+int hkvIndexNeedsRoom(const HkvIndex *p, uint64_t nMore) {
+  return !p->cur.a || tableFull(&p->cur, nMore);
+}
+
+uint64_t *hkvIndexFind(HkvIndex *p, uint64_t h, HkvMatch xMatch, void *pCtx) {
   uint64_t *pSlot = tableFind(&p->cur, h, xMatch, pCtx);
   if (!pSlot && p->old.a) pSlot = tableFind(&p->old, h, xMatch, pCtx);
   return pSlot;
@@ -156,9 +159,7 @@ void hkvIndexRemove(HkvIndex *p, uint64_t *pSlot) {
   t->nLive--;
 }
 
-uint64_t hkvIndexLive(const HkvIndex *p) {
-  return p->cur.nLive + p->old.nLive;
-}
+uint64_t hkvIndexLive(const HkvIndex *p) { return p->cur.nLive + p->old.nLive; }
 
 uint64_t hkvIndexBytes(const HkvIndex *p) {
   uint64_t n = 0;
@@ -203,6 +204,10 @@ void hkvMapClear(HkvLocMap *m) {
     memset(m->a, 0, (m->mask + 1) * 2 * sizeof(uint64_t));
     m->n = 0;
   }
+}
+
+int hkvMapNeedsRoom(const HkvLocMap *m, uint64_t nMore) {
+  return !m->a || (m->n + nMore) * 2 > m->mask + 1;
 }
 
 int hkvMapReserve(HkvLocMap *m, uint64_t nMore) {

@@ -86,8 +86,7 @@ static void encodeSegHeader(uint8_t *a, uint32_t iSeq) {
 }
 
 /* 0 if the header is valid and names iSeq; else a message. */
-static const char *checkSegHeader(const uint8_t *a, uint64_t n,
-                                  uint32_t iSeq) {
+static const char *checkSegHeader(const uint8_t *a, uint64_t n, uint32_t iSeq) {
   if (n < HKV_SEG_HDR) return "segment header incomplete";
   if (memcmp(a, aMagic, 8) != 0) return "bad segment magic";
   if (hkvGet32(a + 28) != hkvCrc32c(0, a, 28)) {
@@ -145,13 +144,11 @@ static int verifyRecord(const uint8_t *p, const HkvRec *pRec) {
 }
 
 uint64_t hkvLogOrder(HkvEngine *e, HkvLoc loc) {
-  return ((uint64_t)e->apSeg[HKV_LOC_SLOT(loc)]->iSeq << 32) |
-         HKV_LOC_OFF(loc);
+  return ((uint64_t)e->apSeg[HKV_LOC_SLOT(loc)]->iSeq << 32) | HKV_LOC_OFF(loc);
 }
 
 uint64_t hkvLogEnd(HkvEngine *e) {
-  return ((uint64_t)e->apSeg[e->iActive]->iSeq << 32) |
-         (e->iBufOff + e->nBuf);
+  return ((uint64_t)e->apSeg[e->iActive]->iSeq << 32) | (e->iBufOff + e->nBuf);
 }
 
 /*
@@ -176,10 +173,10 @@ int hkvLogRead(HkvEngine *e, HkvLoc loc, int flags, HkvRec *pRec,
   if (r == 0 && (flags & HKV_READ_VERIFY) && !verifyRecord(p, pRec)) r = 2;
   if (r) {
     char *zPath = hkvLogSegPath(e, s->iSeq);
-    int rc = setErr(pzErr, HKV_CORRUPT,
-                    hkvMprintf("%s: bad record at offset %llu",
-                               zPath ? zPath : "segment",
-                               (unsigned long long)iOff));
+    int rc =
+        setErr(pzErr, HKV_CORRUPT,
+               hkvMprintf("%s: bad record at offset %llu",
+                          zPath ? zPath : "segment", (unsigned long long)iOff));
     hkvFree(zPath);
     return rc;
   }
@@ -254,9 +251,9 @@ static int syncDir(HkvEngine *e, char **pzErr) {
   int r = hkvEnv->xSync(e->dirFd);
   if (r) {
     e->bFailed = 1;
-    return setErr(pzErr, HKV_IOERR,
-                  hkvMprintf("%s: fsync of directory failed: %s", e->zDir,
-                             strerror(-r)));
+    return setErr(
+        pzErr, HKV_IOERR,
+        hkvMprintf("%s: fsync of directory failed: %s", e->zDir, strerror(-r)));
   }
   return HKV_OK;
 }
@@ -322,11 +319,11 @@ static int writeFailed(HkvEngine *e, uint64_t iOff, long r, char **pzErr) {
   hkvEnv->xTruncate(s->fd, iOff);
   e->bFailed = 1;
   char *zPath = hkvLogSegPath(e, s->iSeq);
-  int rc = setErr(pzErr, HKV_IOERR,
-                  hkvMprintf("%s: write at offset %llu failed: %s",
-                             zPath ? zPath : "segment",
-                             (unsigned long long)iOff,
-                             r < 0 ? strerror((int)-r) : "short write"));
+  int rc =
+      setErr(pzErr, HKV_IOERR,
+             hkvMprintf("%s: write at offset %llu failed: %s",
+                        zPath ? zPath : "segment", (unsigned long long)iOff,
+                        r < 0 ? strerror((int)-r) : "short write"));
   hkvFree(zPath);
   return rc;
 }
@@ -463,8 +460,7 @@ static int listSegments(HkvEngine *e, uint32_t **paSeq, uint32_t *pn,
     if (fd >= 0) close(fd);
     errno = errno ? errno : EBADF;
     return setErr(pzErr, HKV_CANTOPEN,
-                  hkvMprintf("%s: cannot list: %s", e->zDir,
-                             strerror(errno)));
+                  hkvMprintf("%s: cannot list: %s", e->zDir, strerror(errno)));
   }
   rewinddir(pDir); /* the dup shares dirFd's offset */
   uint32_t *a = 0, n = 0, nAlloc = 0;
@@ -513,9 +509,9 @@ int hkvLogRemoveAll(HkvEngine *e, char **pzErr) {
     segName(aSeq[i], zName);
     int r = hkvEnv->xUnlink(e->dirFd, zName);
     if (r && r != -ENOENT) {
-      rc = setErr(pzErr, HKV_IOERR,
-                  hkvMprintf("%s/%s: cannot remove: %s", e->zDir, zName,
-                             strerror(-r)));
+      rc = setErr(
+          pzErr, HKV_IOERR,
+          hkvMprintf("%s/%s: cannot remove: %s", e->zDir, zName, strerror(-r)));
     }
   }
   hkvFree(aSeq);
@@ -528,10 +524,10 @@ typedef struct Replay {
   HkvEngine *e;
   HkvApply xApply;
   void *pCtx;
-  HkvLoc *aPend;     /* records of the open transaction, log order */
+  HkvLoc *aPend; /* records of the open transaction, log order */
   uint64_t nPend, nPendAlloc;
   uint64_t iPendTxn;
-  uint64_t nDefer;   /* aPend[0..nDefer) committed, apply unless revoked */
+  uint64_t nDefer; /* aPend[0..nDefer) committed, apply unless revoked */
   uint64_t iDeferTxn;
 } Replay;
 
@@ -566,12 +562,10 @@ static int replayPush(Replay *r, HkvLoc loc) {
 }
 
 /* Feeds one valid record; *pbEnd set if it ends a transaction. */
-static int replayRecord(Replay *r, HkvLoc loc, const HkvRec *pRec,
-                        int *pbEnd) {
+static int replayRecord(Replay *r, HkvLoc loc, const HkvRec *pRec, int *pbEnd) {
   int rc = HKV_OK;
   *pbEnd = 0;
-  if (pRec->kind == HKV_KIND_ABORT && r->nDefer &&
-      r->iDeferTxn == pRec->iTxn) {
+  if (pRec->kind == HKV_KIND_ABORT && r->nDefer && r->iDeferTxn == pRec->iTxn) {
     r->nDefer = 0; /* a revoked commit */
     r->nPend = 0;
     *pbEnd = 1;
@@ -659,8 +653,8 @@ int hkvLogRecover(HkvEngine *e, HkvApply xApply, void *pCtx, char **pzErr) {
     }
     char zName[16];
     segName(aSeq[k], zName);
-    int fd = hkvEnv->xOpen(e->dirFd, zName, e->bReadonly ? O_RDONLY : O_RDWR,
-                           0);
+    int fd =
+        hkvEnv->xOpen(e->dirFd, zName, e->bReadonly ? O_RDONLY : O_RDWR, 0);
     uint64_t nFile = 0;
     if (fd < 0 || hkvEnv->xFileSize(fd, &nFile)) {
       rc = setErr(pzErr, HKV_IOERR,
@@ -764,9 +758,9 @@ int hkvLogRecover(HkvEngine *e, HkvApply xApply, void *pCtx, char **pzErr) {
     int r1 = hkvEnv->xTruncate(s->fd, iCutOff);
     int r2 = r1 ? r1 : hkvEnv->xSync(s->fd);
     if (r2) {
-      return setErr(pzErr, HKV_IOERR,
-                    hkvMprintf("%s: cannot cut torn tail: %s", e->zDir,
-                               strerror(-r2)));
+      return setErr(
+          pzErr, HKV_IOERR,
+          hkvMprintf("%s: cannot cut torn tail: %s", e->zDir, strerror(-r2)));
     }
     s->nFile = iCutOff;
     while (e->nSeg > iCutSeg + 1) {

@@ -74,18 +74,15 @@ static int posixLock(int fd, int bExclusive) {
   return r < 0 ? -errno : 0;
 }
 
-const HkvEnv hkvPosixEnv = {posixOpen,   posixClose,    posixWrite,
-                            posixSync,   posixTruncate, posixFileSize,
-                            posixMmap,   posixMunmap,   posixUnlink,
-                            posixMkdir,  posixRmdir,    posixLock,
-                            malloc,
-                            calloc,      realloc,       free};
+const HkvEnv hkvPosixEnv = {
+    posixOpen,     posixClose,    posixWrite, posixSync,
+    posixTruncate, posixFileSize, posixMmap,  posixMunmap,
+    posixUnlink,   posixMkdir,    posixRmdir, posixLock,
+    malloc,        calloc,        realloc,    free};
 
 const HkvEnv *hkvEnv = &hkvPosixEnv;
 
-void hkvEnvInstall(const HkvEnv *pEnv) {
-  hkvEnv = pEnv ? pEnv : &hkvPosixEnv;
-}
+void hkvEnvInstall(const HkvEnv *pEnv) { hkvEnv = pEnv ? pEnv : &hkvPosixEnv; }
 
 void *hkvMalloc(size_t n) { return hkvEnv->xMalloc(n ? n : 1); }
 

@@ -486,8 +486,10 @@ static void *readerMain(void *p) {
       const void *pK, *pV;
       size_t nK, nV;
       while (hkv_iter_next(it, &pK, &nK, &pV, &nV) == HKV_OK) {
-        if (nK == 1 && *(const char *)pK == 'a') memcpy(a, pV, nV < 31 ? nV : 31);
-        if (nK == 1 && *(const char *)pK == 'b') memcpy(b, pV, nV < 31 ? nV : 31);
+        if (nK == 1 && *(const char *)pK == 'a')
+          memcpy(a, pV, nV < 31 ? nV : 31);
+        if (nK == 1 && *(const char *)pK == 'b')
+          memcpy(b, pV, nV < 31 ? nV : 31);
       }
       hkv_iter_close(it);
       if (strcmp(a, b) != 0) __atomic_add_fetch(&s->nBad, 1, __ATOMIC_RELAXED);
@@ -501,7 +503,8 @@ static void *readerMain(void *p) {
         memcpy(a, pa, na);
         a[na] = 0;
         __atomic_add_fetch(&s->nReads, 1, __ATOMIC_RELAXED);
-        if (atol(b) > atol(a)) __atomic_add_fetch(&s->nBad, 1, __ATOMIC_RELAXED);
+        if (atol(b) > atol(a))
+          __atomic_add_fetch(&s->nBad, 1, __ATOMIC_RELAXED);
       }
     }
   }
@@ -597,7 +600,8 @@ START_TEST(random_model) {
       ck_rc(putStr(db, k, v), HKV_OK);
       cur.aVal[i] = val;
     } else if (op < 55) {
-      ck_rc(hkv_delete(db, k, strlen(k)), cur.aVal[i] < 0 ? HKV_NOTFOUND : HKV_OK);
+      ck_rc(hkv_delete(db, k, strlen(k)),
+            cur.aVal[i] < 0 ? HKV_NOTFOUND : HKV_OK);
       cur.aVal[i] = -1;
     } else if (op < 62 && !bTxn) {
       ck_rc(hkv_begin(db), HKV_OK);

@@ -19,7 +19,9 @@ static uint64_t fakeHash(void *pCtx, HkvLoc loc) {
   return hashKey(aKeyOf[HKV_LOC_OFF(loc) - 32]);
 }
 
-typedef struct { uint64_t key; } Want;
+typedef struct {
+  uint64_t key;
+} Want;
 static int fakeMatch(void *pCtx, uint64_t *pSlot) {
   Want *w = pCtx;
   return aKeyOf[HKV_LOC_OFF(HKV_SLOT_LOC(*pSlot)) - 32] == w->key;

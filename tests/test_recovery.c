@@ -26,8 +26,7 @@ static hkv_db *openOk(void) {
   o.sync = HKV_SYNC_NORMAL;
   hkv_db *db = 0;
   int rc = hkv_open(zStore, &o, &db);
-  ck_assert_msg(rc == HKV_OK, "open: %s: %s", hkv_codename(rc),
-                hkv_errmsg(db));
+  ck_assert_msg(rc == HKV_OK, "open: %s: %s", hkv_codename(rc), hkv_errmsg(db));
   return db;
 }
 

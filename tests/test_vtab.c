@@ -47,12 +47,14 @@ static sqlite3_int64 queryInt(sqlite3 *db, const char *zSql) {
 
 START_TEST(scan_while_writing_same_connection) {
   sqlite3 *db = openDb();
-  execOk(db, "CREATE VIRTUAL TABLE kv USING hashkv(sync=off);"
-             "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM c "
-             "WHERE i < 2000) INSERT INTO kv SELECT i, i FROM c;");
+  execOk(db,
+         "CREATE VIRTUAL TABLE kv USING hashkv(sync=off);"
+         "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM c "
+         "WHERE i < 2000) INSERT INTO kv SELECT i, i FROM c;");
   sqlite3_stmt *pSel = 0, *pUpd = 0, *pIns = 0, *pDel = 0;
-  ck_assert_int_eq(sqlite3_prepare_v2(db, "SELECT key, value FROM kv", -1,
-                                      &pSel, 0), SQLITE_OK);
+  ck_assert_int_eq(
+      sqlite3_prepare_v2(db, "SELECT key, value FROM kv", -1, &pSel, 0),
+      SQLITE_OK);
   sqlite3_prepare_v2(db, "UPDATE kv SET value = value + 1000000 WHERE key = ?",
                      -1, &pUpd, 0);
   sqlite3_prepare_v2(db, "INSERT INTO kv VALUES(?, 0)", -1, &pIns, 0);
@@ -81,8 +83,8 @@ START_TEST(scan_while_writing_same_connection) {
   execOk(db, "COMMIT");
   ck_assert_int_eq(nRows, 2000);
   ck_assert_int_eq(queryInt(db, "SELECT count(*) FROM kv"), 6000);
-  ck_assert_int_eq(queryInt(db, "SELECT count(*) FROM kv WHERE value > 1000000"),
-                   2000);
+  ck_assert_int_eq(
+      queryInt(db, "SELECT count(*) FROM kv WHERE value > 1000000"), 2000);
   sqlite3_finalize(pUpd);
   sqlite3_finalize(pIns);
   sqlite3_finalize(pDel);
@@ -97,12 +99,14 @@ static int failCommit(void *p) {
 
 START_TEST(commit_revoked_after_xsync) {
   sqlite3 *db = openDb();
-  execOk(db, "CREATE VIRTUAL TABLE kv USING hashkv(sync=full);"
-             "CREATE TABLE t(x); INSERT INTO kv VALUES('kept', 1);");
+  execOk(db,
+         "CREATE VIRTUAL TABLE kv USING hashkv(sync=full);"
+         "CREATE TABLE t(x); INSERT INTO kv VALUES('kept', 1);");
   sqlite3_commit_hook(db, failCommit, 0);
-  execOk(db, "BEGIN; INSERT INTO kv VALUES('revoked', 1);"
-             "UPDATE kv SET value = 2 WHERE key = 'kept';"
-             "INSERT INTO t VALUES(1);");
+  execOk(db,
+         "BEGIN; INSERT INTO kv VALUES('revoked', 1);"
+         "UPDATE kv SET value = 2 WHERE key = 'kept';"
+         "INSERT INTO t VALUES(1);");
   ck_assert_int_eq(sqlite3_exec(db, "COMMIT", 0, 0, 0), SQLITE_CONSTRAINT);
   ck_assert_int_eq(sqlite3_extended_errcode(db), SQLITE_CONSTRAINT_COMMITHOOK);
   sqlite3_commit_hook(db, 0, 0);
@@ -121,8 +125,9 @@ END_TEST
 
 START_TEST(connect_never_creates_a_store) {
   sqlite3 *db = openDb();
-  execOk(db, "CREATE VIRTUAL TABLE kv USING hashkv(path='elsewhere.hkv');"
-             "INSERT INTO kv VALUES(1, 1);");
+  execOk(db,
+         "CREATE VIRTUAL TABLE kv USING hashkv(path='elsewhere.hkv');"
+         "INSERT INTO kv VALUES(1, 1);");
   sqlite3_close(db);
   char zStore[500];
   snprintf(zStore, sizeof(zStore), "%s/elsewhere.hkv", zTestDir);
@@ -131,8 +136,8 @@ START_TEST(connect_never_creates_a_store) {
   char *zErr = 0;
   int rc = sqlite3_exec(db, "SELECT * FROM kv", 0, 0, &zErr);
   ck_assert_int_ne(rc, SQLITE_OK);
-  ck_assert_msg(strstr(zErr, "hashkv") && strstr(zErr, "elsewhere.hkv"),
-                "%s", zErr);
+  ck_assert_msg(strstr(zErr, "hashkv") && strstr(zErr, "elsewhere.hkv"), "%s",
+                zErr);
   sqlite3_free(zErr);
   struct stat st;
   ck_assert_int_ne(stat(zStore, &st), 0); /* nothing was created */
@@ -142,9 +147,10 @@ END_TEST
 
 START_TEST(relative_path_follows_the_database) {
   sqlite3 *db = openDb();
-  execOk(db, "CREATE VIRTUAL TABLE kv USING hashkv(path='rel.hkv');"
-             "CREATE VIRTUAL TABLE dflt USING hashkv;"
-             "INSERT INTO kv VALUES(1, 1); INSERT INTO dflt VALUES(1, 1);");
+  execOk(db,
+         "CREATE VIRTUAL TABLE kv USING hashkv(path='rel.hkv');"
+         "CREATE VIRTUAL TABLE dflt USING hashkv;"
+         "INSERT INTO kv VALUES(1, 1); INSERT INTO dflt VALUES(1, 1);");
   sqlite3_close(db);
   char z[600];
   struct stat st;
@@ -168,9 +174,10 @@ START_TEST(temporary_store_goes_with_the_connection) {
   setenv("TMPDIR", zTmp, 1);
   sqlite3 *db = 0;
   ck_assert_int_eq(sqlite3_open(":memory:", &db), SQLITE_OK);
-  execOk(db, "CREATE VIRTUAL TABLE kv USING hashkv;"
-             "INSERT INTO kv VALUES(1, 'one');"
-             "CREATE TEMP TABLE t(x);");
+  execOk(db,
+         "CREATE VIRTUAL TABLE kv USING hashkv;"
+         "INSERT INTO kv VALUES(1, 'one');"
+         "CREATE TEMP TABLE t(x);");
   ck_assert_int_eq(queryInt(db, "SELECT count(*) FROM kv"), 1);
   ck_assert_int_eq(queryInt(db, "SELECT count(*) FROM pragma_table_list"), 4);
   sqlite3_close(db);
@@ -206,10 +213,12 @@ static void *bankWriter(void *p) {
   Bank *b = p;
   sqlite3 *db = openDb();
   for (int i = 0; i < 300; i++) {
-    int rc = sqlite3_exec(db,
-                          "BEGIN; UPDATE kv SET value = value - 1 WHERE key = 'a';"
-                          "UPDATE kv SET value = value + 1 WHERE key = 'b';"
-                          "COMMIT;", 0, 0, 0);
+    int rc =
+        sqlite3_exec(db,
+                     "BEGIN; UPDATE kv SET value = value - 1 WHERE key = 'a';"
+                     "UPDATE kv SET value = value + 1 WHERE key = 'b';"
+                     "COMMIT;",
+                     0, 0, 0);
     if (rc != SQLITE_OK) {
       if ((rc & 0xFF) == SQLITE_BUSY) __sync_fetch_and_add(&b->nBusy, 1);
       sqlite3_exec(db, "ROLLBACK", 0, 0, 0);
@@ -221,8 +230,9 @@ static void *bankWriter(void *p) {
 
 START_TEST(connections_in_threads) {
   sqlite3 *db = openDb();
-  execOk(db, "CREATE VIRTUAL TABLE kv USING hashkv(sync=off);"
-             "INSERT INTO kv VALUES('a', 500), ('b', 500);");
+  execOk(db,
+         "CREATE VIRTUAL TABLE kv USING hashkv(sync=off);"
+         "INSERT INTO kv VALUES('a', 500), ('b', 500);");
   Bank b = {0, 0, 0, 0};
   pthread_t aR[2], aW[2];
   for (int i = 0; i < 2; i++) pthread_create(&aR[i], 0, bankReader, &b);
@@ -236,10 +246,13 @@ START_TEST(connections_in_threads) {
   /* A second writer is refused with SQLITE_BUSY while one is open. */
   sqlite3 *db2 = openDb();
   execOk(db, "BEGIN; UPDATE kv SET value = 0 WHERE key = 'a'");
-  ck_assert_int_eq(sqlite3_exec(db2, "UPDATE kv SET value = 1 WHERE key = 'b'",
-                                0, 0, 0) & 0xFF, SQLITE_BUSY);
-  ck_assert_int_eq(queryInt(db2, "SELECT value FROM kv WHERE key = 'a'"),
-                   queryInt(db2, "SELECT 1000 - value FROM kv WHERE key = 'b'"));
+  ck_assert_int_eq(
+      sqlite3_exec(db2, "UPDATE kv SET value = 1 WHERE key = 'b'", 0, 0, 0) &
+          0xFF,
+      SQLITE_BUSY);
+  ck_assert_int_eq(
+      queryInt(db2, "SELECT value FROM kv WHERE key = 'a'"),
+      queryInt(db2, "SELECT 1000 - value FROM kv WHERE key = 'b'"));
   execOk(db, "ROLLBACK");
   sqlite3_close(db2);
   sqlite3_close(db);
@@ -257,21 +270,41 @@ static unsigned rnd(unsigned n) {
 static void randKey(char *z, size_t n) {
   int i = (int)rnd(12);
   switch (rnd(6)) {
-    case 0: snprintf(z, n, "%d", i); break;
-    case 1: snprintf(z, n, "%d.0", i); break;
-    case 2: snprintf(z, n, "%d.5", i); break;
-    case 3: snprintf(z, n, "'%d'", i); break;
-    case 4: snprintf(z, n, "x'%02x'", 0x30 + i); break;
-    default: snprintf(z, n, rnd(20) ? "'k%d'" : "NULL", i); break;
+    case 0:
+      snprintf(z, n, "%d", i);
+      break;
+    case 1:
+      snprintf(z, n, "%d.0", i);
+      break;
+    case 2:
+      snprintf(z, n, "%d.5", i);
+      break;
+    case 3:
+      snprintf(z, n, "'%d'", i);
+      break;
+    case 4:
+      snprintf(z, n, "x'%02x'", 0x30 + i);
+      break;
+    default:
+      snprintf(z, n, rnd(20) ? "'k%d'" : "NULL", i);
+      break;
   }
 }
 
 static void randVal(char *z, size_t n) {
   switch (rnd(4)) {
-    case 0: snprintf(z, n, "%u", rnd(1000)); break;
-    case 1: snprintf(z, n, "'v%u'", rnd(1000)); break;
-    case 2: snprintf(z, n, "NULL"); break;
-    default: snprintf(z, n, "%u.25", rnd(100)); break;
+    case 0:
+      snprintf(z, n, "%u", rnd(1000));
+      break;
+    case 1:
+      snprintf(z, n, "'v%u'", rnd(1000));
+      break;
+    case 2:
+      snprintf(z, n, "NULL");
+      break;
+    default:
+      snprintf(z, n, "%u.25", rnd(100));
+      break;
   }
 }
 
@@ -309,7 +342,8 @@ static char *dump(sqlite3 *db, const char *zTab) {
   char zSql[200];
   snprintf(zSql, sizeof(zSql),
            "SELECT group_concat(quote(key) || '=' || quote(value), ' ') FROM "
-           "(SELECT * FROM %s ORDER BY key)", zTab);
+           "(SELECT * FROM %s ORDER BY key)",
+           zTab);
   sqlite3_stmt *p = 0;
   ck_assert_int_eq(sqlite3_prepare_v2(db, zSql, -1, &p, 0), SQLITE_OK);
   ck_assert_int_eq(sqlite3_step(p), SQLITE_ROW);
@@ -321,8 +355,8 @@ static char *dump(sqlite3 *db, const char *zTab) {
 
 static void compareTables(sqlite3 *db, int iStep, const char *zWhat) {
   char *a = dump(db, "kv"), *b = dump(db, "n");
-  ck_assert_msg(strcmp(a, b) == 0, "step %d (%s): kv=[%s] n=[%s]", iStep,
-                zWhat, a, b);
+  ck_assert_msg(strcmp(a, b) == 0, "step %d (%s): kv=[%s] n=[%s]", iStep, zWhat,
+                a, b);
   free(a);
   free(b);
 }
@@ -336,9 +370,10 @@ START_TEST(differential_against_native_table) {
     snprintf(zDb, sizeof(zDb), "%s/diff%u.db", zTestDir, seed);
     sqlite3 *db = 0, *db2 = 0;
     ck_assert_int_eq(sqlite3_open(zDb, &db), SQLITE_OK);
-    execOk(db, "PRAGMA journal_mode=WAL;"
-               "CREATE VIRTUAL TABLE kv USING hashkv(sync=off);"
-               "CREATE TABLE n(key PRIMARY KEY NOT NULL, value) WITHOUT ROWID;");
+    execOk(db,
+           "PRAGMA journal_mode=WAL;"
+           "CREATE VIRTUAL TABLE kv USING hashkv(sync=off);"
+           "CREATE TABLE n(key PRIMARY KEY NOT NULL, value) WITHOUT ROWID;");
     ck_assert_int_eq(sqlite3_open(zDb, &db2), SQLITE_OK);
     int bTxn = 0, nSave = 0;
     for (int step = 0; step < 1500; step++) {
@@ -353,7 +388,8 @@ START_TEST(differential_against_native_table) {
       int op = (int)rnd(100);
       zSql[0] = 0;
       if (op < 25) {
-        snprintf(zSql, sizeof(zSql), "INSERT %sINTO @ VALUES(%s, %s)", zC, k1, v1);
+        snprintf(zSql, sizeof(zSql), "INSERT %sINTO @ VALUES(%s, %s)", zC, k1,
+                 v1);
       } else if (op < 35) {
         snprintf(zSql, sizeof(zSql),
                  "INSERT %sINTO @ VALUES(%s, %s), (%s, %s), (%s, %s)", zC, k1,
@@ -424,8 +460,8 @@ START_TEST(differential_against_native_table) {
         int rc2 = runOn(db, zSql, "n", zE2, sizeof(zE2), &nC2);
         ck_assert_msg(rc1 == rc2 && !strcmp(zE1, zE2) && nC1 == nC2,
                       "seed %u step %d: %s\nkv: %d %s changes %d\nn:  %d %s "
-                      "changes %d", seed, step, zSql, rc1, zE1, nC1, rc2, zE2,
-                      nC2);
+                      "changes %d",
+                      seed, step, zSql, rc1, zE1, nC1, rc2, zE2, nC2);
       }
       compareTables(db, step, zSql);
     }

@@ -15,11 +15,11 @@
 #include "hashkv.h"
 
 /* Asserts that expression x returns code `want`, printing both names. */
-#define ck_rc(x, want)                                                       \
-  do {                                                                       \
-    int rc_ = (x);                                                           \
-    ck_assert_msg(rc_ == (want), "%s returned %s, wanted %s", #x,            \
-                  hkv_codename(rc_), hkv_codename(want));                    \
+#define ck_rc(x, want)                                            \
+  do {                                                            \
+    int rc_ = (x);                                                \
+    ck_assert_msg(rc_ == (want), "%s returned %s, wanted %s", #x, \
+                  hkv_codename(rc_), hkv_codename(want));         \
   } while (0)
 
 static char zTestDir[256];
