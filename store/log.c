@@ -753,7 +753,10 @@ int hkvLogRecover(HkvEngine *e, HkvApply xApply, void *pCtx, char **pzErr) {
   }
   e->nCutBytes = nCut;
   e->iCutOffset = nCut ? iCutOff : 0;
-  if (nCut && !e->bReadonly) {
+  /* Segments after the cut go even when they hold no bytes at all: a
+  ** segment whose creation was torn before its header was written is empty,
+  ** and must not become the active one. */
+  if ((nCut || e->nSeg > iCutSeg + 1) && !e->bReadonly) {
     HkvSeg *s = e->apSeg[e->aOrder[iCutSeg]];
     int r1 = hkvEnv->xTruncate(s->fd, iCutOff);
     int r2 = r1 ? r1 : hkvEnv->xSync(s->fd);

@@ -228,12 +228,21 @@ START_TEST(zero_tail_and_torn_new_segment) {
   hkv_close(db);
   char zNext[400];
   snprintf(zNext, sizeof(zNext), "%s/00000002.hkd", zStore);
+  writeFile(zNext, a, 0); /* a new segment created, header never written */
+  db = openOk();
+  hkv_stats_get(db, &st);
+  ck_assert_uint_eq(st.segments, 1);
+  putN(db, 10, 11);
+  hkv_close(db);
+  db = openOk();
+  for (int i = 0; i < 11; i++) ck_assert(hasKey(db, i));
+  hkv_close(db);
   writeFile(zNext, a, 10); /* a new segment whose header was cut short */
   db = openOk();
   hkv_stats_get(db, &st);
   ck_assert_uint_eq(st.recovered_cut_bytes, 10);
   ck_assert_uint_eq(st.segments, 1);
-  putN(db, 10, 12);
+  putN(db, 11, 12);
   hkv_close(db);
   db = openOk();
   for (int i = 0; i < 12; i++) ck_assert(hasKey(db, i));
