@@ -76,10 +76,14 @@ struct hkv_db {
   uint64_t nUndo, nUndoAlloc;
   HkvMark *aMark;
   int nMark, nMarkAlloc;
+  _Atomic uint64_t iEpoch; /* engine epoch when its last call began */
+  hkv_db *pNextHandle;     /* e->pHandles */
 };
 
 struct hkv_iter {
   hkv_db *db;
+  uint64_t iEpoch;      /* segments retired after this stay mapped */
+  hkv_iter *pNextIter;  /* e->pIters */
   HkvLoc *aLoc;
   uint64_t nLoc, iNext;
 };
@@ -178,6 +182,8 @@ int hkv_options_init(hkv_options *pOpts) {
   memset(pOpts, 0, sizeof(*pOpts));
   pOpts->sync = HKV_SYNC_FULL;
   pOpts->segment_size = HKV_DEFAULT_SEGMENT_SIZE;
+  pOpts->auto_compact = HKV_DEFAULT_AUTO_COMPACT;
+  pOpts->auto_compact_min = HKV_DEFAULT_AUTO_COMPACT_MIN;
   return HKV_OK;
 }
 
@@ -241,7 +247,61 @@ static int isCommitted(HkvEngine *e, HkvLoc loc) {
          atomic_load_explicit(&e->iCommitted, memory_order_acquire);
 }
 
+/* ---- services for compaction ---- */
+
+uint64_t *hkvEngineFindExact(HkvEngine *e, HkvLoc loc) {
+  return findExact(e, loc);
+}
+
+void hkvEngineWriteLock(HkvEngine *e) { writeLock(e); }
+void hkvEngineWriteUnlock(HkvEngine *e) { rwUnlock(e); }
+
+/*
+** Epochs. A pointer a call returns stays valid until the handle's next call;
+** an iterator's locations until it closes. A segment retired by compaction
+** at epoch R is unmapped once every handle has begun a call at epoch >= R
+** and every iterator was opened at >= R. Caller holds e->mu.
+*/
+static uint64_t minEpoch(HkvEngine *e) {
+  uint64_t m = UINT64_MAX;
+  for (hkv_db *h = e->pHandles; h; h = h->pNextHandle) {
+    uint64_t v = atomic_load(&h->iEpoch);
+    if (v < m) m = v;
+  }
+  for (hkv_iter *it = e->pIters; it; it = it->pNextIter) {
+    if (it->iEpoch < m) m = it->iEpoch;
+  }
+  return m;
+}
+
+void hkvReapRetired(HkvEngine *e) {
+  if (e->nRetired == 0) return;
+  uint64_t m = minEpoch(e);
+  uint32_t j = 0;
+  for (uint32_t i = 0; i < e->nRetired; i++) {
+    uint32_t iSlot = e->aRetired[i];
+    if (e->apSeg[iSlot]->iRetire <= m) {
+      hkvFreeSegment(e, iSlot);
+    } else {
+      e->aRetired[j++] = iSlot;
+    }
+  }
+  e->nRetired = j;
+}
+
+static void enterCall(hkv_db *db) {
+  atomic_store(&db->iEpoch, atomic_load(&db->e->iEpoch));
+}
+
 /* ---- recovery ---- */
+
+/* A hint entry of a compacted segment: its keys are unique and come before
+** everything else in the log, so they go straight into the index. */
+static int recoverHint(void *pCtx, HkvLoc loc, const uint8_t *pKey,
+                       uint32_t nKey) {
+  HkvEngine *e = pCtx;
+  return hkvIndexInsert(&e->idx, keyHash(pKey, nKey), loc, hashAt, e);
+}
 
 static int recoverApply(void *pCtx, HkvLoc loc, const HkvRec *pRec) {
   HkvEngine *e = pCtx;
@@ -281,6 +341,8 @@ static void engineFree(HkvEngine *e) {
   hkvMapFree(&e->map);
   hkvFree(e->apSeg);
   hkvFree(e->aOrder);
+  hkvFree(e->aRetired);
+  hkvCompactFree(e->pCompact);
   hkvFree(e->aBuf);
   hkvFree(e->zDir);
   if (e->dirFd >= 0) hkvEnv->xClose(e->dirFd);
@@ -314,7 +376,9 @@ static int engineOpen(hkv_db *db, const char *zDir, int dirFd, struct stat *pSt,
   e->zDir = hkvStrdup(zDir);
   e->apSeg = hkvCalloc(HKV_MAX_SEGSLOT * sizeof(HkvSeg *));
   e->aOrder = hkvCalloc(HKV_MAX_SEGSLOT * sizeof(uint32_t));
-  if (!e->zDir || !e->apSeg || !e->aOrder) {
+  e->aRetired = hkvCalloc(HKV_MAX_SEGSLOT * sizeof(uint32_t));
+  atomic_store(&e->iEpoch, 1);
+  if (!e->zDir || !e->apSeg || !e->aOrder || !e->aRetired) {
     rc = dbErr(db, HKV_NOMEM, 0);
     goto fail;
   }
@@ -328,7 +392,7 @@ static int engineOpen(hkv_db *db, const char *zDir, int dirFd, struct stat *pSt,
     }
     goto fail;
   }
-  rc = hkvLogRecover(e, recoverApply, e, &zErr);
+  rc = hkvLogRecover(e, recoverApply, recoverHint, e, &zErr);
   if (rc) {
     dbSet(db, rc, zErr);
     goto fail;
@@ -367,6 +431,10 @@ int hkv_open(const char *zPath, const hkv_options *pOpts, hkv_db **ppDb) {
       opts.segment_size > HKV_MAX_SEGMENT_SIZE) {
     return dbErr(db, HKV_MISUSE, "segment_size must be between %u and %u bytes",
                  HKV_MIN_SEGMENT_SIZE, HKV_MAX_SEGMENT_SIZE);
+  }
+  if (!(opts.auto_compact >= 0.0 && opts.auto_compact < 1.0)) {
+    return dbErr(db, HKV_MISUSE,
+                 "auto_compact must be a dead-bytes ratio in [0, 1) (0: off)");
   }
   if (opts.flags & ~(unsigned)(HKV_OPEN_READONLY | HKV_OPEN_NOCREATE)) {
     return dbErr(db, HKV_MISUSE, "unknown open flags 0x%x", opts.flags);
@@ -417,6 +485,8 @@ int hkv_open(const char *zPath, const hkv_options *pOpts, hkv_db **ppDb) {
     rc = engineOpen(db, zPath, dirFd, &st, opts.flags, opts.segment_size, &e);
     if (rc == HKV_OK) {
       e->nRef = 1;
+      e->rAutoCompact = opts.auto_compact;
+      e->nAutoMin = opts.auto_compact_min;
       e->pNext = pRegistry;
       pRegistry = e;
       db->e = e;
@@ -429,6 +499,13 @@ int hkv_open(const char *zPath, const hkv_options *pOpts, hkv_db **ppDb) {
               (unsigned long long)e->iCutOffset);
       }
     }
+  }
+  if (db->e) {
+    pthread_mutex_lock(&db->e->mu);
+    enterCall(db);
+    db->pNextHandle = db->e->pHandles;
+    db->e->pHandles = db;
+    pthread_mutex_unlock(&db->e->mu);
   }
   pthread_mutex_unlock(&registryMu);
   return rc;
@@ -461,6 +538,7 @@ static void releaseWriter(hkv_db *db) {
   if (db->bWriter) {
     pthread_mutex_lock(&e->mu);
     e->pWriter = 0;
+    hkvReapRetired(e);
     pthread_mutex_unlock(&e->mu);
   }
   db->bWriter = 0;
@@ -671,10 +749,84 @@ static int rollbackTxn(hkv_db *db) {
   return rc;
 }
 
+/* Bytes of input one automatic compaction step reads: small enough that
+** the commit it follows is not held up for long (about a millisecond). */
+#define HKV_AUTO_STEP (256u << 10)
+
+/* After a commit, while still the writer: a step of compaction if one is
+** under way or due. Its errors are not the commit's (which has happened):
+** an I/O error leaves the store FAILED and shows on the next write. */
+static void autoCompact(hkv_db *db) {
+  HkvEngine *e = db->e;
+  if (e->bFailed) return;
+  if (!e->pCompact) {
+    if (e->rAutoCompact <= 0) return;
+    uint64_t nTotal = 0, nDead = 0;
+    for (uint32_t i = 0; i + 1 < e->nSeg; i++) {
+      HkvSeg *s = e->apSeg[e->aOrder[i]];
+      nTotal += s->nFile;
+      if (s->nFile > HKV_SEG_HDR + s->nLive) {
+        nDead += s->nFile - HKV_SEG_HDR - s->nLive;
+      }
+    }
+    if (nTotal < e->nAutoMin ||
+        (double)nDead < e->rAutoCompact * (double)nTotal) {
+      return;
+    }
+    if (hkvCompactStart(e, 0) != HKV_OK) return;
+  }
+  char *zErr = 0;
+  hkvCompactStep(e, HKV_AUTO_STEP, &zErr);
+  hkvFree(zErr);
+}
+
+int hkv_compact(hkv_db *db) {
+  if (!db || !db->e) return HKV_MISUSE;
+  if (db->bReadonly) return dbErr(db, HKV_READONLY, 0);
+  if (db->bWrote || db->bPrepared) {
+    return dbErr(db, HKV_MISUSE,
+                 "compact inside a transaction that has written");
+  }
+  HkvEngine *e = db->e;
+  enterCall(db);
+  int bWasWriter = db->bWriter;
+  int rc = acquireWriter(db);
+  if (rc) return rc;
+  char *zErr = 0;
+  if (e->bFailed) rc = HKV_FAILED;
+  /* A run already under way (automatic) covers what was sealed when it
+  ** began: finish it, then run again over everything. */
+  for (int iRound = 0; rc == HKV_OK && iRound < 2; iRound++) {
+    int bFresh = e->pCompact == 0;
+    if (bFresh && e->iBufOff + e->nBuf > HKV_SEG_HDR) {
+      rc = hkvLogRotate(e, 0, &zErr); /* seal the active segment */
+      if (rc == HKV_OK) {
+        /* Nothing uncommitted is in the log: the committed end moves into
+        ** the new segment, above every input (and so every output). */
+        writeLock(e);
+        atomic_store(&e->iCommitted, hkvLogEnd(e));
+        rwUnlock(e);
+      }
+    }
+    if (rc == HKV_OK) rc = hkvCompactStart(e, &zErr);
+    while (rc == HKV_OK) rc = hkvCompactStep(e, 4u << 20, &zErr);
+    if (rc == HKV_DONE) rc = HKV_OK;
+    if (bFresh) break;
+  }
+  if (!bWasWriter) {
+    pthread_mutex_lock(&e->mu);
+    e->pWriter = 0;
+    pthread_mutex_unlock(&e->mu);
+    db->bWriter = 0;
+  }
+  return rc ? dbSet(db, rc, zErr) : dbSet(db, HKV_OK, 0);
+}
+
 static int endAuto(hkv_db *db, int rc) {
   if (rc == HKV_OK) rc = prepareTxn(db);
   if (rc == HKV_OK) {
     publishTxn(db);
+    autoCompact(db);
     releaseWriter(db);
     return dbSet(db, HKV_OK, 0);
   }
@@ -688,6 +840,7 @@ static int putOrDelete(hkv_db *db, int kind, const void *pKey, size_t nKey,
                        const void *pVal, size_t nVal) {
   int rc = checkKey(db, pKey, nKey);
   if (rc) return rc;
+  enterCall(db);
   if (kind == HKV_KIND_PUT) {
     if (!pVal && nVal) return dbErr(db, HKV_MISUSE, "NULL value");
     if (nVal > HKV_MAX_VALUE) {
@@ -730,6 +883,7 @@ int hkv_get(hkv_db *db, const void *pKey, size_t nKey, const void **ppVal,
   *ppVal = 0;
   *pnVal = 0;
   HkvEngine *e = db->e;
+  enterCall(db);
   Seek k;
   memset(&k, 0, sizeof(k));
   k.e = e;
@@ -769,6 +923,7 @@ int hkv_get(hkv_db *db, const void *pKey, size_t nKey, const void **ppVal,
 
 int hkv_begin(hkv_db *db) {
   if (!db || !db->e) return HKV_MISUSE;
+  enterCall(db);
   if (db->bTxn) return dbErr(db, HKV_MISUSE, "a transaction is open");
   db->bTxn = 1;
   return dbSet(db, HKV_OK, 0);
@@ -778,6 +933,7 @@ int hkv_in_transaction(hkv_db *db) { return db && db->bTxn; }
 
 int hkv_prepare(hkv_db *db) {
   if (!db || !db->e) return HKV_MISUSE;
+  enterCall(db);
   if (!db->bTxn) return dbErr(db, HKV_MISUSE, "no transaction is open");
   int rc = prepareTxn(db);
   return rc ? rc : dbSet(db, HKV_OK, 0);
@@ -785,16 +941,21 @@ int hkv_prepare(hkv_db *db) {
 
 int hkv_commit(hkv_db *db) {
   if (!db || !db->e) return HKV_MISUSE;
+  enterCall(db);
   if (!db->bTxn) return dbErr(db, HKV_MISUSE, "no transaction is open");
   int rc = prepareTxn(db);
   if (rc) return rc;
-  if (db->bWriter) publishTxn(db);
+  if (db->bWriter) {
+    publishTxn(db);
+    autoCompact(db);
+  }
   releaseWriter(db);
   return dbSet(db, HKV_OK, 0);
 }
 
 int hkv_rollback(hkv_db *db) {
   if (!db || !db->e) return HKV_MISUSE;
+  enterCall(db);
   if (!db->bTxn) return dbErr(db, HKV_MISUSE, "no transaction is open");
   int rc = rollbackTxn(db);
   return rc ? rc : dbSet(db, HKV_OK, 0);
@@ -802,6 +963,7 @@ int hkv_rollback(hkv_db *db) {
 
 int hkv_savepoint(hkv_db *db, int iLevel) {
   if (!db || !db->e) return HKV_MISUSE;
+  enterCall(db);
   if (!db->bTxn || iLevel < 0) {
     return dbErr(db, HKV_MISUSE, "savepoint outside a transaction");
   }
@@ -822,6 +984,7 @@ int hkv_savepoint(hkv_db *db, int iLevel) {
 
 int hkv_rollback_to(hkv_db *db, int iLevel) {
   if (!db || !db->e) return HKV_MISUSE;
+  enterCall(db);
   if (!db->bTxn || iLevel < -1 || iLevel >= db->nMark) {
     return dbErr(db, HKV_MISUSE, "no savepoint %d", iLevel);
   }
@@ -852,6 +1015,7 @@ int hkv_rollback_to(hkv_db *db, int iLevel) {
 
 int hkv_release(hkv_db *db, int iLevel) {
   if (!db || !db->e) return HKV_MISUSE;
+  enterCall(db);
   if (!db->bTxn || iLevel < 0) {
     return dbErr(db, HKV_MISUSE, "no savepoint %d", iLevel);
   }
@@ -886,6 +1050,7 @@ int hkv_iter_open(hkv_db *db, hkv_iter **ppIter) {
   *ppIter = 0;
   if (!db || !db->e) return HKV_MISUSE;
   HkvEngine *e = db->e;
+  enterCall(db);
   hkv_iter *it = hkvCalloc(sizeof(*it));
   if (!it) return dbErr(db, HKV_NOMEM, 0);
   Collect c;
@@ -911,6 +1076,11 @@ int hkv_iter_open(hkv_db *db, hkv_iter **ppIter) {
   it->db = db;
   it->aLoc = c.a;
   it->nLoc = c.n;
+  pthread_mutex_lock(&e->mu);
+  it->iEpoch = atomic_load(&e->iEpoch);
+  it->pNextIter = e->pIters;
+  e->pIters = it;
+  pthread_mutex_unlock(&e->mu);
   *ppIter = it;
   return dbSet(db, HKV_OK, 0);
 }
@@ -938,6 +1108,13 @@ int hkv_iter_next(hkv_iter *it, const void **ppKey, size_t *pnKey,
 
 int hkv_iter_close(hkv_iter *it) {
   if (it) {
+    HkvEngine *e = it->db->e;
+    pthread_mutex_lock(&e->mu);
+    hkv_iter **pp = &e->pIters;
+    while (*pp && *pp != it) pp = &(*pp)->pNextIter;
+    if (*pp) *pp = it->pNextIter;
+    hkvReapRetired(e);
+    pthread_mutex_unlock(&e->mu);
     hkvFree(it->aLoc);
     hkvFree(it);
   }
@@ -948,6 +1125,7 @@ int hkv_iter_close(hkv_iter *it) {
 
 int hkv_stats_get(hkv_db *db, hkv_stats *p) {
   if (!db || !db->e || !p) return HKV_MISUSE;
+  enterCall(db);
   HkvEngine *e = db->e;
   memset(p, 0, sizeof(*p));
   readLock(e);
@@ -966,14 +1144,19 @@ int hkv_stats_get(hkv_db *db, hkv_stats *p) {
   p->dead_bytes = p->total_bytes - nHdr - e->nLiveBytes;
   p->recovered_cut_bytes = e->nCutBytes;
   p->recovered_cut_offset = e->iCutOffset;
+  hkvReapRetired(e);
   p->commits = e->nCommits;
   p->live_keys = e->nLiveKeys;
+  p->compactions = e->nCompactions;
+  p->reclaimed_bytes = e->nReclaimed;
+  p->retired_segments = e->nRetired;
   pthread_mutex_unlock(&e->mu);
   return dbSet(db, HKV_OK, 0);
 }
 
 int hkv_integrity_check(hkv_db *db) {
   if (!db || !db->e) return HKV_MISUSE;
+  enterCall(db);
   HkvEngine *e = db->e;
   int rc = HKV_OK;
   uint64_t iCommitted = atomic_load(&e->iCommitted);
@@ -983,7 +1166,9 @@ int hkv_integrity_check(hkv_db *db) {
     uint32_t iSlot = e->aOrder[i];
     HkvSeg *s = e->apSeg[iSlot];
     uint64_t nEnd = s->nFile;
-    if ((iCommitted >> 32) == s->iSeq) nEnd = (uint32_t)iCommitted;
+    if (!s->bHkc && (iCommitted >> 32) == s->iSeq) {
+      nEnd = (uint32_t)iCommitted;
+    }
     uint64_t iOff = HKV_SEG_HDR;
     while (iOff < nEnd) {
       HkvRec rec;
@@ -1022,6 +1207,7 @@ int hkv_integrity_check(hkv_db *db) {
 
 int hkv_clear(hkv_db *db) {
   if (!db || !db->e) return HKV_MISUSE;
+  enterCall(db);
   int bOwn = !db->bTxn;
   int rc = HKV_OK;
   if (bOwn) rc = hkv_begin(db);
@@ -1076,6 +1262,12 @@ int hkv_close(hkv_db *db) {
   HkvEngine *e = db->e;
   if (e) {
     if (db->bTxn) rollbackTxn(db);
+    pthread_mutex_lock(&e->mu);
+    hkv_db **ppH = &e->pHandles;
+    while (*ppH && *ppH != db) ppH = &(*ppH)->pNextHandle;
+    if (*ppH) *ppH = db->pNextHandle;
+    hkvReapRetired(e);
+    pthread_mutex_unlock(&e->mu);
     pthread_mutex_lock(&registryMu);
     if (--e->nRef == 0) {
       HkvEngine **pp = &pRegistry;

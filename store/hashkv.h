@@ -79,11 +79,16 @@ typedef struct hkv_options {
   unsigned flags;        /* HKV_OPEN_* */
   int sync;              /* enum hkv_sync; default HKV_SYNC_FULL */
   uint64_t segment_size; /* bytes at which a segment is sealed; 0 = default */
+  double auto_compact;   /* start compacting when dead bytes reach this share
+                         ** of the sealed segments; 0 = never by itself */
+  uint64_t auto_compact_min; /* ... and sealed segments hold at least this */
 } hkv_options;
 
 #define HKV_DEFAULT_SEGMENT_SIZE (128u << 20)
 #define HKV_MIN_SEGMENT_SIZE 4096u
 #define HKV_MAX_SEGMENT_SIZE (1u << 30)
+#define HKV_DEFAULT_AUTO_COMPACT 0.5
+#define HKV_DEFAULT_AUTO_COMPACT_MIN (64u << 20)
 
 /* Fills *pOpts with the defaults. Always HKV_OK. */
 int hkv_options_init(hkv_options *pOpts);
@@ -200,6 +205,9 @@ typedef struct hkv_stats {
   uint64_t recovered_cut_bytes;  /* bytes cut from the tail at open */
   uint64_t recovered_cut_offset; /* offset in the newest segment where cut */
   uint64_t commits;              /* transactions committed since open */
+  uint64_t compactions;          /* compactions finished since open */
+  uint64_t reclaimed_bytes;      /* bytes they freed */
+  uint64_t retired_segments;     /* compacted away, still mapped for readers */
 } hkv_stats;
 
 /* Fills *pStats for the engine behind db. Returns OK or MISUSE. */
@@ -211,6 +219,18 @@ int hkv_stats_get(hkv_db *db, hkv_stats *pStats);
 ** and offset.
 */
 int hkv_integrity_check(hkv_db *db);
+
+/*
+** Compacts the store: every sealed segment (the active one is sealed first)
+** is rewritten with only its live records, then retired, atomically with
+** respect to crashes. Readers go on meanwhile. Must be called outside a
+** transaction, or in one that has not written yet. Returns OK, BUSY (another
+** handle is writing), READONLY, MISUSE, NOMEM, IOERR/FAILED, CORRUPT (a bad
+** record in a sealed segment: nothing switched).
+** Automatic compaction (hkv_options.auto_compact) runs the same work in
+** small steps at the end of commits.
+*/
+int hkv_compact(hkv_db *db);
 
 /* Removes every key in one transaction step (inside the handle's transaction
 ** if one is open). Returns as hkv_put. */

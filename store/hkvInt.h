@@ -77,6 +77,7 @@ struct HkvEnv {
   void *(*xMmap)(int fd, uint64_t n);     /* NULL on error */
   void (*xMunmap)(void *p, uint64_t n);
   int (*xUnlink)(int dirFd, const char *zPath);
+  int (*xRename)(int dirFd, const char *zFrom, const char *zTo);
   int (*xMkdir)(const char *zPath); /* 0, -EEXIST.. */
   int (*xRmdir)(const char *zPath);
   int (*xLock)(int fd, int bExclusive); /* 0, -EWOULDBLOCK */
@@ -122,7 +123,11 @@ typedef struct HkvRec {
 } HkvRec;
 
 typedef struct HkvSeg {
-  uint32_t iSeq;  /* sequence number: names the file, orders the log */
+  uint32_t iSeq;    /* orders the log: its file id, or for a compaction
+                    ** output the id of the last segment it replaced */
+  uint32_t iFile;   /* file id: "%08x.hkd" or "%08x.hkc" */
+  int bHkc;         /* a compaction output (sealed, committed puts only) */
+  uint64_t iRetire; /* epoch at which compaction retired it; 0 = in use */
   int fd;         /* read-write (or read-only) descriptor */
   uint8_t *pMap;  /* read-only map of nMap bytes */
   uint64_t nMap;  /* bytes mapped (>= file size, fixed) */
@@ -133,7 +138,33 @@ typedef struct HkvSeg {
 typedef struct HkvEngine HkvEngine;
 
 typedef int (*HkvApply)(void *pCtx, HkvLoc loc, const HkvRec *pRec);
-int hkvLogRecover(HkvEngine *e, HkvApply xApply, void *pCtx, char **pzErr);
+typedef int (*HkvHintApply)(void *pCtx, HkvLoc loc, const uint8_t *pKey,
+                            uint32_t nKey);
+int hkvLogRecover(HkvEngine *e, HkvApply xApply, HkvHintApply xHint,
+                  void *pCtx, char **pzErr);
+
+/* One segment of the log order being rebuilt at open. */
+typedef struct HkvPlan {
+  uint32_t iFile; /* file id */
+  uint32_t iSeq;  /* order */
+  int bHkc;       /* a compaction output */
+} HkvPlan;
+
+#define HKV_MANIFEST "MANIFEST"
+#define HKV_MANIFEST_TMP "MANIFEST.tmp"
+#define HKV_SEG_HKC 0x01      /* hkvAddSegment: a compaction output */
+#define HKV_SEG_UNLISTED 0x02 /* hkvAddSegment: not (yet) in the log order */
+int hkvAddSegment(HkvEngine *e, int fd, uint32_t iFile, uint32_t iSeq,
+                  int flags, uint64_t nFile, uint64_t nMap, uint32_t *piSlot,
+                  char **pzErr);
+void hkvFreeSegment(HkvEngine *e, uint32_t iSlot);
+void hkvSegName(uint32_t iFile, int bHkc, char *zBuf);
+void hkvEncodeSegHeader(uint8_t *a, uint32_t iFile);
+const char *hkvCheckSegHeader(const uint8_t *a, uint64_t n, uint32_t iFile);
+int hkvSyncDir(HkvEngine *e, char **pzErr);
+int hkvSetErr(char **pzErr, int rc, char *zMsg);
+int hkvVerifyRecord(const uint8_t *p, const HkvRec *pRec);
+int hkvLogRotate(HkvEngine *e, uint64_t nRec, char **pzErr);
 void hkvLogCloseAll(HkvEngine *e);
 int hkvLogRemoveAll(HkvEngine *e, char **pzErr);
 int hkvLogAppend(HkvEngine *e, int kind, int flags, uint64_t iTxn,
@@ -146,7 +177,7 @@ int hkvLogSync(HkvEngine *e, char **pzErr);
 int hkvLogRead(HkvEngine *e, HkvLoc loc, int flags, HkvRec *pRec, char **pzErr);
 uint64_t hkvLogEnd(HkvEngine *e); /* (seq << 32) | offset of the end */
 uint64_t hkvLogOrder(HkvEngine *e, HkvLoc loc); /* same scale as hkvLogEnd */
-char *hkvLogSegPath(HkvEngine *e, uint32_t iSeq);
+char *hkvLogSegPath(HkvEngine *e, const HkvSeg *s);
 int hkvDecodeRecord(const uint8_t *p, uint64_t n, HkvRec *pRec);
 
 /* ---- the index (index.c) ---- */
@@ -203,6 +234,26 @@ void hkvMapPut(HkvLocMap *m, HkvLoc k, HkvLoc v); /* after Reserve */
 HkvLoc hkvMapGet(const HkvLocMap *m, HkvLoc k);   /* 0 if absent */
 void hkvMapDel(HkvLocMap *m, HkvLoc k);
 
+/* ---- compaction (compact.c) ---- */
+typedef struct HkvCompact HkvCompact;
+int hkvCompactStart(HkvEngine *e, char **pzErr);
+int hkvCompactStep(HkvEngine *e, uint64_t nBudget, char **pzErr);
+void hkvCompactFree(HkvCompact *c);
+
+/* ---- engine services for compaction (engine.c) ---- */
+uint64_t *hkvEngineFindExact(HkvEngine *e, HkvLoc loc);
+void hkvEngineWriteLock(HkvEngine *e);
+void hkvEngineWriteUnlock(HkvEngine *e);
+void hkvReapRetired(HkvEngine *e); /* caller holds e->mu */
+
+/* Test hook: when set, called at named points of compaction, so a test can
+** end the process there (a crash). NULL in production. */
+extern void (*hkvTestCrashHook)(const char *zWhere);
+#define hkvTestCrashPoint(z) \
+  do {                       \
+    if (hkvTestCrashHook) hkvTestCrashHook(z); \
+  } while (0)
+
 /* ---- the engine (engine.c) ---- */
 struct HkvEngine {
   HkvEngine *pNext; /* registry list */
@@ -223,7 +274,8 @@ struct HkvEngine {
   uint32_t nSeg;    /* segments in use */
   uint32_t *aOrder; /* slots of segments in log order */
   uint32_t iActive; /* slot of the segment being appended */
-  uint32_t iNextSeq;
+  uint32_t iNextSeq;     /* next file id */
+  uint32_t iMaxRetired;  /* manifest: unlisted .hkd ids up to this are gone */
 
   _Atomic uint64_t iCommitted; /* (seq << 32) | end offset of committed log */
   HkvIndex idx;
@@ -240,7 +292,18 @@ struct HkvEngine {
   size_t nBuf; /* bytes buffered, to go at file offset iBufOff */
   uint64_t iBufOff;
 
+  HkvCompact *pCompact;  /* compaction under way (writer slot holder's) */
+  uint32_t *aRetired;    /* slots of retired segments still mapped */
+  uint32_t nRetired;
+  _Atomic uint64_t iEpoch; /* advanced at each retirement */
+  hkv_db *pHandles;      /* every handle on the engine, under mu */
+  hkv_iter *pIters;      /* every open iterator, under mu */
+  double rAutoCompact;   /* dead/total ratio of sealed data that starts one */
+  uint64_t nAutoMin;     /* ... once sealed data is at least this big */
+
   /* counters, under mu */
+  uint64_t nCompactions;
+  uint64_t nReclaimed;
   uint64_t nLiveKeys;
   uint64_t nLiveBytes;
   uint64_t nCommits;

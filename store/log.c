@@ -56,18 +56,23 @@ static const uint8_t aMagic[8] = {'h', 'k', 'v', 'l', 'o', 'g', '\r', '\n'};
 #define HKV_FORMAT_VERSION 1
 #define HKV_BUF_SIZE (1u << 20)
 
-/* The path of a segment, for messages. */
-char *hkvLogSegPath(HkvEngine *e, uint32_t iSeq) {
-  return hkvMprintf("%s/%08x.hkd", e->zDir, iSeq);
+/* The file name of segment iFile inside the store directory: ".hkd" for a
+** log segment, ".hkc" for a compaction output. */
+void hkvSegName(uint32_t iFile, int bHkc, char *zBuf) {
+  snprintf(zBuf, 16, "%08x.%s", iFile, bHkc ? "hkc" : "hkd");
 }
 
-/* The file name of a segment inside the store directory. */
-static void segName(uint32_t iSeq, char *zBuf) {
-  snprintf(zBuf, 16, "%08x.hkd", iSeq);
+static void segName(uint32_t iFile, char *zBuf) { hkvSegName(iFile, 0, zBuf); }
+
+/* The path of a segment, for messages. */
+char *hkvLogSegPath(HkvEngine *e, const HkvSeg *s) {
+  char zName[16];
+  hkvSegName(s->iFile, s->bHkc, zName);
+  return hkvMprintf("%s/%s", e->zDir, zName);
 }
 
 /* Replaces *pzErr with zMsg (taking it); pzErr may be NULL. */
-static int setErr(char **pzErr, int rc, char *zMsg) {
+int hkvSetErr(char **pzErr, int rc, char *zMsg) {
   if (pzErr) {
     hkvFree(*pzErr);
     *pzErr = zMsg;
@@ -77,7 +82,7 @@ static int setErr(char **pzErr, int rc, char *zMsg) {
   return rc;
 }
 
-static void encodeSegHeader(uint8_t *a, uint32_t iSeq) {
+void hkvEncodeSegHeader(uint8_t *a, uint32_t iSeq) {
   memset(a, 0, HKV_SEG_HDR);
   memcpy(a, aMagic, 8);
   hkvPut32(a + 8, HKV_FORMAT_VERSION);
@@ -85,8 +90,8 @@ static void encodeSegHeader(uint8_t *a, uint32_t iSeq) {
   hkvPut32(a + 28, hkvCrc32c(0, a, 28));
 }
 
-/* 0 if the header is valid and names iSeq; else a message. */
-static const char *checkSegHeader(const uint8_t *a, uint64_t n, uint32_t iSeq) {
+/* 0 if the header is valid and names file iSeq; else a message. */
+const char *hkvCheckSegHeader(const uint8_t *a, uint64_t n, uint32_t iSeq) {
   if (n < HKV_SEG_HDR) return "segment header incomplete";
   if (memcmp(a, aMagic, 8) != 0) return "bad segment magic";
   if (hkvGet32(a + 28) != hkvCrc32c(0, a, 28)) {
@@ -139,7 +144,7 @@ int hkvDecodeRecord(const uint8_t *p, uint64_t n, HkvRec *pRec) {
   return 0;
 }
 
-static int verifyRecord(const uint8_t *p, const HkvRec *pRec) {
+int hkvVerifyRecord(const uint8_t *p, const HkvRec *pRec) {
   return hkvGet32(p) == hkvCrc32c(0, p + 4, pRec->nRec - 4);
 }
 
@@ -170,11 +175,11 @@ int hkvLogRead(HkvEngine *e, HkvLoc loc, int flags, HkvRec *pRec,
     n = e->nBuf - (iOff - e->iBufOff);
   }
   int r = hkvDecodeRecord(p, n, pRec);
-  if (r == 0 && (flags & HKV_READ_VERIFY) && !verifyRecord(p, pRec)) r = 2;
+  if (r == 0 && (flags & HKV_READ_VERIFY) && !hkvVerifyRecord(p, pRec)) r = 2;
   if (r) {
-    char *zPath = hkvLogSegPath(e, s->iSeq);
+    char *zPath = hkvLogSegPath(e, s);
     int rc =
-        setErr(pzErr, HKV_CORRUPT,
+        hkvSetErr(pzErr, HKV_CORRUPT,
                hkvMprintf("%s: bad record at offset %llu",
                           zPath ? zPath : "segment", (unsigned long long)iOff));
     hkvFree(zPath);
@@ -197,13 +202,14 @@ static int allocSlot(HkvEngine *e, uint32_t *piSlot) {
 
 /* Maps fd and registers it as the newest segment. Takes ownership of fd
 ** (closes it on failure). */
-static int addSegment(HkvEngine *e, int fd, uint32_t iSeq, uint64_t nFile,
-                      uint64_t nMap, uint32_t *piSlot, char **pzErr) {
+int hkvAddSegment(HkvEngine *e, int fd, uint32_t iFile, uint32_t iSeq,
+                  int flags, uint64_t nFile, uint64_t nMap, uint32_t *piSlot,
+                  char **pzErr) {
   uint32_t iSlot;
   HkvSeg *s = 0;
   int rc = allocSlot(e, &iSlot);
   if (rc) {
-    rc = setErr(pzErr, rc, hkvMprintf("too many segment files"));
+    rc = hkvSetErr(pzErr, rc, hkvMprintf("too many segment files"));
     goto fail;
   }
   s = hkvCalloc(sizeof(*s));
@@ -213,17 +219,19 @@ static int addSegment(HkvEngine *e, int fd, uint32_t iSeq, uint64_t nFile,
   }
   s->pMap = hkvEnv->xMmap(fd, nMap);
   if (!s->pMap) {
-    rc = setErr(pzErr, HKV_IOERR,
+    rc = hkvSetErr(pzErr, HKV_IOERR,
                 hkvMprintf("cannot map segment %08x (%llu bytes)", iSeq,
                            (unsigned long long)nMap));
     goto fail;
   }
   s->iSeq = iSeq;
+  s->iFile = iFile;
+  s->bHkc = (flags & HKV_SEG_HKC) != 0;
   s->fd = fd;
   s->nMap = nMap;
   s->nFile = nFile;
   e->apSeg[iSlot] = s;
-  e->aOrder[e->nSeg++] = iSlot;
+  if (!(flags & HKV_SEG_UNLISTED)) e->aOrder[e->nSeg++] = iSlot;
   *piSlot = iSlot;
   return HKV_OK;
 fail:
@@ -232,26 +240,31 @@ fail:
   return rc;
 }
 
-static void freeSegment(HkvEngine *e, uint32_t iSlot) {
+void hkvFreeSegment(HkvEngine *e, uint32_t iSlot) {
   HkvSeg *s = e->apSeg[iSlot];
   if (!s) return;
   hkvEnv->xMunmap(s->pMap, s->nMap);
-  hkvEnv->xClose(s->fd);
+  if (s->fd >= 0) hkvEnv->xClose(s->fd);
   hkvFree(s);
   e->apSeg[iSlot] = 0;
 }
 
+/* Unmaps and closes every segment: listed, retired, or an abandoned
+** compaction's output. */
 void hkvLogCloseAll(HkvEngine *e) {
   if (!e->apSeg) return;
-  for (uint32_t i = 0; i < e->nSeg; i++) freeSegment(e, e->aOrder[i]);
+  for (uint32_t i = 0; i < HKV_MAX_SEGSLOT; i++) {
+    if (e->apSeg[i]) hkvFreeSegment(e, i);
+  }
   e->nSeg = 0;
+  e->nRetired = 0;
 }
 
-static int syncDir(HkvEngine *e, char **pzErr) {
+int hkvSyncDir(HkvEngine *e, char **pzErr) {
   int r = hkvEnv->xSync(e->dirFd);
   if (r) {
     e->bFailed = 1;
-    return setErr(
+    return hkvSetErr(
         pzErr, HKV_IOERR,
         hkvMprintf("%s: fsync of directory failed: %s", e->zDir, strerror(-r)));
   }
@@ -262,18 +275,18 @@ static int syncDir(HkvEngine *e, char **pzErr) {
 static int createSegment(HkvEngine *e, uint32_t iSeq, uint64_t nMin,
                          char **pzErr) {
   uint8_t aHdr[HKV_SEG_HDR];
-  char *zPath = hkvLogSegPath(e, iSeq);
-  if (!zPath) return HKV_NOMEM;
   char zName[16];
   segName(iSeq, zName);
+  char *zPath = hkvMprintf("%s/%s", e->zDir, zName);
+  if (!zPath) return HKV_NOMEM;
   int fd = hkvEnv->xOpen(e->dirFd, zName, O_RDWR | O_CREAT | O_EXCL, 0644);
   if (fd < 0) {
-    int rc = setErr(pzErr, HKV_IOERR,
+    int rc = hkvSetErr(pzErr, HKV_IOERR,
                     hkvMprintf("%s: cannot create: %s", zPath, strerror(-fd)));
     hkvFree(zPath);
     return rc;
   }
-  encodeSegHeader(aHdr, iSeq);
+  hkvEncodeSegHeader(aHdr, iSeq);
   long w = hkvEnv->xWrite(fd, aHdr, HKV_SEG_HDR, 0);
   int rS = (w == HKV_SEG_HDR && e->iSyncWriter == HKV_SYNC_FULL)
                ? hkvEnv->xSync(fd)
@@ -282,7 +295,7 @@ static int createSegment(HkvEngine *e, uint32_t iSeq, uint64_t nMin,
     hkvEnv->xClose(fd);
     hkvEnv->xUnlink(e->dirFd, zName);
     e->bFailed = 1;
-    int rc = setErr(pzErr, HKV_IOERR,
+    int rc = hkvSetErr(pzErr, HKV_IOERR,
                     hkvMprintf("%s: cannot write segment header: %s", zPath,
                                w < 0 ? strerror((int)-w)
                                : rS  ? strerror(-rS)
@@ -292,7 +305,8 @@ static int createSegment(HkvEngine *e, uint32_t iSeq, uint64_t nMin,
   }
   uint64_t nMap = e->szSegment > nMin ? e->szSegment : nMin;
   uint32_t iSlot;
-  int rc = addSegment(e, fd, iSeq, HKV_SEG_HDR, nMap, &iSlot, pzErr);
+  int rc = hkvAddSegment(e, fd, iSeq, iSeq, 0, HKV_SEG_HDR, nMap, &iSlot,
+                         pzErr);
   if (rc) {
     hkvEnv->xUnlink(e->dirFd, zName);
     hkvFree(zPath);
@@ -300,7 +314,7 @@ static int createSegment(HkvEngine *e, uint32_t iSeq, uint64_t nMin,
   }
   hkvFree(zPath);
   if (e->iSyncWriter == HKV_SYNC_FULL) {
-    rc = syncDir(e, pzErr);
+    rc = hkvSyncDir(e, pzErr);
     if (rc) return rc;
   }
   e->iActive = iSlot;
@@ -318,9 +332,9 @@ static int writeFailed(HkvEngine *e, uint64_t iOff, long r, char **pzErr) {
   HkvSeg *s = e->apSeg[e->iActive];
   hkvEnv->xTruncate(s->fd, iOff);
   e->bFailed = 1;
-  char *zPath = hkvLogSegPath(e, s->iSeq);
+  char *zPath = hkvLogSegPath(e, s);
   int rc =
-      setErr(pzErr, HKV_IOERR,
+      hkvSetErr(pzErr, HKV_IOERR,
              hkvMprintf("%s: write at offset %llu failed: %s",
                         zPath ? zPath : "segment", (unsigned long long)iOff,
                         r < 0 ? strerror((int)-r) : "short write"));
@@ -361,8 +375,8 @@ int hkvLogSync(HkvEngine *e, char **pzErr) {
   int r = hkvEnv->xSync(s->fd);
   if (r) {
     e->bFailed = 1;
-    char *zPath = hkvLogSegPath(e, s->iSeq);
-    int rc = setErr(pzErr, HKV_IOERR,
+    char *zPath = hkvLogSegPath(e, s);
+    int rc = hkvSetErr(pzErr, HKV_IOERR,
                     hkvMprintf("%s: fsync failed: %s",
                                zPath ? zPath : "segment", strerror(-r)));
     hkvFree(zPath);
@@ -372,7 +386,7 @@ int hkvLogSync(HkvEngine *e, char **pzErr) {
 }
 
 /* Seals the active segment and starts a new one with room for nRec. */
-static int rotate(HkvEngine *e, uint64_t nRec, char **pzErr) {
+int hkvLogRotate(HkvEngine *e, uint64_t nRec, char **pzErr) {
   int rc = hkvLogFlush(e, pzErr);
   if (rc) return rc;
   if (e->iSyncWriter != HKV_SYNC_OFF) {
@@ -395,7 +409,7 @@ int hkvLogAppend(HkvEngine *e, int kind, int flags, uint64_t iTxn,
   HkvSeg *s = e->apSeg[e->iActive];
   if ((iEnd > HKV_SEG_HDR && iEnd + nRec > e->szSegment) ||
       iEnd + nRec > s->nMap) {
-    rc = rotate(e, nRec, pzErr);
+    rc = hkvLogRotate(e, nRec, pzErr);
     if (rc) return rc;
     iEnd = e->iBufOff + e->nBuf;
   }
@@ -451,16 +465,17 @@ static int cmpU32(const void *a, const void *b) {
   return x < y ? -1 : x > y;
 }
 
-/* Sequence numbers of the segment files in the directory, sorted. */
-static int listSegments(HkvEngine *e, uint32_t **paSeq, uint32_t *pn,
-                        char **pzErr) {
+/* Ids of the files named "%08x<zExt>" in the store directory, sorted. */
+static int listFiles(HkvEngine *e, const char *zExt, uint32_t **paId,
+                     uint32_t *pn, char **pzErr) {
   int fd = dup(e->dirFd);
   DIR *pDir = fd >= 0 ? fdopendir(fd) : NULL;
   if (!pDir) {
     if (fd >= 0) close(fd);
     errno = errno ? errno : EBADF;
-    return setErr(pzErr, HKV_CANTOPEN,
-                  hkvMprintf("%s: cannot list: %s", e->zDir, strerror(errno)));
+    return hkvSetErr(pzErr, HKV_CANTOPEN,
+                     hkvMprintf("%s: cannot list: %s", e->zDir,
+                                strerror(errno)));
   }
   rewinddir(pDir); /* the dup shares dirFd's offset */
   uint32_t *a = 0, n = 0, nAlloc = 0;
@@ -468,10 +483,10 @@ static int listSegments(HkvEngine *e, uint32_t **paSeq, uint32_t *pn,
   int rc = HKV_OK;
   while ((pEnt = readdir(pDir)) != 0) {
     const char *z = pEnt->d_name;
-    unsigned int iSeq;
+    unsigned int iId;
     char zTail[8];
-    if (strlen(z) != 12 || sscanf(z, "%8x%7s", &iSeq, zTail) != 2 ||
-        strcmp(zTail, ".hkd") != 0) {
+    if (strlen(z) != 12 || sscanf(z, "%8x%7s", &iId, zTail) != 2 ||
+        strcmp(zTail, zExt) != 0) {
       continue;
     }
     if (n == nAlloc) {
@@ -483,38 +498,49 @@ static int listSegments(HkvEngine *e, uint32_t **paSeq, uint32_t *pn,
       a = aNew;
       nAlloc = nAlloc ? nAlloc * 2 : 16;
     }
-    a[n++] = iSeq;
+    a[n++] = iId;
   }
   closedir(pDir);
+  if (rc == HKV_OK && n > HKV_MAX_SEGSLOT) {
+    rc = hkvSetErr(pzErr, HKV_TOOBIG, hkvMprintf("too many segment files"));
+  }
   if (rc) {
     hkvFree(a);
     return rc;
   }
-  if (n > HKV_MAX_SEGSLOT) {
-    hkvFree(a);
-    return setErr(pzErr, HKV_TOOBIG, hkvMprintf("too many segment files"));
-  }
   if (n) qsort(a, n, sizeof(uint32_t), cmpU32);
-  *paSeq = a;
+  *paId = a;
   *pn = n;
   return HKV_OK;
 }
 
-/* Removes every segment file of the store (the engine is being closed). */
+static int hasId(const uint32_t *a, uint32_t n, uint32_t iId) {
+  return bsearch(&iId, a, n, sizeof(uint32_t), cmpU32) != NULL;
+}
+
+/* Removes every file of the store (the engine is being closed). */
 int hkvLogRemoveAll(HkvEngine *e, char **pzErr) {
-  uint32_t *aSeq = 0, nSeq = 0;
-  int rc = listSegments(e, &aSeq, &nSeq, pzErr);
-  for (uint32_t i = 0; rc == HKV_OK && i < nSeq; i++) {
-    char zName[16];
-    segName(aSeq[i], zName);
-    int r = hkvEnv->xUnlink(e->dirFd, zName);
-    if (r && r != -ENOENT) {
-      rc = setErr(
-          pzErr, HKV_IOERR,
-          hkvMprintf("%s/%s: cannot remove: %s", e->zDir, zName, strerror(-r)));
+  static const char *azExt[] = {".hkd", ".hkc", ".hkh"};
+  int rc = HKV_OK;
+  for (int x = 0; x < 3 && rc == HKV_OK; x++) {
+    uint32_t *aId = 0, nId = 0;
+    rc = listFiles(e, azExt[x], &aId, &nId, pzErr);
+    for (uint32_t i = 0; rc == HKV_OK && i < nId; i++) {
+      char zName[16];
+      snprintf(zName, sizeof(zName), "%08x%s", aId[i], azExt[x]);
+      int r = hkvEnv->xUnlink(e->dirFd, zName);
+      if (r && r != -ENOENT) {
+        rc = hkvSetErr(pzErr, HKV_IOERR,
+                       hkvMprintf("%s/%s: cannot remove: %s", e->zDir, zName,
+                                  strerror(-r)));
+      }
     }
+    hkvFree(aId);
   }
-  hkvFree(aSeq);
+  if (rc == HKV_OK) {
+    hkvEnv->xUnlink(e->dirFd, HKV_MANIFEST);
+    hkvEnv->xUnlink(e->dirFd, HKV_MANIFEST_TMP);
+  }
   return rc;
 }
 
@@ -619,21 +645,158 @@ static int allZero(const uint8_t *p, uint64_t n) {
 static int validRecordAfter(const uint8_t *a, uint64_t n, uint64_t iFrom) {
   for (uint64_t i = iFrom + 1; i + HKV_REC_HDR <= n; i++) {
     HkvRec rec;
-    if (hkvDecodeRecord(a + i, n - i, &rec) == 0 && verifyRecord(a + i, &rec)) {
+    if (hkvDecodeRecord(a + i, n - i, &rec) == 0 && hkvVerifyRecord(a + i, &rec)) {
       return 1;
     }
   }
   return 0;
 }
 
+/* ---- manifest and hints ---- */
+
+/* Reads the MANIFEST, if there is one. On HKV_OK *paPlan lists the
+** compacted segments in log order (NULL and 0 without a manifest). */
+static int readManifest(HkvEngine *e, HkvPlan **paPlan, uint32_t *pnPlan,
+                        uint32_t *piMaxRetired, char **pzErr) {
+  *paPlan = 0;
+  *pnPlan = 0;
+  *piMaxRetired = 0;
+  int fd = hkvEnv->xOpen(e->dirFd, HKV_MANIFEST, O_RDONLY, 0);
+  if (fd == -ENOENT) return HKV_OK;
+  uint64_t n = 0;
+  if (fd < 0 || hkvEnv->xFileSize(fd, &n)) {
+    if (fd >= 0) hkvEnv->xClose(fd);
+    return hkvSetErr(pzErr, HKV_IOERR,
+                     hkvMprintf("%s/%s: cannot read", e->zDir, HKV_MANIFEST));
+  }
+  const uint8_t *a = n >= 28 ? hkvEnv->xMmap(fd, n) : NULL;
+  hkvEnv->xClose(fd);
+  const char *zBad = 0;
+  uint32_t nEntry = 0;
+  if (!a) {
+    zBad = "too short";
+  } else if (memcmp(a, "hkvmanif", 8) != 0) {
+    zBad = "bad magic";
+  } else if (hkvGet32(a + 8) != 1) {
+    zBad = "unsupported version";
+  } else {
+    nEntry = hkvGet32(a + 12);
+    if (nEntry > HKV_MAX_SEGSLOT || n != 28 + 12ull * nEntry) {
+      zBad = "bad length";
+    } else if (hkvGet32(a + n - 4) != hkvCrc32c(0, a, n - 4)) {
+      zBad = "checksum mismatch";
+    }
+  }
+  int rc = HKV_OK;
+  if (zBad) {
+    rc = hkvSetErr(pzErr, HKV_CORRUPT,
+                   hkvMprintf("%s/%s: %s", e->zDir, HKV_MANIFEST, zBad));
+  } else {
+    HkvPlan *aPlan = hkvMalloc((nEntry ? nEntry : 1) * sizeof(HkvPlan));
+    if (!aPlan) {
+      rc = HKV_NOMEM;
+    } else {
+      for (uint32_t k = 0; k < nEntry; k++) {
+        const uint8_t *p = a + 24 + 12 * k;
+        aPlan[k].iFile = hkvGet32(p);
+        aPlan[k].iSeq = hkvGet32(p + 4);
+        aPlan[k].bHkc = hkvGet32(p + 8) == 2;
+      }
+      *paPlan = aPlan;
+      *pnPlan = nEntry;
+      *piMaxRetired = hkvGet32(a + 16);
+    }
+  }
+  if (a) hkvEnv->xMunmap((void *)a, n);
+  return rc;
+}
+
+static uint64_t getVarint(const uint8_t *p, const uint8_t *pEnd,
+                          const uint8_t **ppNext) {
+  uint64_t v = 0;
+  for (int sh = 0; p < pEnd && sh < 64; sh += 7) {
+    uint8_t b = *p++;
+    v |= (uint64_t)(b & 0x7F) << sh;
+    if (!(b & 0x80)) {
+      *ppNext = p;
+      return v;
+    }
+  }
+  *ppNext = 0;
+  return 0;
+}
+
+/* Loads the hint file of compacted segment s (slot iSlot) through xHint.
+** Returns 1 when it did, 0 when the hint is missing or unusable (the caller
+** then reads the segment itself). */
+static int loadHint(HkvEngine *e, uint32_t iSlot, HkvHintApply xHint,
+                    void *pCtx) {
+  HkvSeg *s = e->apSeg[iSlot];
+  char zName[16];
+  snprintf(zName, sizeof(zName), "%08x.hkh", s->iFile);
+  int fd = hkvEnv->xOpen(e->dirFd, zName, O_RDONLY, 0);
+  uint64_t n = 0;
+  if (fd < 0) return 0;
+  if (hkvEnv->xFileSize(fd, &n) || n < 20) {
+    hkvEnv->xClose(fd);
+    return 0;
+  }
+  const uint8_t *a = hkvEnv->xMmap(fd, n);
+  hkvEnv->xClose(fd);
+  if (!a) return 0;
+  int bOk = memcmp(a, "hkvhint\n", 8) == 0 && hkvGet32(a + 8) == s->iFile &&
+            hkvGet32(a + n - 4) == hkvCrc32c(0, a, n - 4);
+  uint32_t nEntry = bOk ? hkvGet32(a + 12) : 0;
+  /* Check every entry before applying any, so a bad hint changes nothing. */
+  const uint8_t *p = a + 16, *pEnd = a + n - 4;
+  uint64_t iOff = HKV_SEG_HDR;
+  for (uint32_t k = 0; bOk && k < nEntry; k++) {
+    const uint8_t *q;
+    iOff += getVarint(p, pEnd, &q);
+    uint64_t nKey = q ? getVarint(q, pEnd, &p) : 0;
+    if (!q || !p || nKey == 0 || nKey > HKV_MAX_KEY ||
+        (uint64_t)(pEnd - p) < nKey || iOff + HKV_REC_HDR + nKey > s->nFile) {
+      bOk = 0;
+      break;
+    }
+    p += nKey;
+  }
+  if (bOk && p != pEnd) bOk = 0;
+  if (bOk) {
+    int rc = HKV_OK;
+    p = a + 16;
+    iOff = HKV_SEG_HDR;
+    for (uint32_t k = 0; k < nEntry && rc == HKV_OK; k++) {
+      const uint8_t *q;
+      iOff += getVarint(p, pEnd, &q);
+      uint64_t nKey = getVarint(q, pEnd, &p);
+      rc = xHint(pCtx, HKV_LOC(iSlot, iOff), p, (uint32_t)nKey);
+      p += nKey;
+    }
+    if (rc) bOk = -rc;
+  }
+  hkvEnv->xMunmap((void *)a, n);
+  return bOk;
+}
+
 /*
-** Opens every segment, replays the log through xApply (called for each
-** record of each committed transaction, in log order), cuts a torn tail,
-** and leaves the newest segment active (creating the first one for a new
-** store). On failure the caller closes what was opened.
+** Opens every segment, replays the log (xApply is called for each record of
+** each committed transaction, in log order; xHint for each entry of a
+** compacted segment's hint file), cuts a torn tail, removes what an
+** interrupted compaction left behind, and leaves the newest segment active
+** (creating the first one for a new store). On failure the caller closes
+** what was opened.
+**
+** Log order: the segments the MANIFEST lists (compaction outputs), then every
+** ".hkd" segment whose id is above the manifest's retired mark, by id. A
+** ".hkd" at or below the mark that is not listed, a ".hkc" that is not
+** listed and MANIFEST.tmp are leftovers of a compaction and are removed.
 */
-int hkvLogRecover(HkvEngine *e, HkvApply xApply, void *pCtx, char **pzErr) {
-  uint32_t *aSeq = 0, nSeq = 0;
+int hkvLogRecover(HkvEngine *e, HkvApply xApply, HkvHintApply xHint,
+                  void *pCtx, char **pzErr) {
+  uint32_t *aHkd = 0, nHkd = 0, *aHkc = 0, nHkc = 0, *aHkh = 0, nHkh = 0;
+  HkvPlan *aListed = 0, *aPlan = 0;
+  uint32_t nListed = 0, nPlan = 0, iMaxRetired = 0, iMaxId = 0;
   Replay r;
   memset(&r, 0, sizeof(r));
   r.e = e;
@@ -641,67 +804,117 @@ int hkvLogRecover(HkvEngine *e, HkvApply xApply, void *pCtx, char **pzErr) {
   r.pCtx = pCtx;
   uint64_t iCutSeg = 0, iCutOff = 0; /* index in aOrder, offset: last end */
   int bHaveCut = 0;
-  int rc = listSegments(e, &aSeq, &nSeq, pzErr);
-  if (rc) return rc;
+  int rc = listFiles(e, ".hkd", &aHkd, &nHkd, pzErr);
+  if (!rc) rc = listFiles(e, ".hkc", &aHkc, &nHkc, pzErr);
+  if (!rc) rc = listFiles(e, ".hkh", &aHkh, &nHkh, pzErr);
+  if (!rc) rc = readManifest(e, &aListed, &nListed, &iMaxRetired, pzErr);
+  if (!rc) {
+    aPlan = hkvMalloc((nListed + nHkd + 1) * sizeof(HkvPlan));
+    if (!aPlan) rc = HKV_NOMEM;
+  }
+  for (uint32_t k = 0; rc == HKV_OK && k < nListed; k++) {
+    HkvPlan *q = &aListed[k];
+    if (!hasId(q->bHkc ? aHkc : aHkd, q->bHkc ? nHkc : nHkd, q->iFile)) {
+      char zName[16];
+      hkvSegName(q->iFile, q->bHkc, zName);
+      rc = hkvSetErr(pzErr, HKV_CORRUPT,
+                     hkvMprintf("%s/%s: listed in the manifest but missing",
+                                e->zDir, zName));
+    }
+    aPlan[nPlan++] = *q;
+  }
+  for (uint32_t k = 0; rc == HKV_OK && k < nHkd; k++) {
+    if (aHkd[k] > iMaxRetired) {
+      HkvPlan q = {aHkd[k], aHkd[k], 0};
+      aPlan[nPlan++] = q;
+    }
+  }
+  for (uint32_t k = 0; k < nHkd; k++) iMaxId = aHkd[k] > iMaxId ? aHkd[k] : iMaxId;
+  for (uint32_t k = 0; k < nHkc; k++) iMaxId = aHkc[k] > iMaxId ? aHkc[k] : iMaxId;
+  if (iMaxRetired > iMaxId) iMaxId = iMaxRetired;
 
-  for (uint32_t k = 0; k < nSeq && rc == HKV_OK; k++) {
-    int bLast = (k + 1 == nSeq);
-    char *zPath = hkvLogSegPath(e, aSeq[k]);
+  for (uint32_t k = 0; k < nPlan && rc == HKV_OK; k++) {
+    HkvPlan *q = &aPlan[k];
+    int bLast = (k + 1 == nPlan) && !q->bHkc;
+    char zName[16];
+    hkvSegName(q->iFile, q->bHkc, zName);
+    char *zPath = hkvMprintf("%s/%s", e->zDir, zName);
     if (!zPath) {
       rc = HKV_NOMEM;
       break;
     }
-    char zName[16];
-    segName(aSeq[k], zName);
-    int fd =
-        hkvEnv->xOpen(e->dirFd, zName, e->bReadonly ? O_RDONLY : O_RDWR, 0);
+    int fd = hkvEnv->xOpen(e->dirFd, zName,
+                           e->bReadonly || q->bHkc ? O_RDONLY : O_RDWR, 0);
     uint64_t nFile = 0;
     if (fd < 0 || hkvEnv->xFileSize(fd, &nFile)) {
-      rc = setErr(pzErr, HKV_IOERR,
-                  hkvMprintf("%s: cannot open: %s", zPath,
-                             strerror(fd < 0 ? -fd : errno)));
+      rc = hkvSetErr(pzErr, HKV_IOERR,
+                     hkvMprintf("%s: cannot open: %s", zPath,
+                                strerror(fd < 0 ? -fd : errno)));
       if (fd >= 0) hkvEnv->xClose(fd);
       hkvFree(zPath);
       break;
     }
-    uint64_t nMap = nFile > e->szSegment ? nFile : e->szSegment;
+    uint64_t nMap = q->bHkc ? nFile : (nFile > e->szSegment ? nFile : e->szSegment);
     if (nMap < HKV_SEG_HDR) nMap = HKV_SEG_HDR;
     uint32_t iSlot;
-    rc = addSegment(e, fd, aSeq[k], nFile, nMap, &iSlot, pzErr);
+    rc = hkvAddSegment(e, fd, q->iFile, q->iSeq, q->bHkc ? HKV_SEG_HKC : 0,
+                       nFile, nMap, &iSlot, pzErr);
     if (rc) {
       hkvFree(zPath);
       break;
     }
     HkvSeg *s = e->apSeg[iSlot];
-    const char *zBad = checkSegHeader(s->pMap, nFile, aSeq[k]);
+    const char *zBad = hkvCheckSegHeader(s->pMap, nFile, q->iFile);
     if (zBad) {
       if (bLast && (nFile < HKV_SEG_HDR || allZero(s->pMap, nFile))) {
         /* Torn while being created: nothing committed can be in it. */
         hkvFree(zPath);
         break;
       }
-      rc = setErr(pzErr, HKV_CORRUPT,
-                  hkvMprintf("%s: %s at offset 0", zPath, zBad));
+      rc = hkvSetErr(pzErr, HKV_CORRUPT,
+                     hkvMprintf("%s: %s at offset 0", zPath, zBad));
       hkvFree(zPath);
       break;
     }
-    if (!bHaveCut) {
+    if (!bHaveCut || r.nPend == r.nDefer) {
+      /* No transaction open across the boundary: a segment's start is a
+      ** place the log may end. */
       bHaveCut = 1;
       iCutSeg = e->nSeg - 1;
       iCutOff = HKV_SEG_HDR;
+    }
+    if (q->bHkc && r.nPend == 0) {
+      int h = loadHint(e, iSlot, xHint, pCtx);
+      if (h < 0) {
+        rc = -h;
+        hkvFree(zPath);
+        break;
+      }
+      if (h > 0) {
+        s->nLive = nFile - HKV_SEG_HDR;
+        e->nLiveBytes += s->nLive;
+        iCutSeg = e->nSeg - 1;
+        iCutOff = nFile;
+        hkvFree(zPath);
+        continue;
+      }
     }
     uint64_t iOff = HKV_SEG_HDR;
     while (iOff < nFile) {
       HkvRec rec;
       const uint8_t *p = s->pMap + iOff;
       int d = hkvDecodeRecord(p, nFile - iOff, &rec);
-      if (d == 0 && !verifyRecord(p, &rec)) d = 2;
+      if (d == 0 && !hkvVerifyRecord(p, &rec)) d = 2;
+      if (d == 0 && q->bHkc &&
+          !(rec.kind == HKV_KIND_PUT && (rec.flags & HKV_FLAG_SELFCOMMIT))) {
+        d = 2; /* a compaction output holds committed puts only */
+      }
       if (d) {
         int bTorn = bLast && !validRecordAfter(s->pMap, nFile, iOff);
         if (!bTorn) {
-          rc = setErr(pzErr, HKV_CORRUPT,
-                      hkvMprintf("%s: corrupt record at offset %llu", zPath,
-                                 (unsigned long long)iOff));
+          rc = hkvSetErr(pzErr, HKV_CORRUPT,
+                         hkvMprintf("%s: corrupt record at offset %llu", zPath,
+                                    (unsigned long long)iOff));
         }
         break;
       }
@@ -720,32 +933,36 @@ int hkvLogRecover(HkvEngine *e, HkvApply xApply, void *pCtx, char **pzErr) {
   }
   if (rc == HKV_OK) rc = replayFlushDefer(&r);
   hkvFree(r.aPend);
-  uint32_t iLastSeq = nSeq ? aSeq[nSeq - 1] : 0;
-  hkvFree(aSeq);
-  if (rc) return rc;
+  hkvFree(aListed);
+  e->iMaxRetired = iMaxRetired;
 
-  if (!bHaveCut && (e->bReadonly || e->bNoCreate) && nSeq == 0) {
-    return setErr(pzErr, HKV_NOTSTORE,
-                  hkvMprintf("%s: no hashkv segment files", e->zDir));
+  if (rc == HKV_OK && !bHaveCut && (e->bReadonly || e->bNoCreate) &&
+      nPlan == 0) {
+    rc = hkvSetErr(pzErr, HKV_NOTSTORE,
+                   hkvMprintf("%s: no hashkv segment files", e->zDir));
   }
-  if (!bHaveCut) {
+  if (rc == HKV_OK && !bHaveCut) {
     /* No valid segment at all: a new store (or only a torn first file). */
     if (e->bReadonly) {
-      return setErr(pzErr, HKV_NOTSTORE,
-                    hkvMprintf("%s: no hashkv segment files", e->zDir));
+      rc = hkvSetErr(pzErr, HKV_NOTSTORE,
+                     hkvMprintf("%s: no hashkv segment files", e->zDir));
+    } else {
+      hkvLogCloseAll(e);
+      for (uint32_t k = 0; k < nPlan; k++) {
+        char zName[16];
+        hkvSegName(aPlan[k].iFile, aPlan[k].bHkc, zName);
+        hkvEnv->xUnlink(e->dirFd, zName);
+      }
+      rc = createSegment(e, iMaxId + 1, HKV_SEG_HDR, pzErr);
     }
-    uint32_t iSeq = iLastSeq + 1;
-    hkvLogCloseAll(e);
-    if (nSeq) {
-      /* remove the torn file(s) before starting afresh */
-      char zName[16];
-      segName(iSeq - 1, zName);
-      hkvEnv->xUnlink(e->dirFd, zName);
-    }
-    return createSegment(e, iSeq, HKV_SEG_HDR, pzErr);
+    goto done;
   }
+  if (rc) goto done;
 
-  /* Cut everything after the last transaction end. */
+  /* Cut everything after the last transaction end. Segments after the cut go
+  ** even when they hold no bytes at all: a segment whose creation was torn
+  ** before its header was written is empty, and must not become the active
+  ** one. */
   uint64_t nCut = 0;
   for (uint32_t k = (uint32_t)iCutSeg; k < e->nSeg; k++) {
     HkvSeg *s = e->apSeg[e->aOrder[k]];
@@ -753,36 +970,97 @@ int hkvLogRecover(HkvEngine *e, HkvApply xApply, void *pCtx, char **pzErr) {
   }
   e->nCutBytes = nCut;
   e->iCutOffset = nCut ? iCutOff : 0;
-  /* Segments after the cut go even when they hold no bytes at all: a
-  ** segment whose creation was torn before its header was written is empty,
-  ** and must not become the active one. */
   if ((nCut || e->nSeg > iCutSeg + 1) && !e->bReadonly) {
     HkvSeg *s = e->apSeg[e->aOrder[iCutSeg]];
+    if (s->bHkc) {
+      rc = hkvSetErr(pzErr, HKV_CORRUPT,
+                     hkvMprintf("%s: log ends inside compacted data", e->zDir));
+      goto done;
+    }
     int r1 = hkvEnv->xTruncate(s->fd, iCutOff);
     int r2 = r1 ? r1 : hkvEnv->xSync(s->fd);
     if (r2) {
-      return setErr(
-          pzErr, HKV_IOERR,
-          hkvMprintf("%s: cannot cut torn tail: %s", e->zDir, strerror(-r2)));
+      rc = hkvSetErr(pzErr, HKV_IOERR,
+                     hkvMprintf("%s: cannot cut torn tail: %s", e->zDir,
+                                strerror(-r2)));
+      goto done;
     }
     s->nFile = iCutOff;
     while (e->nSeg > iCutSeg + 1) {
       uint32_t iSlot = e->aOrder[--e->nSeg];
       char zName[16];
-      segName(e->apSeg[iSlot]->iSeq, zName);
-      freeSegment(e, iSlot);
+      segName(e->apSeg[iSlot]->iFile, zName);
+      hkvFreeSegment(e, iSlot);
       hkvEnv->xUnlink(e->dirFd, zName);
     }
-    if (syncDir(e, pzErr)) return HKV_IOERR;
+    if (hkvSyncDir(e, pzErr)) {
+      rc = HKV_IOERR;
+      goto done;
+    }
     e->bFailed = 0;
   }
   while (e->bReadonly && e->nSeg > iCutSeg + 1) {
-    freeSegment(e, e->aOrder[--e->nSeg]);
+    hkvFreeSegment(e, e->aOrder[--e->nSeg]);
   }
+
+  /* Leftovers of an interrupted or finished compaction. */
+  if (!e->bReadonly) {
+    int nGone = 0;
+    for (uint32_t k = 0; k < nHkd; k++) {
+      int bListed = 0;
+      for (uint32_t j = 0; j < nPlan; j++) {
+        bListed |= !aPlan[j].bHkc && aPlan[j].iFile == aHkd[k];
+      }
+      if (aHkd[k] <= iMaxRetired && !bListed) {
+        char zName[16];
+        segName(aHkd[k], zName);
+        nGone += hkvEnv->xUnlink(e->dirFd, zName) == 0;
+      }
+    }
+    for (uint32_t k = 0; k < nHkc; k++) {
+      int bListed = 0;
+      for (uint32_t j = 0; j < nPlan; j++) {
+        bListed |= aPlan[j].bHkc && aPlan[j].iFile == aHkc[k];
+      }
+      if (!bListed) {
+        char zName[16];
+        hkvSegName(aHkc[k], 1, zName);
+        nGone += hkvEnv->xUnlink(e->dirFd, zName) == 0;
+      }
+    }
+    for (uint32_t k = 0; k < nHkh; k++) {
+      int bListed = 0;
+      for (uint32_t j = 0; j < nPlan; j++) {
+        bListed |= aPlan[j].bHkc && aPlan[j].iFile == aHkh[k];
+      }
+      if (!bListed) {
+        char zName[16];
+        snprintf(zName, sizeof(zName), "%08x.hkh", aHkh[k]);
+        nGone += hkvEnv->xUnlink(e->dirFd, zName) == 0;
+      }
+    }
+    nGone += hkvEnv->xUnlink(e->dirFd, HKV_MANIFEST_TMP) == 0;
+    if (nGone && hkvSyncDir(e, pzErr)) {
+      rc = HKV_IOERR;
+      goto done;
+    }
+  }
+
   e->iActive = e->aOrder[e->nSeg - 1];
   HkvSeg *sAct = e->apSeg[e->iActive];
+  if (sAct->bHkc) {
+    /* Only compacted data: appends go to a new segment. */
+    e->iNextSeq = iMaxId + 1;
+    rc = createSegment(e, iMaxId + 1, HKV_SEG_HDR, pzErr);
+    goto done;
+  }
   e->iBufOff = (e->nSeg - 1 == iCutSeg) ? iCutOff : sAct->nFile;
   e->nBuf = 0;
-  e->iNextSeq = sAct->iSeq + 1;
-  return HKV_OK;
+  e->iNextSeq = iMaxId + 1;
+done:
+  hkvFree(aPlan);
+  hkvFree(aHkd);
+  hkvFree(aHkc);
+  hkvFree(aHkh);
+  return rc;
 }

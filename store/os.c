@@ -62,6 +62,10 @@ static int posixMkdir(const char *zPath) {
   return mkdir(zPath, 0777) < 0 ? -errno : 0;
 }
 
+static int posixRename(int dirFd, const char *zFrom, const char *zTo) {
+  return renameat(dirFd, zFrom, dirFd, zTo) < 0 ? -errno : 0;
+}
+
 static int posixRmdir(const char *zPath) {
   return rmdir(zPath) < 0 ? -errno : 0;
 }
@@ -77,10 +81,11 @@ static int posixLock(int fd, int bExclusive) {
 const HkvEnv hkvPosixEnv = {
     posixOpen,     posixClose,    posixWrite, posixSync,
     posixTruncate, posixFileSize, posixMmap,  posixMunmap,
-    posixUnlink,   posixMkdir,    posixRmdir, posixLock,
+    posixUnlink,   posixRename,   posixMkdir, posixRmdir, posixLock,
     malloc,        calloc,        realloc,    free};
 
 const HkvEnv *hkvEnv = &hkvPosixEnv;
+void (*hkvTestCrashHook)(const char *zWhere);
 
 void hkvEnvInstall(const HkvEnv *pEnv) { hkvEnv = pEnv ? pEnv : &hkvPosixEnv; }
 

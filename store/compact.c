@@ -1,0 +1,430 @@
+/*
+** compact.c: compaction. The sealed prefix of the log (every segment but
+** the active one) is rewritten into new segments holding only the live
+** records, and the store switches to them atomically.
+**
+** Why a prefix: a DEL record only matters while an older PUT of its key
+** exists. When the inputs are every segment older than the active one, no
+** older record survives compaction, so every tombstone in them can be
+** dropped without a deleted key coming back (the classic Bitcask mistake of
+** dropping a tombstone while an older file still holds the key).
+**
+** Steps, each safe to interrupt by a crash:
+**   1. Live PUT records are copied, flagged SELFCOMMIT, into output files
+**      "%08x.hkc" (new ids), in small steps under the writer slot; after
+**      each step the index points at the copies (readers in this process
+**      read them from the page cache; nothing on disk has switched yet).
+**   2. Each output is fsynced with its hint file "%08x.hkh".
+**   3. MANIFEST.tmp is written and fsynced, renamed over MANIFEST, and the
+**      directory fsynced: this rename is the switch.
+**   4. The inputs are unlinked. Their mappings stay until every reader that
+**      might hold a pointer into them has moved on (epochs, see engine.c).
+** A crash before 3 leaves the old MANIFEST: recovery removes the outputs. A
+** crash after 3 leaves inputs that recovery recognises as retired (a .hkd id
+** at or below the manifest's mark that is not listed) and removes.
+**
+** MANIFEST (little-endian)
+**   0   8  magic "hkvmanif"
+**   8   4  version (1)
+**   12  4  n: listed segments
+**   16  4  retired mark: unlisted ".hkd" segments with ids <= this are gone
+**   20  4  reserved (0)
+**   24  12*n  per segment, in log order: file id, order, kind (1 .hkd, 2 .hkc)
+**   ..  4  CRC-32C of everything before
+** The log is the listed segments, then every ".hkd" above the mark, by id.
+**
+** Hint file "%08x.hkh" (one per output)
+**   0   8  magic "hkvhint\n"
+**   8   4  file id of its segment
+**   12  4  n: entries
+**   16  ..  per record: varint(offset - previous offset; the first from 32),
+**           varint(key length), key bytes
+**   ..  4  CRC-32C of everything before
+** Open reads the hint instead of the segment: keys and locations, no values.
+** A missing or bad hint only costs time: the segment is read instead.
+*/
+#include "hkvInt.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+
+#define HKV_COMPACT_BUF (1u << 20)
+
+struct HkvCompact {
+  uint32_t *aIn;       /* input slots, in log order */
+  uint32_t nIn;
+  uint32_t iIn;        /* input being read */
+  uint64_t iOff;       /* next record in it (0: start) */
+  uint32_t iOrderSeq;  /* order of the outputs: that of the last input */
+  uint32_t *aOut;      /* output slots */
+  uint32_t nOut, nOutAlloc;
+  uint8_t *aBuf;       /* output buffer, for file offset iBufOff */
+  size_t nBuf;
+  uint64_t iBufOff;
+  uint8_t *aHint;      /* hint of the current output, being built */
+  size_t nHint, nHintAlloc;
+  uint32_t nHintEntry;
+  uint64_t iHintLast;  /* offset of the previous hinted record */
+  uint64_t **apSlot;   /* index slots to point at aNew once flushed */
+  HkvLoc *aNew;
+  size_t nPend, nPendAlloc;
+  uint64_t nInBytes;   /* bytes of the inputs */
+};
+
+void hkvCompactFree(HkvCompact *c) {
+  if (!c) return;
+  hkvFree(c->aIn);
+  hkvFree(c->aOut);
+  hkvFree(c->aBuf);
+  hkvFree(c->aHint);
+  hkvFree(c->apSlot);
+  hkvFree(c->aNew);
+  hkvFree(c);
+}
+
+static int ioErr(HkvEngine *e, char **pzErr, const char *zWhat, int r) {
+  e->bFailed = 1;
+  return hkvSetErr(pzErr, HKV_IOERR,
+                   hkvMprintf("%s: compaction: %s: %s", e->zDir, zWhat,
+                              strerror(r < 0 ? -r : EIO)));
+}
+
+static int writeAllFd(int fd, const uint8_t *p, uint64_t n, uint64_t iOff) {
+  while (n > 0) {
+    size_t nChunk = n > (1u << 30) ? (1u << 30) : (size_t)n;
+    long w = hkvEnv->xWrite(fd, p, nChunk, iOff);
+    if (w <= 0) return w < 0 ? (int)w : -EIO;
+    p += w;
+    n -= (uint64_t)w;
+    iOff += (uint64_t)w;
+  }
+  return 0;
+}
+
+static int hintReserve(HkvCompact *c, size_t nMore) {
+  if (c->nHint + nMore <= c->nHintAlloc) return HKV_OK;
+  size_t nNew = c->nHintAlloc ? c->nHintAlloc * 2 : 4096;
+  while (nNew < c->nHint + nMore) nNew *= 2;
+  uint8_t *a = hkvRealloc(c->aHint, nNew);
+  if (!a) return HKV_NOMEM;
+  c->aHint = a;
+  c->nHintAlloc = nNew;
+  return HKV_OK;
+}
+
+static void putVarint(HkvCompact *c, uint64_t v) {
+  do {
+    uint8_t b = v & 0x7F;
+    v >>= 7;
+    c->aHint[c->nHint++] = b | (v ? 0x80 : 0);
+  } while (v);
+}
+
+/* Starts a new output file, mapped for at least nMin bytes. */
+static int outOpen(HkvEngine *e, HkvCompact *c, uint64_t nMin, char **pzErr) {
+  if (c->nOut == c->nOutAlloc) {
+    uint32_t nNew = c->nOutAlloc ? c->nOutAlloc * 2 : 8;
+    uint32_t *a = hkvRealloc(c->aOut, nNew * sizeof(uint32_t));
+    if (!a) return HKV_NOMEM;
+    c->aOut = a;
+    c->nOutAlloc = nNew;
+  }
+  uint32_t iFile = e->iNextSeq++;
+  char zName[16];
+  hkvSegName(iFile, 1, zName);
+  int fd = hkvEnv->xOpen(e->dirFd, zName, O_RDWR | O_CREAT | O_EXCL, 0644);
+  if (fd < 0) return ioErr(e, pzErr, "cannot create output", fd);
+  uint8_t aHdr[HKV_SEG_HDR];
+  hkvEncodeSegHeader(aHdr, iFile);
+  int r = writeAllFd(fd, aHdr, HKV_SEG_HDR, 0);
+  if (r) {
+    hkvEnv->xClose(fd);
+    return ioErr(e, pzErr, "cannot write output header", r);
+  }
+  uint64_t nMap = e->szSegment > nMin ? e->szSegment : nMin;
+  uint32_t iSlot;
+  int rc = hkvAddSegment(e, fd, iFile, c->iOrderSeq,
+                         HKV_SEG_HKC | HKV_SEG_UNLISTED, HKV_SEG_HDR, nMap,
+                         &iSlot, pzErr);
+  if (rc) return rc;
+  c->aOut[c->nOut++] = iSlot;
+  c->iBufOff = HKV_SEG_HDR;
+  c->nBuf = 0;
+  c->nHint = 0;
+  c->nHintEntry = 0;
+  c->iHintLast = HKV_SEG_HDR;
+  rc = hintReserve(c, 16);
+  if (rc) return rc;
+  memcpy(c->aHint, "hkvhint\n", 8);
+  hkvPut32(c->aHint + 8, iFile);
+  c->nHint = 16;
+  return HKV_OK;
+}
+
+/* Writes the buffer to the current output, then points the index at the
+** records just written. */
+static int outFlush(HkvEngine *e, HkvCompact *c, char **pzErr) {
+  if (c->nBuf) {
+    HkvSeg *s = e->apSeg[c->aOut[c->nOut - 1]];
+    int r = writeAllFd(s->fd, c->aBuf, c->nBuf, c->iBufOff);
+    if (r) return ioErr(e, pzErr, "write failed", r);
+    c->iBufOff += c->nBuf;
+    s->nFile = c->iBufOff;
+    c->nBuf = 0;
+  }
+  if (c->nPend) {
+    hkvEngineWriteLock(e);
+    for (size_t i = 0; i < c->nPend; i++) {
+      *c->apSlot[i] = (*c->apSlot[i] & ~0xFFFFFFFFFFFFull) | c->aNew[i];
+    }
+    hkvEngineWriteUnlock(e);
+    c->nPend = 0;
+  }
+  return HKV_OK;
+}
+
+/* Completes the current output: data and hint durable. */
+static int outSeal(HkvEngine *e, HkvCompact *c, char **pzErr) {
+  int rc = outFlush(e, c, pzErr);
+  if (rc) return rc;
+  HkvSeg *s = e->apSeg[c->aOut[c->nOut - 1]];
+  s->nLive = s->nFile - HKV_SEG_HDR;
+  rc = hintReserve(c, 4);
+  if (rc) return rc;
+  hkvPut32(c->aHint + 12, c->nHintEntry);
+  hkvPut32(c->aHint + c->nHint, hkvCrc32c(0, c->aHint, c->nHint));
+  c->nHint += 4;
+  char zName[16];
+  snprintf(zName, sizeof(zName), "%08x.hkh", s->iFile);
+  int fd = hkvEnv->xOpen(e->dirFd, zName, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  if (fd < 0) return ioErr(e, pzErr, "cannot create hint", fd);
+  int r = writeAllFd(fd, c->aHint, c->nHint, 0);
+  if (!r) r = hkvEnv->xSync(fd);
+  hkvEnv->xClose(fd);
+  if (!r) r = hkvEnv->xSync(s->fd);
+  if (r) return ioErr(e, pzErr, "cannot write output", r);
+  return HKV_OK;
+}
+
+/* Copies the live record rec (index slot pSlot) into the outputs. */
+static int outAppend(HkvEngine *e, HkvCompact *c, const HkvRec *pRec,
+                     uint64_t *pSlot, char **pzErr) {
+  int rc;
+  uint64_t nRec = pRec->nRec;
+  if (c->nOut == 0 ||
+      (c->iBufOff + c->nBuf > HKV_SEG_HDR &&
+       c->iBufOff + c->nBuf + nRec > e->szSegment)) {
+    if (c->nOut) {
+      rc = outSeal(e, c, pzErr);
+      if (rc) return rc;
+    }
+    rc = outOpen(e, c, HKV_SEG_HDR + nRec, pzErr);
+    if (rc) return rc;
+  }
+  if (c->nPend == c->nPendAlloc) {
+    size_t nNew = c->nPendAlloc ? c->nPendAlloc * 2 : 1024;
+    uint64_t **ap = hkvRealloc(c->apSlot, nNew * sizeof(uint64_t *));
+    if (!ap) return HKV_NOMEM;
+    c->apSlot = ap;
+    HkvLoc *a = hkvRealloc(c->aNew, nNew * sizeof(HkvLoc));
+    if (!a) return HKV_NOMEM;
+    c->aNew = a;
+    c->nPendAlloc = nNew;
+  }
+  rc = hintReserve(c, 20 + pRec->nKey);
+  if (rc) return rc;
+  if (!c->aBuf) {
+    c->aBuf = hkvMalloc(HKV_COMPACT_BUF);
+    if (!c->aBuf) return HKV_NOMEM;
+  }
+
+  uint8_t aHdr[HKV_REC_HDR];
+  aHdr[4] = HKV_KIND_PUT;
+  aHdr[5] = HKV_FLAG_SELFCOMMIT;
+  hkvPut16(aHdr + 6, (uint16_t)pRec->nKey);
+  hkvPut32(aHdr + 8, pRec->nVal);
+  hkvPut64(aHdr + 12, pRec->iTxn);
+  uint32_t crc = hkvCrc32c(0, aHdr + 4, HKV_REC_HDR - 4);
+  crc = hkvCrc32c(crc, pRec->pKey, pRec->nKey);
+  crc = hkvCrc32c(crc, pRec->pVal, pRec->nVal);
+  hkvPut32(aHdr, crc);
+
+  uint64_t iOff = c->iBufOff + c->nBuf;
+  if (nRec > HKV_COMPACT_BUF - c->nBuf) {
+    rc = outFlush(e, c, pzErr);
+    if (rc) return rc;
+  }
+  if (nRec <= HKV_COMPACT_BUF - c->nBuf) {
+    uint8_t *p = c->aBuf + c->nBuf;
+    memcpy(p, aHdr, HKV_REC_HDR);
+    memcpy(p + HKV_REC_HDR, pRec->pKey, pRec->nKey);
+    if (pRec->nVal) memcpy(p + HKV_REC_HDR + pRec->nKey, pRec->pVal, pRec->nVal);
+    c->nBuf += nRec;
+  } else {
+    HkvSeg *s = e->apSeg[c->aOut[c->nOut - 1]];
+    memcpy(c->aBuf, aHdr, HKV_REC_HDR);
+    memcpy(c->aBuf + HKV_REC_HDR, pRec->pKey, pRec->nKey);
+    int r = writeAllFd(s->fd, c->aBuf, HKV_REC_HDR + pRec->nKey, iOff);
+    if (!r) r = writeAllFd(s->fd, pRec->pVal, pRec->nVal,
+                           iOff + HKV_REC_HDR + pRec->nKey);
+    if (r) return ioErr(e, pzErr, "write failed", r);
+    c->iBufOff = iOff + nRec;
+    s->nFile = c->iBufOff;
+  }
+  putVarint(c, iOff - c->iHintLast);
+  putVarint(c, pRec->nKey);
+  memcpy(c->aHint + c->nHint, pRec->pKey, pRec->nKey);
+  c->nHint += pRec->nKey;
+  c->nHintEntry++;
+  c->iHintLast = iOff;
+  c->apSlot[c->nPend] = pSlot;
+  c->aNew[c->nPend] = HKV_LOC(c->aOut[c->nOut - 1], iOff);
+  c->nPend++;
+  return HKV_OK;
+}
+
+int hkvCompactStart(HkvEngine *e, char **pzErr) {
+  (void)pzErr;
+  if (e->pCompact) return HKV_OK;
+  if (e->nSeg < 2) return HKV_DONE;
+  HkvCompact *c = hkvCalloc(sizeof(*c));
+  if (!c) return HKV_NOMEM;
+  c->nIn = e->nSeg - 1;
+  c->aIn = hkvMalloc(c->nIn * sizeof(uint32_t));
+  if (!c->aIn) {
+    hkvFree(c);
+    return HKV_NOMEM;
+  }
+  for (uint32_t i = 0; i < c->nIn; i++) {
+    c->aIn[i] = e->aOrder[i];
+    c->nInBytes += e->apSeg[c->aIn[i]]->nFile;
+  }
+  c->iOrderSeq = e->apSeg[c->aIn[c->nIn - 1]]->iSeq;
+  e->pCompact = c;
+  return HKV_OK;
+}
+
+static int writeManifest(HkvEngine *e, HkvCompact *c, uint32_t iMaxRetired,
+                         char **pzErr) {
+  size_t n = 28 + 12 * (size_t)c->nOut;
+  uint8_t *a = hkvCalloc(n);
+  if (!a) return HKV_NOMEM;
+  memcpy(a, "hkvmanif", 8);
+  hkvPut32(a + 8, 1);
+  hkvPut32(a + 12, c->nOut);
+  hkvPut32(a + 16, iMaxRetired);
+  for (uint32_t k = 0; k < c->nOut; k++) {
+    HkvSeg *s = e->apSeg[c->aOut[k]];
+    hkvPut32(a + 24 + 12 * k, s->iFile);
+    hkvPut32(a + 28 + 12 * k, s->iSeq);
+    hkvPut32(a + 32 + 12 * k, 2);
+  }
+  hkvPut32(a + n - 4, hkvCrc32c(0, a, n - 4));
+  int fd = hkvEnv->xOpen(e->dirFd, HKV_MANIFEST_TMP,
+                         O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  int r = fd < 0 ? fd : writeAllFd(fd, a, n, 0);
+  if (!r) r = hkvEnv->xSync(fd);
+  if (fd >= 0) hkvEnv->xClose(fd);
+  hkvFree(a);
+  if (!r) r = hkvEnv->xRename(e->dirFd, HKV_MANIFEST_TMP, HKV_MANIFEST);
+  if (r) return ioErr(e, pzErr, "cannot write the manifest", r);
+  return hkvSyncDir(e, pzErr);
+}
+
+/* Switches to the outputs and retires the inputs. */
+static int finish(HkvEngine *e, HkvCompact *c, char **pzErr) {
+  int rc = HKV_OK;
+  if (c->nOut) rc = outSeal(e, c, pzErr);
+  if (rc) return rc;
+  uint32_t iMaxRetired = e->iMaxRetired;
+  for (uint32_t i = 0; i < c->nIn; i++) {
+    HkvSeg *s = e->apSeg[c->aIn[i]];
+    if (!s->bHkc && s->iFile > iMaxRetired) iMaxRetired = s->iFile;
+  }
+  hkvTestCrashPoint("compact-before-manifest");
+  rc = writeManifest(e, c, iMaxRetired, pzErr);
+  if (rc) return rc;
+  hkvTestCrashPoint("compact-after-manifest");
+  e->iMaxRetired = iMaxRetired;
+
+  uint64_t nOutBytes = 0;
+  pthread_mutex_lock(&e->mu);
+  /* The log order becomes: outputs, then what was not an input. */
+  memmove(e->aOrder + c->nOut, e->aOrder + c->nIn,
+          (e->nSeg - c->nIn) * sizeof(uint32_t));
+  for (uint32_t k = 0; k < c->nOut; k++) {
+    e->aOrder[k] = c->aOut[k];
+    nOutBytes += e->apSeg[c->aOut[k]]->nFile;
+  }
+  e->nSeg = e->nSeg - c->nIn + c->nOut;
+  e->iActive = e->aOrder[e->nSeg - 1];
+  for (uint32_t i = 0; i < c->nIn; i++) {
+    uint32_t iSlot = c->aIn[i];
+    HkvSeg *s = e->apSeg[iSlot];
+    char zName[16];
+    hkvSegName(s->iFile, s->bHkc, zName);
+    hkvEnv->xUnlink(e->dirFd, zName);
+    if (s->bHkc) {
+      snprintf(zName, sizeof(zName), "%08x.hkh", s->iFile);
+      hkvEnv->xUnlink(e->dirFd, zName);
+    }
+    hkvEnv->xClose(s->fd);
+    s->fd = -1;
+    hkvTestCrashPoint("compact-unlink");
+    s->iRetire = atomic_fetch_add(&e->iEpoch, 1) + 1;
+    e->aRetired[e->nRetired++] = iSlot;
+  }
+  e->nCompactions++;
+  e->nReclaimed += c->nInBytes > nOutBytes ? c->nInBytes - nOutBytes : 0;
+  hkvReapRetired(e);
+  pthread_mutex_unlock(&e->mu);
+  return HKV_OK;
+}
+
+/*
+** Runs compaction for about nBudget bytes of input. Caller holds the writer
+** slot, and no transaction has written. Returns OK (more to do), DONE
+** (finished, or nothing to do), or an error (CORRUPT, IOERR: the store is
+** then FAILED; NOMEM), after which the compaction is abandoned: the index
+** may point into its outputs, which stay mapped, and a reopen discards them.
+*/
+int hkvCompactStep(HkvEngine *e, uint64_t nBudget, char **pzErr) {
+  HkvCompact *c = e->pCompact;
+  int rc = HKV_OK;
+  if (!c) return HKV_DONE;
+  while (rc == HKV_OK && c->iIn < c->nIn) {
+    uint32_t iSlot = c->aIn[c->iIn];
+    HkvSeg *s = e->apSeg[iSlot];
+    if (c->iOff == 0) c->iOff = HKV_SEG_HDR;
+    if (c->iOff >= s->nFile) {
+      c->iIn++;
+      c->iOff = 0;
+      continue;
+    }
+    if (nBudget == 0) break;
+    HkvRec rec;
+    rc = hkvLogRead(e, HKV_LOC(iSlot, c->iOff), HKV_READ_VERIFY, &rec, pzErr);
+    if (rc) break;
+    if (rec.kind == HKV_KIND_PUT) {
+      uint64_t *pSlot = hkvEngineFindExact(e, HKV_LOC(iSlot, c->iOff));
+      if (pSlot) rc = outAppend(e, c, &rec, pSlot, pzErr);
+    }
+    c->iOff += rec.nRec;
+    nBudget = nBudget > rec.nRec ? nBudget - rec.nRec : 0;
+  }
+  hkvTestCrashPoint("compact-step");
+  if (rc == HKV_OK) rc = outFlush(e, c, pzErr);
+  if (rc == HKV_OK && c->iIn == c->nIn) {
+    rc = finish(e, c, pzErr);
+    if (rc == HKV_OK) rc = HKV_DONE;
+  }
+  if (rc != HKV_OK) {
+    /* Finished, or abandoned on an error: the outputs of an abandoned run
+    ** stay mapped (the index may use them) until the engine closes, and a
+    ** reopen discards them since no manifest lists them. */
+    e->pCompact = 0;
+    hkvCompactFree(c);
+  }
+  return rc;
+}
