@@ -6,7 +6,7 @@
 **   CREATE VIRTUAL TABLE kv USING hashkv(path='kv.hkv', sync=normal);
 **   INSERT INTO kv VALUES('k', 'v');
 **   SELECT value FROM kv WHERE key = 'k';
-**   INSERT INTO kv(kv) VALUES('integrity-check');   -- commands
+**   INSERT INTO kv(kv) VALUES('compact');           -- commands
 **   SELECT * FROM hashkv_stats('kv');                -- engine statistics
 **   SELECT hashkv_version();
 **
@@ -26,6 +26,9 @@
 **                 the connection closes.
 **   sync          off | normal | full (default full)
 **   segment_size  bytes at which a segment file is sealed
+**   auto_compact  dead-bytes share of sealed data that starts compaction
+**                 (default 0.5; 0 = only on command)
+**   auto_compact_min  ... once sealed data is this many bytes (64 MiB)
 **
 ** Plans (xBestIndex)
 **   idxNum 1  key = ?          argv[0] the key; one hash lookup; UNIQUE
@@ -440,6 +443,29 @@ static int parseArgs(int argc, const char *const *argv, HkvArgs *pA,
         rc = SQLITE_ERROR;
       } else {
         pA->opts.segment_size = n;
+      }
+    } else if (sqlite3_stricmp(zKey, "auto_compact") == 0) {
+      char *zEnd = 0;
+      double r = strtod(zVal, &zEnd);
+      if (!zVal[0] || *zEnd || !(r >= 0.0 && r < 1.0)) {
+        *pzErr = sqlite3_mprintf(
+            "hashkv: bad value for auto_compact: '%s' (a dead-bytes ratio, "
+            "at least 0 and below 1; 0 turns it off)",
+            zVal);
+        rc = SQLITE_ERROR;
+      } else {
+        pA->opts.auto_compact = r;
+      }
+    } else if (sqlite3_stricmp(zKey, "auto_compact_min") == 0) {
+      char *zEnd = 0;
+      errno = 0;
+      unsigned long long n = strtoull(zVal, &zEnd, 10);
+      if (errno || !zVal[0] || *zEnd || zVal[0] == '-') {
+        *pzErr = sqlite3_mprintf(
+            "hashkv: bad value for auto_compact_min: '%s' (bytes)", zVal);
+        rc = SQLITE_ERROR;
+      } else {
+        pA->opts.auto_compact_min = n;
       }
     } else {
       *pzErr = sqlite3_mprintf("hashkv: unknown option '%s'", zKey);
@@ -895,11 +921,13 @@ static int runCommand(HkvVtab *p, sqlite3_value *pCmd) {
   int rc;
   if (!strcmp(z, "integrity-check")) {
     rc = hkv_integrity_check(p->pStore);
+  } else if (!strcmp(z, "compact")) {
+    rc = hkv_compact(p->pStore);
   } else if (!strcmp(z, "clear")) {
     rc = hkv_clear(p->pStore);
   } else {
     return vtabErr(p, SQLITE_ERROR,
-                   "hashkv: unknown command '%s' (integrity-check, clear)", z);
+                   "hashkv: unknown command '%s' (compact, integrity-check, clear)", z);
   }
   return rc ? storeErr(p, rc) : SQLITE_OK;
 }
@@ -1142,19 +1170,16 @@ typedef struct StatsCursor {
 static const char *const aStatName[] = {
     "live_keys", "live_bytes",  "dead_bytes",          "total_bytes",
     "segments",  "index_bytes", "recovered_cut_bytes", "recovered_cut_offset",
-    "commits"};
+    "commits", "compactions", "reclaimed_bytes", "retired_segments"};
 #define HKV_NSTAT ((int)(sizeof(aStatName) / sizeof(aStatName[0])))
 
 static sqlite3_uint64 statValue(const hkv_stats *s, int i) {
-  const uint64_t a[] = {s->live_keys,
-                        s->live_bytes,
-                        s->dead_bytes,
-                        s->total_bytes,
-                        s->segments,
-                        s->index_bytes,
-                        s->recovered_cut_bytes,
-                        s->recovered_cut_offset,
-                        s->commits};
+  const uint64_t a[] = {s->live_keys,           s->live_bytes,
+                        s->dead_bytes,          s->total_bytes,
+                        s->segments,            s->index_bytes,
+                        s->recovered_cut_bytes, s->recovered_cut_offset,
+                        s->commits,             s->compactions,
+                        s->reclaimed_bytes,     s->retired_segments};
   return a[i];
 }
 
