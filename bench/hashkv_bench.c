@@ -23,7 +23,9 @@
 **
 **   hashkv-bench [--json] [--json-out FILE] [--n N] [--system S] [--reps R]
 *[--seconds S]
-**                [--no-extras] [--dir DIR]
+**                [--no-extras] [--extra NAME] [--dir DIR]
+** --extra runs one group of extras only: sync, sql, open, readers,
+** compaction.
 */
 #include <errno.h>
 #include <math.h>
@@ -59,6 +61,12 @@ static double fSeconds = 1.0;
 static const char *zOnlySystem = 0;
 static long nOnlyN = 0;
 static int bExtras = 1;
+static int bRunMain = 1;          /* --extra NAME clears it */
+static const char *zOnlyExtra = 0; /* --extra NAME */
+
+static int extraWanted(const char *z) {
+  return !zOnlyExtra || !strcmp(zOnlyExtra, z);
+}
 static char zBase[512];
 
 static double now(void) {
@@ -692,6 +700,122 @@ static void extraReaders(void) {
   rmTree(zPath);
 }
 
+/* Compaction: space after churn, rewrite rate, open with hints, and put
+** latency while automatic compaction runs. */
+static int cmpDoubleAsc(const void *a, const void *b) { return cmpDouble(a, b); }
+
+static void loadRounds(hkv_db *db, long n, int nRounds) {
+  char v[32];
+  for (int r = 0; r < nRounds; r++) {
+    for (long i = 0; i < n; i += 1000) {
+      hkv_begin(db);
+      for (long j = i; j < i + 1000 && j < n; j++) {
+        int nV = snprintf(v, sizeof(v), "value-%ld-%d", j, r);
+        if (hkv_put(db, aKey[j], (size_t)aKeyLen[j], v, (size_t)nV)) {
+          die("put: %s", hkv_errmsg(db));
+        }
+      }
+      if (hkv_commit(db)) die("commit: %s", hkv_errmsg(db));
+    }
+  }
+}
+
+static void extraCompaction(void) {
+  char zPath[700];
+  hkv_stats st;
+  for (int rep = 0; rep < nReps; rep++) {
+    /* 100,000 keys overwritten five times, half deleted, compacted. */
+    long n = 100000;
+    makeKeys(n);
+    snprintf(zPath, sizeof(zPath), "%s/churn", zBase);
+    rmTree(zPath);
+    progress("compaction: 100,000 keys x 5 rounds, half deleted, rep %d",
+             rep + 1);
+    hkv_db *db = openStore("churn", HKV_SYNC_NORMAL);
+    loadRounds(db, n, 6);
+    for (long i = 0; i < n; i += 2) hkv_delete(db, aKey[i], (size_t)aKeyLen[i]);
+    if (hkv_compact(db)) die("compact: %s", hkv_errmsg(db));
+    hkv_stats_get(db, &st);
+    record("engine", "space_after_compaction_x_live", n,
+           (double)st.total_bytes / (double)st.live_bytes);
+    hkv_close(db);
+    db = openStore("churn", HKV_SYNC_NORMAL);
+    long nFound = 0;
+    for (long i = 0; i < n; i++) {
+      const void *p;
+      size_t nV;
+      nFound += hkv_get(db, aKey[i], (size_t)aKeyLen[i], &p, &nV) == HKV_OK;
+    }
+    if (nFound != n / 2) die("after compaction %ld of %ld keys", nFound, n / 2);
+    hkv_close(db);
+    rmTree(zPath);
+
+    /* 1,000,000 keys, each written twice: rewrite rate and open time. */
+    n = 1000000;
+    makeKeys(n);
+    snprintf(zPath, sizeof(zPath), "%s/big", zBase);
+    rmTree(zPath);
+    progress("compaction: 1,000,000 keys written twice, rep %d", rep + 1);
+    db = openStore("big", HKV_SYNC_NORMAL);
+    loadRounds(db, n, 2);
+    double t0 = now();
+    if (hkv_compact(db)) die("compact: %s", hkv_errmsg(db));
+    double t = now() - t0;
+    hkv_stats_get(db, &st);
+    record("engine", "compaction_MB_per_s", n, (double)st.live_bytes / t / 1e6);
+    hkv_close(db);
+    t0 = now();
+    db = openStore("big", HKV_SYNC_NORMAL);
+    record("engine", "open_with_hints_ms", n, (now() - t0) * 1e3);
+    hkv_close(db);
+    rmTree(zPath);
+  }
+
+  /* Single puts (sync=normal) while automatic compaction runs: a store whose
+  ** sealed data is half dead, reopened with auto_compact on; every put from
+  ** the first until the compaction finishes is timed. */
+  long n = 1000000;
+  makeKeys(n);
+  snprintf(zPath, sizeof(zPath), "%s/auto", zBase);
+  rmTree(zPath);
+  hkv_options o;
+  hkv_options_init(&o);
+  o.sync = HKV_SYNC_NORMAL;
+  o.auto_compact = 0;
+  o.segment_size = 16u << 20;
+  hkv_db *db = 0;
+  progress("put latency while compaction runs");
+  if (hkv_open(zPath, &o, &db)) die("open: %s", hkv_errmsg(db));
+  loadRounds(db, n, 2);
+  hkv_close(db);
+  o.auto_compact = 0.3;
+  o.auto_compact_min = 0;
+  if (hkv_open(zPath, &o, &db)) die("open: %s", hkv_errmsg(db));
+  long nMax = 2000000, nPut = 0;
+  double *aLat = malloc((size_t)nMax * sizeof(double));
+  char v[32];
+  hkv_stats st2;
+  memset(&st2, 0, sizeof(st2));
+  while (nPut < nMax && st2.compactions == 0) {
+    long k = (long)aPerm[nPut % n];
+    int nV = snprintf(v, sizeof(v), "again-%ld", k);
+    double t0 = now();
+    if (hkv_put(db, aKey[k], (size_t)aKeyLen[k], v, (size_t)nV)) {
+      die("put: %s", hkv_errmsg(db));
+    }
+    aLat[nPut++] = (now() - t0) * 1e9;
+    hkv_stats_get(db, &st2);
+  }
+  if (st2.compactions == 0) die("no compaction ran during the latency test");
+  qsort(aLat, (size_t)nPut, sizeof(double), cmpDoubleAsc);
+  record("engine", "put_p50_during_compaction", nPut, aLat[nPut / 2]);
+  record("engine", "put_p99_during_compaction", nPut, aLat[nPut * 99 / 100]);
+  record("engine", "put_max_during_compaction", nPut, aLat[nPut - 1]);
+  free(aLat);
+  hkv_close(db);
+  rmTree(zPath);
+}
+
 /* ---- output ---- */
 
 static void printFigure(double v) {
@@ -780,13 +904,16 @@ int main(int argc, char **argv) {
       fSeconds = atof(argv[++i]);
     } else if (!strcmp(argv[i], "--no-extras")) {
       bExtras = 0;
+    } else if (!strcmp(argv[i], "--extra") && i + 1 < argc) {
+      zOnlyExtra = argv[++i];
+      bRunMain = 0;
     } else if (!strcmp(argv[i], "--dir") && i + 1 < argc) {
       snprintf(zBase, sizeof(zBase), "%s", argv[++i]);
     } else {
       fprintf(stderr,
               "usage: %s [--json] [--json-out FILE] [--n N] [--system "
               "engine|vtab|native|lmdb|"
-              "floor] [--reps R] [--seconds S] [--no-extras] [--dir DIR]\n",
+              "floor] [--reps R] [--seconds S] [--no-extras]\n  [--extra sync|sql|open|readers|compaction] [--dir DIR]\n",
               argv[0]);
       return 2;
     }
@@ -814,12 +941,13 @@ int main(int argc, char **argv) {
     aN[0] = nOnlyN;
     nN = 1;
   }
-  for (int i = 0; i < nN; i++) runSize(aN[i]);
+  for (int i = 0; bRunMain && i < nN; i++) runSize(aN[i]);
   if (bExtras && !zOnlySystem && !nOnlyN) {
-    extraSyncModes();
-    extraBulkSql();
-    extraOpenAndSpace();
-    extraReaders();
+    if (extraWanted("sync")) extraSyncModes();
+    if (extraWanted("sql")) extraBulkSql();
+    if (extraWanted("open")) extraOpenAndSpace();
+    if (extraWanted("readers")) extraReaders();
+    if (extraWanted("compaction")) extraCompaction();
   }
   if (bJson) {
     printJson(stdout);

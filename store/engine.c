@@ -249,9 +249,16 @@ static int isCommitted(HkvEngine *e, HkvLoc loc) {
 
 /* ---- services for compaction ---- */
 
-uint64_t *hkvEngineFindExact(HkvEngine *e, HkvLoc loc) {
-  return findExact(e, loc);
+/* The slot holding exactly loc, whose key hashes to h. */
+uint64_t *hkvEngineFindExact(HkvEngine *e, uint64_t h, HkvLoc loc) {
+  Seek k;
+  memset(&k, 0, sizeof(k));
+  k.e = e;
+  k.locExact = loc;
+  return hkvIndexFind(&e->idx, h, seekMatch, &k);
 }
+
+uint64_t hkvEngineKeyHash(const void *p, size_t n) { return keyHash(p, n); }
 
 void hkvEngineWriteLock(HkvEngine *e) { writeLock(e); }
 void hkvEngineWriteUnlock(HkvEngine *e) { rwUnlock(e); }
@@ -294,6 +301,11 @@ static void enterCall(hkv_db *db) {
 }
 
 /* ---- recovery ---- */
+
+static int recoverReserve(void *pCtx, uint64_t n) {
+  HkvEngine *e = pCtx;
+  return hkvIndexReserve(&e->idx, n, hashAt, e);
+}
 
 /* A hint entry of a compacted segment: its keys are unique and come before
 ** everything else in the log, so they go straight into the index. */
@@ -392,7 +404,7 @@ static int engineOpen(hkv_db *db, const char *zDir, int dirFd, struct stat *pSt,
     }
     goto fail;
   }
-  rc = hkvLogRecover(e, recoverApply, recoverHint, e, &zErr);
+  rc = hkvLogRecover(e, recoverApply, recoverHint, recoverReserve, e, &zErr);
   if (rc) {
     dbSet(db, rc, zErr);
     goto fail;
@@ -751,7 +763,7 @@ static int rollbackTxn(hkv_db *db) {
 
 /* Bytes of input one automatic compaction step reads: small enough that
 ** the commit it follows is not held up for long (about a millisecond). */
-#define HKV_AUTO_STEP (256u << 10)
+#define HKV_AUTO_STEP (64u << 10)
 
 /* After a commit, while still the writer: a step of compaction if one is
 ** under way or due. Its errors are not the commit's (which has happened):

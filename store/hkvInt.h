@@ -141,7 +141,8 @@ typedef int (*HkvApply)(void *pCtx, HkvLoc loc, const HkvRec *pRec);
 typedef int (*HkvHintApply)(void *pCtx, HkvLoc loc, const uint8_t *pKey,
                             uint32_t nKey);
 int hkvLogRecover(HkvEngine *e, HkvApply xApply, HkvHintApply xHint,
-                  void *pCtx, char **pzErr);
+                  int (*xReserve)(void *, uint64_t), void *pCtx,
+                  char **pzErr);
 
 /* One segment of the log order being rebuilt at open. */
 typedef struct HkvPlan {
@@ -213,6 +214,7 @@ int hkvIndexInsert(HkvIndex *p, uint64_t h, HkvLoc loc, HkvHashAt xHash,
 void hkvIndexRemove(HkvIndex *p, uint64_t *pSlot);
 int hkvIndexReserve(HkvIndex *p, uint64_t nMore, HkvHashAt xHash, void *pCtx);
 int hkvIndexNeedsRoom(const HkvIndex *p, uint64_t nMore);
+void hkvIndexPrefetch(const HkvIndex *p, uint64_t h);
 void hkvIndexFinishMigration(HkvIndex *p, HkvHashAt xHash, void *pCtx);
 uint64_t hkvIndexLive(const HkvIndex *p);
 uint64_t hkvIndexBytes(const HkvIndex *p);
@@ -241,7 +243,8 @@ int hkvCompactStep(HkvEngine *e, uint64_t nBudget, char **pzErr);
 void hkvCompactFree(HkvCompact *c);
 
 /* ---- engine services for compaction (engine.c) ---- */
-uint64_t *hkvEngineFindExact(HkvEngine *e, HkvLoc loc);
+uint64_t *hkvEngineFindExact(HkvEngine *e, uint64_t h, HkvLoc loc);
+uint64_t hkvEngineKeyHash(const void *p, size_t n);
 void hkvEngineWriteLock(HkvEngine *e);
 void hkvEngineWriteUnlock(HkvEngine *e);
 void hkvReapRetired(HkvEngine *e); /* caller holds e->mu */

@@ -129,6 +129,12 @@ int hkvIndexReserve(HkvIndex *p, uint64_t nMore, HkvHashAt xHash, void *pCtx) {
   return HKV_OK;
 }
 
+/* Starts loading the home slot of hash h into the cache. */
+void hkvIndexPrefetch(const HkvIndex *p, uint64_t h) {
+  if (p->cur.a) __builtin_prefetch(&p->cur.a[h >> p->cur.nShift]);
+  if (p->old.a) __builtin_prefetch(&p->old.a[h >> p->old.nShift]);
+}
+
 /* 1 if nMore inserts would allocate (hkvIndexReserve has work to do). */
 int hkvIndexNeedsRoom(const HkvIndex *p, uint64_t nMore) {
   return !p->cur.a || tableFull(&p->cur, nMore);

@@ -726,6 +726,24 @@ static uint64_t getVarint(const uint8_t *p, const uint8_t *pEnd,
   return 0;
 }
 
+/* The number of entries a hint file says it has (0 if unreadable). */
+static uint64_t hintCount(HkvEngine *e, uint32_t iFile) {
+  char zName[16];
+  snprintf(zName, sizeof(zName), "%08x.hkh", iFile);
+  int fd = hkvEnv->xOpen(e->dirFd, zName, O_RDONLY, 0);
+  if (fd < 0) return 0;
+  uint64_t n = 0, nEntry = 0;
+  if (hkvEnv->xFileSize(fd, &n) == 0 && n >= 20) {
+    const uint8_t *a = hkvEnv->xMmap(fd, 16);
+    if (a) {
+      if (memcmp(a, "hkvhint\n", 8) == 0) nEntry = hkvGet32(a + 12);
+      hkvEnv->xMunmap((void *)a, 16);
+    }
+  }
+  hkvEnv->xClose(fd);
+  return nEntry;
+}
+
 /* Loads the hint file of compacted segment s (slot iSlot) through xHint.
 ** Returns 1 when it did, 0 when the hint is missing or unusable (the caller
 ** then reads the segment itself). */
@@ -793,7 +811,8 @@ static int loadHint(HkvEngine *e, uint32_t iSlot, HkvHintApply xHint,
 ** listed and MANIFEST.tmp are leftovers of a compaction and are removed.
 */
 int hkvLogRecover(HkvEngine *e, HkvApply xApply, HkvHintApply xHint,
-                  void *pCtx, char **pzErr) {
+                  int (*xReserve)(void *, uint64_t), void *pCtx,
+                  char **pzErr) {
   uint32_t *aHkd = 0, nHkd = 0, *aHkc = 0, nHkc = 0, *aHkh = 0, nHkh = 0;
   HkvPlan *aListed = 0, *aPlan = 0;
   uint32_t nListed = 0, nPlan = 0, iMaxRetired = 0, iMaxId = 0;
@@ -828,6 +847,15 @@ int hkvLogRecover(HkvEngine *e, HkvApply xApply, HkvHintApply xHint,
       HkvPlan q = {aHkd[k], aHkd[k], 0};
       aPlan[nPlan++] = q;
     }
+  }
+  if (rc == HKV_OK && xReserve) {
+    /* Size the index once for every hinted key, so loading hints never
+    ** grows it (growing re-reads keys from the segments). */
+    uint64_t nHinted = 0;
+    for (uint32_t k = 0; k < nPlan; k++) {
+      if (aPlan[k].bHkc) nHinted += hintCount(e, aPlan[k].iFile);
+    }
+    if (nHinted) rc = xReserve(pCtx, nHinted);
   }
   for (uint32_t k = 0; k < nHkd; k++) iMaxId = aHkd[k] > iMaxId ? aHkd[k] : iMaxId;
   for (uint32_t k = 0; k < nHkc; k++) iMaxId = aHkc[k] > iMaxId ? aHkc[k] : iMaxId;
@@ -905,8 +933,7 @@ int hkvLogRecover(HkvEngine *e, HkvApply xApply, HkvHintApply xHint,
       const uint8_t *p = s->pMap + iOff;
       int d = hkvDecodeRecord(p, nFile - iOff, &rec);
       if (d == 0 && !hkvVerifyRecord(p, &rec)) d = 2;
-      if (d == 0 && q->bHkc &&
-          !(rec.kind == HKV_KIND_PUT && (rec.flags & HKV_FLAG_SELFCOMMIT))) {
+      if (d == 0 && q->bHkc && rec.kind != HKV_KIND_PUT) {
         d = 2; /* a compaction output holds committed puts only */
       }
       if (d) {
@@ -918,10 +945,15 @@ int hkvLogRecover(HkvEngine *e, HkvApply xApply, HkvHintApply xHint,
         }
         break;
       }
-      int bEnd;
+      int bEnd = 1;
       HkvLoc loc = HKV_LOC(iSlot, iOff);
       if (rec.iTxn >= e->iNextTxn) e->iNextTxn = rec.iTxn + 1;
-      rc = replayRecord(&r, loc, &rec, &bEnd);
+      if (q->bHkc) {
+        /* Copied verbatim from committed transactions: each stands alone. */
+        rc = xApply(pCtx, loc, &rec);
+      } else {
+        rc = replayRecord(&r, loc, &rec, &bEnd);
+      }
       if (rc) break;
       iOff += rec.nRec;
       if (bEnd) {
