@@ -821,6 +821,8 @@ static void extraCompaction(void) {
 static void printFigure(double v) {
   if (isnan(v)) {
     printf(" | -");
+  } else if (v < 10) {
+    printf(" | %.3f", v);
   } else if (v >= 100) {
     printf(" | %.0f", v);
   } else {
@@ -839,7 +841,8 @@ static void printRatio(double a, double b) {
 static void printTables(const long *aN, int nN) {
   static const char *azOp[] = {"put", "get", "get_random", "get_txn",
                                "get_random_txn"};
-  printf("| op | N |");
+  if (!bRunMain) nN = 0;
+  if (nN) printf("| op | N |");
   for (int k = 0; k < NSYS; k++) printf(" %s ns |", aSys[k].zName);
   printf(
       " engine/native | vtab/native | engine/floor | lmdb/floor |\n|---|---|");
