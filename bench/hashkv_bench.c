@@ -842,12 +842,14 @@ static void printTables(const long *aN, int nN) {
   static const char *azOp[] = {"put", "get", "get_random", "get_txn",
                                "get_random_txn"};
   if (!bRunMain) nN = 0;
-  if (nN) printf("| op | N |");
-  for (int k = 0; k < NSYS; k++) printf(" %s ns |", aSys[k].zName);
-  printf(
-      " engine/native | vtab/native | engine/floor | lmdb/floor |\n|---|---|");
-  for (int k = 0; k < NSYS + 4; k++) printf("---|");
-  printf("\n");
+  if (nN) {
+    printf("| op | N |");
+    for (int k = 0; k < NSYS; k++) printf(" %s ns |", aSys[k].zName);
+    printf(" engine/native | vtab/native | engine/floor | lmdb/floor |\n");
+    printf("|---|---|");
+    for (int k = 0; k < NSYS + 4; k++) printf("---|");
+    printf("\n");
+  }
   for (int o = 0; o < 5; o++) {
     for (int i = 0; i < nN; i++) {
       long n = aN[i];
