@@ -21,7 +21,7 @@ for op in get get_random; do
 done
 joined=$(IFS=,; echo "${plots[*]}")
 gnuplot <<GP
-set terminal svg size 800,500 dynamic font "sans,11"
+set terminal svg size 800,500 font "DejaVu Sans,11" background rgb "white"
 set output "$out"
 set logscale xy
 set xlabel "keys (N)"
@@ -29,6 +29,7 @@ set ylabel "ns per get (median)"
 set title "hashkv-bench: ns per get (solid: seed order, dashed: random order)"
 set key outside right
 set grid
+set termoption noenhanced
 plot $joined
 GP
 echo "wrote $out"

@@ -1150,7 +1150,6 @@ int hkv_stats_get(hkv_db *db, hkv_stats *p) {
     p->total_bytes += s->nFile;
     nHdr += HKV_SEG_HDR;
   }
-  if (!e->pWriter) p->total_bytes += e->nBuf;
   p->segments = e->nSeg;
   p->live_bytes = e->nLiveBytes;
   p->dead_bytes = p->total_bytes - nHdr - e->nLiveBytes;

@@ -131,7 +131,8 @@ typedef struct HkvSeg {
   int fd;         /* read-write (or read-only) descriptor */
   uint8_t *pMap;  /* read-only map of nMap bytes */
   uint64_t nMap;  /* bytes mapped (>= file size, fixed) */
-  uint64_t nFile; /* bytes known to be in the file */
+  _Atomic uint64_t nFile; /* bytes known to be in the file (the writer
+                          ** sets it; stats read it from other threads) */
   uint64_t nLive; /* bytes of records live in the index */
 } HkvSeg;
 
