@@ -156,6 +156,7 @@ static int dbSet(hkv_db *db, int rc, char *zMsg) {
   return rc;
 }
 
+static int dbErr(hkv_db *db, int rc, const char *zFmt, ...) HKV_PRINTF(3, 4);
 static int dbErr(hkv_db *db, int rc, const char *zFmt, ...) {
   char *z = 0;
   if (zFmt) {

@@ -96,7 +96,12 @@ void *hkvCalloc(size_t n);
 void *hkvRealloc(void *p, size_t n);
 void hkvFree(void *p);
 char *hkvStrdup(const char *z);
-char *hkvMprintf(const char *zFmt, ...);
+#if defined(__GNUC__) || defined(__clang__)
+#define HKV_PRINTF(i, j) __attribute__((format(printf, i, j)))
+#else
+#define HKV_PRINTF(i, j)
+#endif
+char *hkvMprintf(const char *zFmt, ...) HKV_PRINTF(1, 2);
 
 /* ---- the log (log.c) ---- */
 #define HKV_SEG_HDR 32 /* bytes of the segment header */

@@ -468,7 +468,7 @@ END_TEST
 ** whole: both keys always carry the same value. */
 typedef struct Shared {
   const char *zPath;
-  volatile int bStop;
+  _Atomic int bStop;
   int nBad;
   long nReads;
 } Shared;
@@ -670,8 +670,14 @@ int main(void) {
   tcase_add_test(tc, second_process_refused);
   tcase_add_test(tc, readonly_open);
   tcase_add_test(tc, segments_rotate);
-  tcase_add_test(tc, readers_beside_one_writer);
   tcase_add_test(tc, random_model);
   suite_add_tcase(s, tc);
+  /* Threads get a case of their own, so valgrind can leave them out
+  ** (CK_RUN_CASE=engine): they are ThreadSanitizer's. */
+  TCase *tt = tcase_create("threads");
+  tcase_add_checked_fixture(tt, setup, teardown);
+  tcase_set_timeout(tt, 120);
+  tcase_add_test(tt, readers_beside_one_writer);
+  suite_add_tcase(s, tt);
   return runSuite(s);
 }

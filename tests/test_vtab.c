@@ -189,7 +189,7 @@ END_TEST
 /* Two keys hold a total that transfers never change; readers in other
 ** connections and threads must always see the total. */
 typedef struct Bank {
-  volatile int bStop;
+  _Atomic int bStop;
   int nBad, nReads, nBusy;
 } Bank;
 
@@ -486,8 +486,12 @@ int main(void) {
   tcase_add_test(tc, connect_never_creates_a_store);
   tcase_add_test(tc, relative_path_follows_the_database);
   tcase_add_test(tc, temporary_store_goes_with_the_connection);
-  tcase_add_test(tc, connections_in_threads);
   tcase_add_test(tc, differential_against_native_table);
   suite_add_tcase(s, tc);
+  TCase *tt = tcase_create("threads");
+  tcase_add_checked_fixture(tt, setup, teardown);
+  tcase_set_timeout(tt, 300);
+  tcase_add_test(tt, connections_in_threads);
+  suite_add_tcase(s, tt);
   return runSuite(s);
 }
