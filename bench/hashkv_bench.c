@@ -62,7 +62,7 @@ static double fSeconds = 1.0;
 static const char *zOnlySystem = 0;
 static long nOnlyN = 0;
 static int bExtras = 1;
-static int bRunMain = 1;          /* --extra NAME clears it */
+static int bRunMain = 1;           /* --extra NAME clears it */
 static const char *zOnlyExtra = 0; /* --extra NAME */
 
 static int extraWanted(const char *z) {
@@ -703,7 +703,9 @@ static void extraReaders(void) {
 
 /* Compaction: space after churn, rewrite rate, open with hints, and put
 ** latency while automatic compaction runs. */
-static int cmpDoubleAsc(const void *a, const void *b) { return cmpDouble(a, b); }
+static int cmpDoubleAsc(const void *a, const void *b) {
+  return cmpDouble(a, b);
+}
 
 static void loadRounds(hkv_db *db, long n, int nRounds) {
   char v[32];
@@ -935,7 +937,8 @@ int main(int argc, char **argv) {
       fprintf(stderr,
               "usage: %s [--json] [--json-out FILE] [--n N] [--system "
               "engine|vtab|native|lmdb|"
-              "floor] [--reps R] [--seconds S] [--no-extras]\n  [--extra sync|sql|open|readers|compaction] [--dir DIR]\n",
+              "floor] [--reps R] [--seconds S] [--no-extras]\n  [--extra "
+              "sync|sql|open|readers|compaction] [--dir DIR]\n",
               argv[0]);
       return 2;
     }

@@ -132,7 +132,7 @@ typedef struct HkvCursor {
   HkvBuf *aIn; /* EQ and IN plans: the encoded keys to look up */
   int nIn, iIn;
   int nInAlloc; /* buffers in aIn, kept across queries */
-  HkvBuf key; /* current row: copies */
+  HkvBuf key;   /* current row: copies */
   HkvBuf val;
   sqlite3_int64 iRow;
 } HkvCursor;
@@ -860,8 +860,8 @@ static int hkvFilter(sqlite3_vtab_cursor *cur, int idxNum, const char *idxStr,
   while (rc == SQLITE_OK && pVal) {
     if (pCur->nIn == pCur->nInAlloc) {
       int nNew = pCur->nInAlloc ? pCur->nInAlloc * 2 : 4;
-      HkvBuf *aNew = sqlite3_realloc64(pCur->aIn,
-                                       (sqlite3_uint64)nNew * sizeof(HkvBuf));
+      HkvBuf *aNew =
+          sqlite3_realloc64(pCur->aIn, (sqlite3_uint64)nNew * sizeof(HkvBuf));
       if (!aNew) return SQLITE_NOMEM;
       memset(aNew + pCur->nInAlloc, 0,
              (size_t)(nNew - pCur->nInAlloc) * sizeof(HkvBuf));
@@ -926,8 +926,9 @@ static int runCommand(HkvVtab *p, sqlite3_value *pCmd) {
   } else if (!strcmp(z, "clear")) {
     rc = hkv_clear(p->pStore);
   } else {
-    return vtabErr(p, SQLITE_ERROR,
-                   "hashkv: unknown command '%s' (compact, integrity-check, clear)", z);
+    return vtabErr(
+        p, SQLITE_ERROR,
+        "hashkv: unknown command '%s' (compact, integrity-check, clear)", z);
   }
   return rc ? storeErr(p, rc) : SQLITE_OK;
 }
@@ -1170,16 +1171,22 @@ typedef struct StatsCursor {
 static const char *const aStatName[] = {
     "live_keys", "live_bytes",  "dead_bytes",          "total_bytes",
     "segments",  "index_bytes", "recovered_cut_bytes", "recovered_cut_offset",
-    "commits", "compactions", "reclaimed_bytes", "retired_segments"};
+    "commits",   "compactions", "reclaimed_bytes",     "retired_segments"};
 #define HKV_NSTAT ((int)(sizeof(aStatName) / sizeof(aStatName[0])))
 
 static sqlite3_uint64 statValue(const hkv_stats *s, int i) {
-  const uint64_t a[] = {s->live_keys,           s->live_bytes,
-                        s->dead_bytes,          s->total_bytes,
-                        s->segments,            s->index_bytes,
-                        s->recovered_cut_bytes, s->recovered_cut_offset,
-                        s->commits,             s->compactions,
-                        s->reclaimed_bytes,     s->retired_segments};
+  const uint64_t a[] = {s->live_keys,
+                        s->live_bytes,
+                        s->dead_bytes,
+                        s->total_bytes,
+                        s->segments,
+                        s->index_bytes,
+                        s->recovered_cut_bytes,
+                        s->recovered_cut_offset,
+                        s->commits,
+                        s->compactions,
+                        s->reclaimed_bytes,
+                        s->retired_segments};
   return a[i];
 }
 

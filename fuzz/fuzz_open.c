@@ -24,8 +24,8 @@ static void clearDir(void) {
   struct dirent *pEnt;
   char z[128];
   while ((pEnt = readdir(d)) != 0) {
-    if (pEnt->d_name[0] == '.' && (!pEnt->d_name[1] ||
-                                   (pEnt->d_name[1] == '.' && !pEnt->d_name[2]))) {
+    if (pEnt->d_name[0] == '.' &&
+        (!pEnt->d_name[1] || (pEnt->d_name[1] == '.' && !pEnt->d_name[2]))) {
       continue;
     }
     snprintf(z, sizeof(z), "%s/%s", zDir, pEnt->d_name);
@@ -74,7 +74,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *a, size_t n) {
       const void *pK, *pV;
       size_t nK, nV;
       int nRows = 0;
-      while (nRows++ < 100000 && hkv_iter_next(it, &pK, &nK, &pV, &nV) == HKV_OK) {
+      while (nRows++ < 100000 &&
+             hkv_iter_next(it, &pK, &nK, &pV, &nV) == HKV_OK) {
         /* Copy: the next call on db may invalidate the iterator's pointers
         ** only at iter_next, but keep it simple and safe. */
         uint8_t *k = malloc(nK ? nK : 1), *v = malloc(nV ? nV : 1);

@@ -49,27 +49,28 @@
 #include <fcntl.h>
 #include <stdio.h>
 
-#define HKV_COMPACT_BUF (64u << 10) /* small: the slots to repoint stay in cache */
+#define HKV_COMPACT_BUF \
+  (64u << 10) /* small: the slots to repoint stay in cache */
 
 struct HkvCompact {
-  uint32_t *aIn;       /* input slots, in log order */
+  uint32_t *aIn; /* input slots, in log order */
   uint32_t nIn;
-  uint32_t iIn;        /* input being read */
-  uint64_t iOff;       /* next record in it (0: start) */
-  uint32_t iOrderSeq;  /* order of the outputs: that of the last input */
-  uint32_t *aOut;      /* output slots */
+  uint32_t iIn;       /* input being read */
+  uint64_t iOff;      /* next record in it (0: start) */
+  uint32_t iOrderSeq; /* order of the outputs: that of the last input */
+  uint32_t *aOut;     /* output slots */
   uint32_t nOut, nOutAlloc;
-  uint8_t *aBuf;       /* output buffer, for file offset iBufOff */
+  uint8_t *aBuf; /* output buffer, for file offset iBufOff */
   size_t nBuf;
   uint64_t iBufOff;
-  uint8_t *aHint;      /* hint of the current output, being built */
+  uint8_t *aHint; /* hint of the current output, being built */
   size_t nHint, nHintAlloc;
   uint32_t nHintEntry;
-  uint64_t iHintLast;  /* offset of the previous hinted record */
-  uint64_t **apSlot;   /* index slots to point at aNew once flushed */
+  uint64_t iHintLast; /* offset of the previous hinted record */
+  uint64_t **apSlot;  /* index slots to point at aNew once flushed */
   HkvLoc *aNew;
   size_t nPend, nPendAlloc;
-  uint64_t nInBytes;   /* bytes of the inputs */
+  uint64_t nInBytes; /* bytes of the inputs */
 };
 
 void hkvCompactFree(HkvCompact *c) {
@@ -144,9 +145,9 @@ static int outOpen(HkvEngine *e, HkvCompact *c, uint64_t nMin, char **pzErr) {
   }
   uint64_t nMap = e->szSegment > nMin ? e->szSegment : nMin;
   uint32_t iSlot;
-  int rc = hkvAddSegment(e, fd, iFile, c->iOrderSeq,
-                         HKV_SEG_HKC | HKV_SEG_UNLISTED, HKV_SEG_HDR, nMap,
-                         &iSlot, pzErr);
+  int rc =
+      hkvAddSegment(e, fd, iFile, c->iOrderSeq, HKV_SEG_HKC | HKV_SEG_UNLISTED,
+                    HKV_SEG_HDR, nMap, &iSlot, pzErr);
   if (rc) return rc;
   c->aOut[c->nOut++] = iSlot;
   c->iBufOff = HKV_SEG_HDR;
@@ -212,9 +213,8 @@ static int outAppend(HkvEngine *e, HkvCompact *c, const HkvRec *pRec,
                      uint64_t *pSlot, char **pzErr) {
   int rc;
   uint64_t nRec = pRec->nRec;
-  if (c->nOut == 0 ||
-      (c->iBufOff + c->nBuf > HKV_SEG_HDR &&
-       c->iBufOff + c->nBuf + nRec > e->szSegment)) {
+  if (c->nOut == 0 || (c->iBufOff + c->nBuf > HKV_SEG_HDR &&
+                       c->iBufOff + c->nBuf + nRec > e->szSegment)) {
     if (c->nOut) {
       rc = outSeal(e, c, pzErr);
       if (rc) return rc;

@@ -82,8 +82,8 @@ struct hkv_db {
 
 struct hkv_iter {
   hkv_db *db;
-  uint64_t iEpoch;      /* segments retired after this stay mapped */
-  hkv_iter *pNextIter;  /* e->pIters */
+  uint64_t iEpoch;     /* segments retired after this stay mapped */
+  hkv_iter *pNextIter; /* e->pIters */
   HkvLoc *aLoc;
   uint64_t nLoc, iNext;
 };

@@ -133,12 +133,12 @@ typedef struct HkvSeg {
   uint32_t iFile;   /* file id: "%08x.hkd" or "%08x.hkc" */
   int bHkc;         /* a compaction output (sealed, committed puts only) */
   uint64_t iRetire; /* epoch at which compaction retired it; 0 = in use */
-  int fd;         /* read-write (or read-only) descriptor */
-  uint8_t *pMap;  /* read-only map of nMap bytes */
-  uint64_t nMap;  /* bytes mapped (>= file size, fixed) */
+  int fd;           /* read-write (or read-only) descriptor */
+  uint8_t *pMap;    /* read-only map of nMap bytes */
+  uint64_t nMap;    /* bytes mapped (>= file size, fixed) */
   _Atomic uint64_t nFile; /* bytes known to be in the file (the writer
                           ** sets it; stats read it from other threads) */
-  uint64_t nLive; /* bytes of records live in the index */
+  uint64_t nLive;         /* bytes of records live in the index */
 } HkvSeg;
 
 typedef struct HkvEngine HkvEngine;
@@ -147,8 +147,7 @@ typedef int (*HkvApply)(void *pCtx, HkvLoc loc, const HkvRec *pRec);
 typedef int (*HkvHintApply)(void *pCtx, HkvLoc loc, const uint8_t *pKey,
                             uint32_t nKey);
 int hkvLogRecover(HkvEngine *e, HkvApply xApply, HkvHintApply xHint,
-                  int (*xReserve)(void *, uint64_t), void *pCtx,
-                  char **pzErr);
+                  int (*xReserve)(void *, uint64_t), void *pCtx, char **pzErr);
 
 /* One segment of the log order being rebuilt at open. */
 typedef struct HkvPlan {
@@ -258,8 +257,8 @@ void hkvReapRetired(HkvEngine *e); /* caller holds e->mu */
 /* Test hook: when set, called at named points of compaction, so a test can
 ** end the process there (a crash). NULL in production. */
 extern void (*hkvTestCrashHook)(const char *zWhere);
-#define hkvTestCrashPoint(z) \
-  do {                       \
+#define hkvTestCrashPoint(z)                   \
+  do {                                         \
     if (hkvTestCrashHook) hkvTestCrashHook(z); \
   } while (0)
 
@@ -279,12 +278,12 @@ struct HkvEngine {
   pthread_mutex_t mu;
   pthread_rwlock_t rw;
 
-  HkvSeg **apSeg;   /* HKV_MAX_SEGSLOT slots, NULL when free */
-  uint32_t nSeg;    /* segments in use */
-  uint32_t *aOrder; /* slots of segments in log order */
-  uint32_t iActive; /* slot of the segment being appended */
-  uint32_t iNextSeq;     /* next file id */
-  uint32_t iMaxRetired;  /* manifest: unlisted .hkd ids up to this are gone */
+  HkvSeg **apSeg;       /* HKV_MAX_SEGSLOT slots, NULL when free */
+  uint32_t nSeg;        /* segments in use */
+  uint32_t *aOrder;     /* slots of segments in log order */
+  uint32_t iActive;     /* slot of the segment being appended */
+  uint32_t iNextSeq;    /* next file id */
+  uint32_t iMaxRetired; /* manifest: unlisted .hkd ids up to this are gone */
 
   _Atomic uint64_t iCommitted; /* (seq << 32) | end offset of committed log */
   HkvIndex idx;
@@ -301,14 +300,14 @@ struct HkvEngine {
   size_t nBuf; /* bytes buffered, to go at file offset iBufOff */
   uint64_t iBufOff;
 
-  HkvCompact *pCompact;  /* compaction under way (writer slot holder's) */
-  uint32_t *aRetired;    /* slots of retired segments still mapped */
+  HkvCompact *pCompact; /* compaction under way (writer slot holder's) */
+  uint32_t *aRetired;   /* slots of retired segments still mapped */
   uint32_t nRetired;
   _Atomic uint64_t iEpoch; /* advanced at each retirement */
-  hkv_db *pHandles;      /* every handle on the engine, under mu */
-  hkv_iter *pIters;      /* every open iterator, under mu */
-  double rAutoCompact;   /* dead/total ratio of sealed data that starts one */
-  uint64_t nAutoMin;     /* ... once sealed data is at least this big */
+  hkv_db *pHandles;        /* every handle on the engine, under mu */
+  hkv_iter *pIters;        /* every open iterator, under mu */
+  double rAutoCompact;     /* dead/total ratio of sealed data that starts one */
+  uint64_t nAutoMin;       /* ... once sealed data is at least this big */
 
   /* counters, under mu */
   uint64_t nCompactions;

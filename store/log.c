@@ -178,10 +178,10 @@ int hkvLogRead(HkvEngine *e, HkvLoc loc, int flags, HkvRec *pRec,
   if (r == 0 && (flags & HKV_READ_VERIFY) && !hkvVerifyRecord(p, pRec)) r = 2;
   if (r) {
     char *zPath = hkvLogSegPath(e, s);
-    int rc =
-        hkvSetErr(pzErr, HKV_CORRUPT,
-               hkvMprintf("%s: bad record at offset %llu",
-                          zPath ? zPath : "segment", (unsigned long long)iOff));
+    int rc = hkvSetErr(
+        pzErr, HKV_CORRUPT,
+        hkvMprintf("%s: bad record at offset %llu", zPath ? zPath : "segment",
+                   (unsigned long long)iOff));
     hkvFree(zPath);
     return rc;
   }
@@ -220,8 +220,8 @@ int hkvAddSegment(HkvEngine *e, int fd, uint32_t iFile, uint32_t iSeq,
   s->pMap = hkvEnv->xMmap(fd, nMap);
   if (!s->pMap) {
     rc = hkvSetErr(pzErr, HKV_IOERR,
-                hkvMprintf("cannot map segment %08x (%llu bytes)", iSeq,
-                           (unsigned long long)nMap));
+                   hkvMprintf("cannot map segment %08x (%llu bytes)", iSeq,
+                              (unsigned long long)nMap));
     goto fail;
   }
   s->iSeq = iSeq;
@@ -281,8 +281,9 @@ static int createSegment(HkvEngine *e, uint32_t iSeq, uint64_t nMin,
   if (!zPath) return HKV_NOMEM;
   int fd = hkvEnv->xOpen(e->dirFd, zName, O_RDWR | O_CREAT | O_EXCL, 0644);
   if (fd < 0) {
-    int rc = hkvSetErr(pzErr, HKV_IOERR,
-                    hkvMprintf("%s: cannot create: %s", zPath, strerror(-fd)));
+    int rc =
+        hkvSetErr(pzErr, HKV_IOERR,
+                  hkvMprintf("%s: cannot create: %s", zPath, strerror(-fd)));
     hkvFree(zPath);
     return rc;
   }
@@ -296,17 +297,17 @@ static int createSegment(HkvEngine *e, uint32_t iSeq, uint64_t nMin,
     hkvEnv->xUnlink(e->dirFd, zName);
     e->bFailed = 1;
     int rc = hkvSetErr(pzErr, HKV_IOERR,
-                    hkvMprintf("%s: cannot write segment header: %s", zPath,
-                               w < 0 ? strerror((int)-w)
-                               : rS  ? strerror(-rS)
-                                     : "short write"));
+                       hkvMprintf("%s: cannot write segment header: %s", zPath,
+                                  w < 0 ? strerror((int)-w)
+                                  : rS  ? strerror(-rS)
+                                        : "short write"));
     hkvFree(zPath);
     return rc;
   }
   uint64_t nMap = e->szSegment > nMin ? e->szSegment : nMin;
   uint32_t iSlot;
-  int rc = hkvAddSegment(e, fd, iSeq, iSeq, 0, HKV_SEG_HDR, nMap, &iSlot,
-                         pzErr);
+  int rc =
+      hkvAddSegment(e, fd, iSeq, iSeq, 0, HKV_SEG_HDR, nMap, &iSlot, pzErr);
   if (rc) {
     hkvEnv->xUnlink(e->dirFd, zName);
     hkvFree(zPath);
@@ -335,9 +336,9 @@ static int writeFailed(HkvEngine *e, uint64_t iOff, long r, char **pzErr) {
   char *zPath = hkvLogSegPath(e, s);
   int rc =
       hkvSetErr(pzErr, HKV_IOERR,
-             hkvMprintf("%s: write at offset %llu failed: %s",
-                        zPath ? zPath : "segment", (unsigned long long)iOff,
-                        r < 0 ? strerror((int)-r) : "short write"));
+                hkvMprintf("%s: write at offset %llu failed: %s",
+                           zPath ? zPath : "segment", (unsigned long long)iOff,
+                           r < 0 ? strerror((int)-r) : "short write"));
   hkvFree(zPath);
   return rc;
 }
@@ -377,8 +378,8 @@ int hkvLogSync(HkvEngine *e, char **pzErr) {
     e->bFailed = 1;
     char *zPath = hkvLogSegPath(e, s);
     int rc = hkvSetErr(pzErr, HKV_IOERR,
-                    hkvMprintf("%s: fsync failed: %s",
-                               zPath ? zPath : "segment", strerror(-r)));
+                       hkvMprintf("%s: fsync failed: %s",
+                                  zPath ? zPath : "segment", strerror(-r)));
     hkvFree(zPath);
     return rc;
   }
@@ -473,9 +474,9 @@ static int listFiles(HkvEngine *e, const char *zExt, uint32_t **paId,
   if (!pDir) {
     if (fd >= 0) close(fd);
     errno = errno ? errno : EBADF;
-    return hkvSetErr(pzErr, HKV_CANTOPEN,
-                     hkvMprintf("%s: cannot list: %s", e->zDir,
-                                strerror(errno)));
+    return hkvSetErr(
+        pzErr, HKV_CANTOPEN,
+        hkvMprintf("%s: cannot list: %s", e->zDir, strerror(errno)));
   }
   rewinddir(pDir); /* the dup shares dirFd's offset */
   uint32_t *a = 0, n = 0, nAlloc = 0;
@@ -645,7 +646,8 @@ static int allZero(const uint8_t *p, uint64_t n) {
 static int validRecordAfter(const uint8_t *a, uint64_t n, uint64_t iFrom) {
   for (uint64_t i = iFrom + 1; i + HKV_REC_HDR <= n; i++) {
     HkvRec rec;
-    if (hkvDecodeRecord(a + i, n - i, &rec) == 0 && hkvVerifyRecord(a + i, &rec)) {
+    if (hkvDecodeRecord(a + i, n - i, &rec) == 0 &&
+        hkvVerifyRecord(a + i, &rec)) {
       return 1;
     }
   }
@@ -811,8 +813,7 @@ static int loadHint(HkvEngine *e, uint32_t iSlot, HkvHintApply xHint,
 ** listed and MANIFEST.tmp are leftovers of a compaction and are removed.
 */
 int hkvLogRecover(HkvEngine *e, HkvApply xApply, HkvHintApply xHint,
-                  int (*xReserve)(void *, uint64_t), void *pCtx,
-                  char **pzErr) {
+                  int (*xReserve)(void *, uint64_t), void *pCtx, char **pzErr) {
   uint32_t *aHkd = 0, nHkd = 0, *aHkc = 0, nHkc = 0, *aHkh = 0, nHkh = 0;
   HkvPlan *aListed = 0, *aPlan = 0;
   uint32_t nListed = 0, nPlan = 0, iMaxRetired = 0, iMaxId = 0;
@@ -857,8 +858,10 @@ int hkvLogRecover(HkvEngine *e, HkvApply xApply, HkvHintApply xHint,
     }
     if (nHinted) rc = xReserve(pCtx, nHinted);
   }
-  for (uint32_t k = 0; k < nHkd; k++) iMaxId = aHkd[k] > iMaxId ? aHkd[k] : iMaxId;
-  for (uint32_t k = 0; k < nHkc; k++) iMaxId = aHkc[k] > iMaxId ? aHkc[k] : iMaxId;
+  for (uint32_t k = 0; k < nHkd; k++)
+    iMaxId = aHkd[k] > iMaxId ? aHkd[k] : iMaxId;
+  for (uint32_t k = 0; k < nHkc; k++)
+    iMaxId = aHkc[k] > iMaxId ? aHkc[k] : iMaxId;
   if (iMaxRetired > iMaxId) iMaxId = iMaxRetired;
 
   for (uint32_t k = 0; k < nPlan && rc == HKV_OK; k++) {
@@ -882,7 +885,8 @@ int hkvLogRecover(HkvEngine *e, HkvApply xApply, HkvHintApply xHint,
       hkvFree(zPath);
       break;
     }
-    uint64_t nMap = q->bHkc ? nFile : (nFile > e->szSegment ? nFile : e->szSegment);
+    uint64_t nMap =
+        q->bHkc ? nFile : (nFile > e->szSegment ? nFile : e->szSegment);
     if (nMap < HKV_SEG_HDR) nMap = HKV_SEG_HDR;
     uint32_t iSlot;
     rc = hkvAddSegment(e, fd, q->iFile, q->iSeq, q->bHkc ? HKV_SEG_HKC : 0,
@@ -1012,9 +1016,9 @@ int hkvLogRecover(HkvEngine *e, HkvApply xApply, HkvHintApply xHint,
     int r1 = hkvEnv->xTruncate(s->fd, iCutOff);
     int r2 = r1 ? r1 : hkvEnv->xSync(s->fd);
     if (r2) {
-      rc = hkvSetErr(pzErr, HKV_IOERR,
-                     hkvMprintf("%s: cannot cut torn tail: %s", e->zDir,
-                                strerror(-r2)));
+      rc = hkvSetErr(
+          pzErr, HKV_IOERR,
+          hkvMprintf("%s: cannot cut torn tail: %s", e->zDir, strerror(-r2)));
       goto done;
     }
     s->nFile = iCutOff;

@@ -79,10 +79,10 @@ static int posixLock(int fd, int bExclusive) {
 }
 
 const HkvEnv hkvPosixEnv = {
-    posixOpen,     posixClose,    posixWrite, posixSync,
-    posixTruncate, posixFileSize, posixMmap,  posixMunmap,
-    posixUnlink,   posixRename,   posixMkdir, posixRmdir, posixLock,
-    malloc,        calloc,        realloc,    free};
+    posixOpen,     posixClose, posixWrite,  posixSync,   posixTruncate,
+    posixFileSize, posixMmap,  posixMunmap, posixUnlink, posixRename,
+    posixMkdir,    posixRmdir, posixLock,   malloc,      calloc,
+    realloc,       free};
 
 const HkvEnv *hkvEnv = &hkvPosixEnv;
 void (*hkvTestCrashHook)(const char *zWhere);

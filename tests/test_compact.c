@@ -110,7 +110,7 @@ START_TEST(tombstones_do_not_resurrect_keys) {
   char v[3000];
   memset(v, 'x', sizeof(v));
   ck_rc(hkv_put(db, "doomed", 6, "old", 3), HKV_OK);
-  for (int i = 0; i < 20; i++) {  /* push "doomed" into a sealed segment */
+  for (int i = 0; i < 20; i++) { /* push "doomed" into a sealed segment */
     char k[16];
     snprintf(k, sizeof(k), "fill-%d", i);
     ck_rc(hkv_put(db, k, strlen(k), v, sizeof(v)), HKV_OK);

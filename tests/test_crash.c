@@ -73,8 +73,9 @@ static sqlite3_int64 checkStore(sqlite3_int64 nReported, int iKill) {
                 "kill %d: counter %lld, reported %lld", iKill, (long long)c,
                 (long long)nReported);
   sqlite3_stmt *p = 0;
-  ck_assert_int_eq(sqlite3_prepare_v2(db, "SELECT key, value FROM kv", -1, &p,
-                                      0), SQLITE_OK);
+  ck_assert_int_eq(
+      sqlite3_prepare_v2(db, "SELECT key, value FROM kv", -1, &p, 0),
+      SQLITE_OK);
   sqlite3_int64 nRows = 0;
   while (sqlite3_step(p) == SQLITE_ROW) {
     const char *zKey = (const char *)sqlite3_column_text(p, 0);

@@ -15,12 +15,12 @@
 
 enum { F_NONE, F_WRITE_EIO, F_WRITE_ENOSPC, F_WRITE_SHORT, F_SYNC, F_ALLOC };
 
-static int eFault;     /* which calls count */
-static long nFailAt;   /* fail the Nth counted call; 0: never */
-static long nCalls;    /* counted calls so far */
-static int bFired;     /* a fault was injected */
-static long nLive;     /* allocations not yet freed */
-static int bDiskFull;  /* after a short write: every write fails */
+static int eFault;    /* which calls count */
+static long nFailAt;  /* fail the Nth counted call; 0: never */
+static long nCalls;   /* counted calls so far */
+static int bFired;    /* a fault was injected */
+static long nLive;    /* allocations not yet freed */
+static int bDiskFull; /* after a short write: every write fails */
 
 static int hit(int eKind) {
   if (eFault != eKind) return 0;
@@ -128,8 +128,8 @@ static void workload(hkv_db *db, int *aOk, int *aTried) {
       if (rc != HKV_NOMEM) {
         /* After an I/O error the store refuses writes until reopened. */
         int rc2 = hkv_put(db, "after", 5, "x", 1);
-        ck_assert_msg(rc2 == HKV_FAILED, "write after %s: %s",
-                      hkv_codename(rc), hkv_codename(rc2));
+        ck_assert_msg(rc2 == HKV_FAILED, "write after %s: %s", hkv_codename(rc),
+                      hkv_codename(rc2));
       }
       return;
     }
@@ -161,8 +161,8 @@ static void verify(int *aOk, int *aTried, const char *zWhat, long n) {
                     zWhat, n, t, nHave, NPER);
     } else if (aTried[t]) {
       ck_assert_msg(nHave == 0 || nHave == NPER,
-                    "%s N=%ld: failed txn %d is partly there (%d/%d)", zWhat,
-                    n, t, nHave, NPER);
+                    "%s N=%ld: failed txn %d is partly there (%d/%d)", zWhat, n,
+                    t, nHave, NPER);
     } else {
       ck_assert_int_eq(nHave, 0);
     }
@@ -210,7 +210,9 @@ static void faultLoop(int eKind, const char *zWhat) {
 
 START_TEST(write_fails_with_eio) { faultLoop(F_WRITE_EIO, "write EIO"); }
 END_TEST
-START_TEST(write_fails_with_enospc) { faultLoop(F_WRITE_ENOSPC, "write ENOSPC"); }
+START_TEST(write_fails_with_enospc) {
+  faultLoop(F_WRITE_ENOSPC, "write ENOSPC");
+}
 END_TEST
 START_TEST(write_is_short) { faultLoop(F_WRITE_SHORT, "short write"); }
 END_TEST
