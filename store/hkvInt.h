@@ -96,6 +96,7 @@ void *hkvCalloc(size_t n);
 void *hkvRealloc(void *p, size_t n);
 void hkvFree(void *p);
 char *hkvStrdup(const char *z);
+void hkvAdviseHuge(void *p, size_t n); /* a hint; never fails */
 #if defined(__GNUC__) || defined(__clang__)
 #define HKV_PRINTF(i, j) __attribute__((format(printf, i, j)))
 #else
@@ -189,6 +190,7 @@ int hkvDecodeRecord(const uint8_t *p, uint64_t n, HkvRec *pRec);
 /* ---- the index (index.c) ---- */
 typedef struct HkvTable {
   uint64_t *a;    /* slots: 0 empty, 1 tombstone, else fp << 48 | loc */
+  void *pAlloc;   /* the allocation a lies in (a may be aligned up) */
   uint64_t mask;  /* capacity - 1 (capacity is a power of two) */
   int nShift;     /* 64 - log2(capacity): home = hash >> nShift */
   uint64_t nUsed; /* live + tombstones */

@@ -32,10 +32,26 @@
 #define HKV_MIN_BITS 4
 #define HKV_FP_MASK 0xFFFF000000000000ull
 
+/* Tables of 4 MiB and more are placed on a 2 MiB boundary and offered to
+** the kernel for huge pages (madvise), so random probes walk fewer page
+** tables. The slack is counted in hkvIndexBytes. */
+#define HKV_HUGE (2u << 20)
+
 static int tableAlloc(HkvTable *t, int nBits) {
   uint64_t n = (uint64_t)1 << nBits;
-  t->a = hkvCalloc((size_t)n * sizeof(uint64_t));
-  if (!t->a) return HKV_NOMEM;
+  size_t nByte = (size_t)n * sizeof(uint64_t);
+  if (nByte >= 2 * HKV_HUGE) {
+    t->pAlloc = hkvCalloc(nByte + HKV_HUGE);
+    if (!t->pAlloc) return HKV_NOMEM;
+    uintptr_t u =
+        ((uintptr_t)t->pAlloc + HKV_HUGE - 1) & ~(uintptr_t)(HKV_HUGE - 1);
+    t->a = (uint64_t *)u;
+    hkvAdviseHuge(t->a, nByte);
+  } else {
+    t->a = hkvCalloc(nByte);
+    if (!t->a) return HKV_NOMEM;
+    t->pAlloc = t->a;
+  }
   t->mask = n - 1;
   t->nShift = 64 - nBits;
   t->nUsed = 0;
@@ -77,8 +93,8 @@ static int tableFull(const HkvTable *t, uint64_t nMore) {
 void hkvIndexInit(HkvIndex *p) { memset(p, 0, sizeof(*p)); }
 
 void hkvIndexFree(HkvIndex *p) {
-  hkvFree(p->cur.a);
-  hkvFree(p->old.a);
+  hkvFree(p->cur.pAlloc);
+  hkvFree(p->old.pAlloc);
   memset(p, 0, sizeof(*p));
 }
 
@@ -97,7 +113,7 @@ static void migrateStep(HkvIndex *p, uint64_t nSlot, HkvHashAt xHash,
     p->iMigrate++;
   }
   if (p->iMigrate >= nCap) {
-    hkvFree(o->a);
+    hkvFree(o->pAlloc);
     memset(o, 0, sizeof(*o));
     p->iMigrate = 0;
   }
@@ -169,8 +185,12 @@ uint64_t hkvIndexLive(const HkvIndex *p) { return p->cur.nLive + p->old.nLive; }
 
 uint64_t hkvIndexBytes(const HkvIndex *p) {
   uint64_t n = 0;
-  if (p->cur.a) n += (p->cur.mask + 1) * sizeof(uint64_t);
-  if (p->old.a) n += (p->old.mask + 1) * sizeof(uint64_t);
+  const HkvTable *aT[2] = {&p->cur, &p->old};
+  for (int k = 0; k < 2; k++) {
+    if (!aT[k]->a) continue;
+    n += (aT[k]->mask + 1) * sizeof(uint64_t);
+    if ((void *)aT[k]->a != aT[k]->pAlloc) n += HKV_HUGE; /* alignment slack */
+  }
   return n;
 }
 

@@ -101,6 +101,15 @@ void hkvFree(void *p) {
   if (p) hkvEnv->xFree(p);
 }
 
+void hkvAdviseHuge(void *p, size_t n) {
+#ifdef MADV_HUGEPAGE
+  madvise(p, n, MADV_HUGEPAGE);
+#else
+  (void)p;
+  (void)n;
+#endif
+}
+
 char *hkvStrdup(const char *z) {
   size_t n = strlen(z) + 1;
   char *zCopy = hkvMalloc(n);
