@@ -32,7 +32,8 @@
 #define HKV_MIN_BITS 4
 #define HKV_FP_MASK 0xFFFF000000000000ull
 
-/* Tables of 4 MiB and more are placed on a 2 MiB boundary and offered to
+/* Tables of 32 MiB and more (so the 2 MiB of slack stays under 7%) are
+** placed on a 2 MiB boundary and offered to
 ** the kernel for huge pages (madvise), so random probes walk fewer page
 ** tables. The slack is counted in hkvIndexBytes. */
 #define HKV_HUGE (2u << 20)
@@ -40,7 +41,7 @@
 static int tableAlloc(HkvTable *t, int nBits) {
   uint64_t n = (uint64_t)1 << nBits;
   size_t nByte = (size_t)n * sizeof(uint64_t);
-  if (nByte >= 2 * HKV_HUGE) {
+  if (nByte >= 16 * HKV_HUGE) {
     t->pAlloc = hkvCalloc(nByte + HKV_HUGE);
     if (!t->pAlloc) return HKV_NOMEM;
     uintptr_t u =
