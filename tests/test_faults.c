@@ -5,7 +5,7 @@
 ** workload runs clean: every call returns a clean code, a store that saw an
 ** I/O error refuses further writes, nothing leaks, and a reopen without
 ** faults shows every transaction that reported success, and the one that
-** failed either whole or not at all.
+** failed either whole or not at all. The workload ends with a compaction.
 */
 #include <errno.h>
 #include <fcntl.h>
@@ -134,6 +134,13 @@ static void workload(hkv_db *db, int *aOk, int *aTried) {
       return;
     }
     aOk[t] = 1;
+  }
+  /* Compaction meets the same faults. */
+  int rc = hkv_compact(db);
+  ck_assert_msg(rc == HKV_OK || isIoCode(rc), "compact: %s (%s)",
+                hkv_codename(rc), hkv_errmsg(db));
+  if (rc != HKV_OK && rc != HKV_NOMEM) {
+    ck_rc(hkv_put(db, "after", 5, "x", 1), HKV_FAILED);
   }
 }
 
