@@ -1047,48 +1047,32 @@ static int hkvBegin(sqlite3_vtab *pVtab) {
   return rc ? storeErr(p, rc) : SQLITE_OK;
 }
 
-/* All durable, fallible work: SQLite ignores what xCommit returns. */
-static int hkvSync(sqlite3_vtab *pVtab) {
-  HkvVtab *p = (HkvVtab *)pVtab;
-  if (!hkv_in_transaction(p->pStore)) return SQLITE_OK;
-  int rc = hkv_prepare(p->pStore);
-  return rc ? storeErr(p, rc) : SQLITE_OK;
-}
+/* The transaction methods below run only inside a hashkv transaction:
+** SQLite also calls xSync and xCommit for CREATE VIRTUAL TABLE, without
+** xBegin. xTxn maps the store's code to SQLite's. */
+#define HKV_TXN_METHOD(zName, xCall)                      \
+  static int zName(sqlite3_vtab *pVtab) {                 \
+    HkvVtab *p = (HkvVtab *)pVtab;                        \
+    if (!hkv_in_transaction(p->pStore)) return SQLITE_OK; \
+    int rc = xCall(p->pStore);                            \
+    return rc ? storeErr(p, rc) : SQLITE_OK;              \
+  }
+#define HKV_SAVEPOINT_METHOD(zName, xCall)                \
+  static int zName(sqlite3_vtab *pVtab, int iSavepoint) { \
+    HkvVtab *p = (HkvVtab *)pVtab;                        \
+    if (!hkv_in_transaction(p->pStore)) return SQLITE_OK; \
+    int rc = xCall(p->pStore, iSavepoint);                \
+    return rc ? storeErr(p, rc) : SQLITE_OK;              \
+  }
 
-static int hkvCommit(sqlite3_vtab *pVtab) {
-  HkvVtab *p = (HkvVtab *)pVtab;
-  if (!hkv_in_transaction(p->pStore)) return SQLITE_OK; /* CREATE, etc. */
-  int rc = hkv_commit(p->pStore);
-  return rc ? storeErr(p, rc) : SQLITE_OK;
-}
-
-static int hkvRollback(sqlite3_vtab *pVtab) {
-  HkvVtab *p = (HkvVtab *)pVtab;
-  if (!hkv_in_transaction(p->pStore)) return SQLITE_OK;
-  int rc = hkv_rollback(p->pStore);
-  return rc ? storeErr(p, rc) : SQLITE_OK;
-}
-
-static int hkvSavepoint(sqlite3_vtab *pVtab, int iSavepoint) {
-  HkvVtab *p = (HkvVtab *)pVtab;
-  if (!hkv_in_transaction(p->pStore)) return SQLITE_OK;
-  int rc = hkv_savepoint(p->pStore, iSavepoint);
-  return rc ? storeErr(p, rc) : SQLITE_OK;
-}
-
-static int hkvRelease(sqlite3_vtab *pVtab, int iSavepoint) {
-  HkvVtab *p = (HkvVtab *)pVtab;
-  if (!hkv_in_transaction(p->pStore)) return SQLITE_OK;
-  int rc = hkv_release(p->pStore, iSavepoint);
-  return rc ? storeErr(p, rc) : SQLITE_OK;
-}
-
-static int hkvRollbackTo(sqlite3_vtab *pVtab, int iSavepoint) {
-  HkvVtab *p = (HkvVtab *)pVtab;
-  if (!hkv_in_transaction(p->pStore)) return SQLITE_OK;
-  int rc = hkv_rollback_to(p->pStore, iSavepoint);
-  return rc ? storeErr(p, rc) : SQLITE_OK;
-}
+/* xSync does all the durable, fallible work: SQLite ignores what xCommit
+** and xRollback return. xCommit only publishes. */
+HKV_TXN_METHOD(hkvSync, hkv_prepare)
+HKV_TXN_METHOD(hkvCommit, hkv_commit)
+HKV_TXN_METHOD(hkvRollback, hkv_rollback)
+HKV_SAVEPOINT_METHOD(hkvSavepoint, hkv_savepoint)
+HKV_SAVEPOINT_METHOD(hkvRelease, hkv_release)
+HKV_SAVEPOINT_METHOD(hkvRollbackTo, hkv_rollback_to)
 
 /* ---- rename ---- */
 

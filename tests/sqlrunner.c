@@ -55,17 +55,22 @@ static sqlite3 *conn(int i) {
   return aDb[i];
 }
 
+/* "Error: <message> (<extended code>)" */
+static void outError(sqlite3 *db, Out *o) {
+  char zBuf[64];
+  outStr(o, "Error: ");
+  outStr(o, sqlite3_errmsg(db));
+  snprintf(zBuf, sizeof(zBuf), " (%d)\n", sqlite3_extended_errcode(db));
+  outStr(o, zBuf);
+}
+
 static void runSql(sqlite3 *db, const char *zSql, Out *o) {
   while (zSql && *zSql) {
     sqlite3_stmt *pStmt = 0;
     const char *zTail = 0;
     int rc = sqlite3_prepare_v2(db, zSql, -1, &pStmt, &zTail);
     if (rc != SQLITE_OK) {
-      char zBuf[64];
-      outStr(o, "Error: ");
-      outStr(o, sqlite3_errmsg(db));
-      snprintf(zBuf, sizeof(zBuf), " (%d)\n", sqlite3_extended_errcode(db));
-      outStr(o, zBuf);
+      outError(db, o);
       return;
     }
     zSql = zTail;
@@ -79,13 +84,7 @@ static void runSql(sqlite3 *db, const char *zSql, Out *o) {
       }
       outStr(o, "\n");
     }
-    if (rc != SQLITE_DONE) {
-      char zBuf[64];
-      outStr(o, "Error: ");
-      outStr(o, sqlite3_errmsg(db));
-      snprintf(zBuf, sizeof(zBuf), " (%d)\n", sqlite3_extended_errcode(db));
-      outStr(o, zBuf);
-    }
+    if (rc != SQLITE_DONE) outError(db, o);
     sqlite3_finalize(pStmt);
   }
 }
