@@ -350,10 +350,8 @@ static int finish(HkvEngine *e, HkvCompact *c, char **pzErr) {
     char zName[16];
     hkvSegName(s->iFile, s->bHkc, zName);
     hkvEnv->xUnlink(e->dirFd, zName);
-    if (s->bHkc) {
-      snprintf(zName, sizeof(zName), "%08x.hkh", s->iFile);
-      hkvEnv->xUnlink(e->dirFd, zName);
-    }
+    snprintf(zName, sizeof(zName), "%08x.hkh", s->iFile); /* any kind */
+    hkvEnv->xUnlink(e->dirFd, zName);
     hkvEnv->xClose(s->fd);
     s->fd = -1;
     hkvTestCrashPoint("compact-unlink");

@@ -365,6 +365,7 @@ static void engineFree(HkvEngine *e) {
   hkvFree(e->aOrder);
   hkvFree(e->aRetired);
   hkvCompactFree(e->pCompact);
+  hkvLogHintFree(e);
   hkvFree(e->aBuf);
   hkvFree(e->zDir);
   if (e->dirFd >= 0) hkvEnv->xClose(e->dirFd);
@@ -849,6 +850,7 @@ static int endAuto(hkv_db *db, int rc) {
   if (rc == HKV_OK) {
     publishTxn(db);
     autoCompact(db);
+    hkvLogHintStep(db->e, HKV_AUTO_STEP);
     releaseWriter(db);
     return dbSet(db, HKV_OK, 0);
   }
@@ -970,6 +972,7 @@ int hkv_commit(hkv_db *db) {
   if (db->bWriter) {
     publishTxn(db);
     autoCompact(db);
+    hkvLogHintStep(db->e, HKV_AUTO_STEP);
   }
   releaseWriter(db);
   return dbSet(db, HKV_OK, 0);

@@ -172,6 +172,9 @@ int hkvSyncDir(HkvEngine *e, char **pzErr);
 int hkvSetErr(char **pzErr, int rc, char *zMsg);
 int hkvVerifyRecord(const uint8_t *p, const HkvRec *pRec);
 int hkvLogRotate(HkvEngine *e, uint64_t nRec, char **pzErr);
+typedef struct HkvHintW HkvHintW;
+int hkvLogHintStep(HkvEngine *e, uint64_t nBudget);
+void hkvLogHintFree(HkvEngine *e);
 void hkvLogCloseAll(HkvEngine *e);
 int hkvLogRemoveAll(HkvEngine *e, char **pzErr);
 int hkvLogAppend(HkvEngine *e, int kind, int flags, uint64_t iTxn,
@@ -303,7 +306,10 @@ struct HkvEngine {
   uint64_t iBufOff;
 
   HkvCompact *pCompact; /* compaction under way (writer slot holder's) */
-  uint32_t *aRetired;   /* slots of retired segments still mapped */
+  uint32_t aHintQ[16];  /* file ids of sealed segments awaiting a hint */
+  int nHintQ;
+  HkvHintW *pHintW;   /* the hint being written, a step at a time */
+  uint32_t *aRetired; /* slots of retired segments still mapped */
   uint32_t nRetired;
   _Atomic uint64_t iEpoch; /* advanced at each retirement */
   hkv_db *pHandles;        /* every handle on the engine, under mu */

@@ -46,6 +46,7 @@
 #include "hkvInt.h"
 
 #include <dirent.h>
+#include <stddef.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -394,7 +395,12 @@ int hkvLogRotate(HkvEngine *e, uint64_t nRec, char **pzErr) {
     rc = hkvLogSync(e, pzErr);
     if (rc) return rc;
   }
-  return createSegment(e, e->iNextSeq, HKV_SEG_HDR + nRec, pzErr);
+  uint32_t iSealed = e->apSeg[e->iActive]->iFile;
+  rc = createSegment(e, e->iNextSeq, HKV_SEG_HDR + nRec, pzErr);
+  if (rc == HKV_OK && e->nHintQ < (int)(sizeof(e->aHintQ) / 4)) {
+    e->aHintQ[e->nHintQ++] = iSealed; /* its hint is written in steps */
+  }
+  return rc;
 }
 
 /*
@@ -457,6 +463,207 @@ int hkvLogAppend(HkvEngine *e, int kind, int flags, uint64_t iTxn,
   }
   *pLoc = HKV_LOC(e->iActive, iEnd);
   return HKV_OK;
+}
+
+/* ---- hints of sealed segments ----
+**
+** When a segment is sealed, its hint "%08x.hkh" is written a step at a time
+** after later commits (hkvLogHintStep), so no write waits for it. It lists
+** every record without its value, enough for recovery to replay the segment
+** without reading it:
+**   0   8  magic "hkvloghn"
+**   8   4  file id of the segment
+**   12  .. per record: varint(offset - previous offset; the first from 32),
+**          kind, flags, varint(key length), varint(value length),
+**          varint(transaction id), key bytes, and for ROLLBACK_TO its 8
+**          value bytes
+**   ..  4  number of records
+**   ..  4  CRC-32C of everything before
+** The entries must cover the segment exactly. Hints are a cache: one that
+** is missing, torn or inconsistent is ignored and the segment is read.
+** Records replayed from a hint are not checksummed at open; every read of
+** a value still is.
+*/
+
+#define HKV_HINTW_BUF (64u << 10)
+
+static uint64_t getVarint(const uint8_t *p, const uint8_t *pEnd,
+                          const uint8_t **ppNext);
+
+struct HkvHintW {
+  uint32_t iFile; /* segment being hinted */
+  uint32_t iSlot;
+  int fd;          /* its hint file */
+  uint64_t iOff;   /* next record to list */
+  uint64_t iLast;  /* offset of the previous one */
+  uint64_t iWrite; /* bytes written to the hint file */
+  uint32_t nEntry;
+  uint32_t crc; /* of everything written or buffered */
+  int bBad;     /* give up */
+  size_t nBuf;
+  uint8_t aBuf[HKV_HINTW_BUF];
+};
+
+static void hintwPut(HkvHintW *w, const void *p, size_t n) {
+  if (w->bBad) return;
+  if (w->nBuf + n > HKV_HINTW_BUF) {
+    if (hkvEnv->xWrite(w->fd, w->aBuf, w->nBuf, w->iWrite) != (long)w->nBuf) {
+      w->bBad = 1;
+      return;
+    }
+    w->iWrite += w->nBuf;
+    w->nBuf = 0;
+  }
+  memcpy(w->aBuf + w->nBuf, p, n);
+  w->nBuf += n;
+  w->crc = hkvCrc32c(w->crc, p, n);
+}
+
+static void hintwVarint(HkvHintW *w, uint64_t v) {
+  uint8_t a[10];
+  size_t n = 0;
+  do {
+    uint8_t b = v & 0x7F;
+    v >>= 7;
+    a[n++] = b | (v ? 0x80 : 0);
+  } while (v);
+  hintwPut(w, a, n);
+}
+
+static void hintwEnd(HkvEngine *e, int bKeep) {
+  HkvHintW *w = e->pHintW;
+  if (!w) return;
+  if (w->fd >= 0) hkvEnv->xClose(w->fd);
+  if (!bKeep) {
+    char zName[16];
+    snprintf(zName, sizeof(zName), "%08x.hkh", w->iFile);
+    hkvEnv->xUnlink(e->dirFd, zName);
+  }
+  hkvFree(w);
+  e->pHintW = 0;
+}
+
+void hkvLogHintFree(HkvEngine *e) { hintwEnd(e, 0); }
+
+/* Lists about nBudget bytes of the sealed segment being hinted; finishes
+** its hint file, or starts the next one. Never fails: a hint that cannot
+** be written is dropped. Returns DONE when nothing is left to do. */
+int hkvLogHintStep(HkvEngine *e, uint64_t nBudget) {
+  HkvHintW *w = e->pHintW;
+  if (!w) {
+    if (e->nHintQ == 0) return HKV_DONE;
+    uint32_t iFile = e->aHintQ[0];
+    memmove(e->aHintQ, e->aHintQ + 1, (size_t)--e->nHintQ * 4);
+    uint32_t iSlot = HKV_MAX_SEGSLOT;
+    for (uint32_t i = 0; i + 1 < e->nSeg; i++) {
+      HkvSeg *s = e->apSeg[e->aOrder[i]];
+      if (!s->bHkc && s->iFile == iFile) iSlot = e->aOrder[i];
+    }
+    if (iSlot == HKV_MAX_SEGSLOT) return HKV_OK; /* compacted away */
+    w = hkvMalloc(sizeof(*w));
+    if (!w) return HKV_OK;
+    memset(w, 0, offsetof(HkvHintW, aBuf));
+    char zName[16];
+    snprintf(zName, sizeof(zName), "%08x.hkh", iFile);
+    w->fd = hkvEnv->xOpen(e->dirFd, zName, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    w->iFile = iFile;
+    w->iSlot = iSlot;
+    w->iOff = HKV_SEG_HDR;
+    w->iLast = HKV_SEG_HDR;
+    e->pHintW = w;
+    if (w->fd < 0) {
+      hintwEnd(e, 0);
+      return HKV_OK;
+    }
+    uint8_t aHdr[12];
+    memcpy(aHdr, "hkvloghn", 8);
+    hkvPut32(aHdr + 8, iFile);
+    hintwPut(w, aHdr, sizeof(aHdr));
+  }
+  HkvSeg *s = e->apSeg[w->iSlot];
+  if (!s || s->iFile != w->iFile || s->bHkc || s->iRetire) {
+    hintwEnd(e, 0);
+    return HKV_OK;
+  }
+  while (!w->bBad && w->iOff < s->nFile && nBudget > 0) {
+    HkvRec rec;
+    const uint8_t *p = s->pMap + w->iOff;
+    if (hkvDecodeRecord(p, s->nFile - w->iOff, &rec) ||
+        !hkvVerifyRecord(p, &rec)) {
+      w->bBad = 1;
+      break;
+    }
+    hintwVarint(w, w->iOff - w->iLast);
+    uint8_t aKF[2] = {rec.kind, rec.flags};
+    hintwPut(w, aKF, 2);
+    hintwVarint(w, rec.nKey);
+    hintwVarint(w, rec.nVal);
+    hintwVarint(w, rec.iTxn);
+    if (rec.nKey) hintwPut(w, rec.pKey, rec.nKey);
+    if (rec.kind == HKV_KIND_ROLLBACK_TO) hintwPut(w, rec.pVal, 8);
+    w->nEntry++;
+    w->iLast = w->iOff;
+    w->iOff += rec.nRec;
+    nBudget = nBudget > rec.nRec ? nBudget - rec.nRec : 0;
+  }
+  if (w->bBad) {
+    hintwEnd(e, 0);
+  } else if (w->iOff >= s->nFile) {
+    uint8_t a[4];
+    hkvPut32(a, w->nEntry);
+    hintwPut(w, a, 4);
+    hkvPut32(a, w->crc);
+    w->crc = 0;
+    size_t n = w->nBuf;
+    if (!w->bBad && n + 4 <= HKV_HINTW_BUF) {
+      memcpy(w->aBuf + n, a, 4);
+      n += 4;
+      w->bBad = hkvEnv->xWrite(w->fd, w->aBuf, n, w->iWrite) != (long)n;
+    } else {
+      w->bBad = 1;
+    }
+    hintwEnd(e, !w->bBad);
+  }
+  return HKV_OK;
+}
+
+/* One entry of a segment hint, decoded. */
+typedef struct HintEntry {
+  const uint8_t *p, *pEnd; /* what is left to read */
+  uint64_t iOff;           /* offset of the entry's record */
+  HkvRec rec;
+} HintEntry;
+
+static int hintNext(HintEntry *h, uint64_t nFile) {
+  const uint8_t *q;
+  uint64_t d = getVarint(h->p, h->pEnd, &q);
+  if (!q || h->pEnd - q < 2) return 0;
+  h->iOff += d;
+  h->rec.kind = q[0];
+  h->rec.flags = q[1];
+  q += 2;
+  uint64_t nKey = getVarint(q, h->pEnd, &q);
+  uint64_t nVal = q ? getVarint(q, h->pEnd, &q) : 0;
+  uint64_t iTxn = q ? getVarint(q, h->pEnd, &q) : 0;
+  if (!q || nKey > HKV_MAX_KEY || nVal > HKV_MAX_VALUE) return 0;
+  h->rec.nKey = (uint32_t)nKey;
+  h->rec.nVal = (uint32_t)nVal;
+  h->rec.iTxn = iTxn;
+  h->rec.nRec = (uint32_t)(HKV_REC_HDR + nKey + nVal);
+  if ((uint64_t)(h->pEnd - q) < nKey) return 0;
+  h->rec.pKey = q;
+  q += nKey;
+  h->rec.pVal = q;
+  if (h->rec.kind == HKV_KIND_ROLLBACK_TO) {
+    if (nVal != 8 || nKey != 0 || h->pEnd - q < 8) return 0;
+    q += 8;
+  }
+  if (h->rec.kind < HKV_KIND_PUT || h->rec.kind > HKV_KIND_ROLLBACK_TO)
+    return 0;
+  if (h->rec.flags & ~HKV_FLAG_KNOWN) return 0;
+  if (h->iOff + h->rec.nRec > nFile) return 0;
+  h->p = q;
+  return 1;
 }
 
 /* ---- recovery ---- */
@@ -799,6 +1006,50 @@ static int loadHint(HkvEngine *e, uint32_t iSlot, HkvHintApply xHint,
   return bOk;
 }
 
+/* Replays sealed segment iSlot from its hint, if it has a usable one:
+** returns 1 (and the offset after its last transaction end in *piEnd, 0 if
+** none), 0 to read the segment instead, or -rc on an error from replay. */
+static int replayFromHint(HkvEngine *e, uint32_t iSlot, Replay *r,
+                          uint64_t *piEnd) {
+  HkvSeg *s = e->apSeg[iSlot];
+  char zName[16];
+  snprintf(zName, sizeof(zName), "%08x.hkh", s->iFile);
+  int fd = hkvEnv->xOpen(e->dirFd, zName, O_RDONLY, 0);
+  uint64_t n = 0;
+  if (fd < 0) return 0;
+  if (hkvEnv->xFileSize(fd, &n) || n < 20) {
+    hkvEnv->xClose(fd);
+    return 0;
+  }
+  const uint8_t *a = hkvEnv->xMmap(fd, n);
+  hkvEnv->xClose(fd);
+  if (!a) return 0;
+  int bOk = memcmp(a, "hkvloghn", 8) == 0 && hkvGet32(a + 8) == s->iFile &&
+            hkvGet32(a + n - 4) == hkvCrc32c(0, a, n - 4);
+  uint32_t nEntry = bOk ? hkvGet32(a + n - 8) : 0;
+  HintEntry h = {a + 12, a + n - 8, HKV_SEG_HDR, {0}};
+  uint64_t iNext = HKV_SEG_HDR;
+  for (uint32_t k = 0; bOk && k < nEntry; k++) {
+    if (!hintNext(&h, s->nFile) || h.iOff != iNext) bOk = 0;
+    iNext = h.iOff + h.rec.nRec;
+  }
+  if (bOk && (h.p != h.pEnd || iNext != s->nFile)) bOk = 0;
+  int rc = HKV_OK;
+  *piEnd = 0;
+  if (bOk) {
+    HintEntry g = {a + 12, a + n - 8, HKV_SEG_HDR, {0}};
+    for (uint32_t k = 0; rc == HKV_OK && k < nEntry; k++) {
+      int bEnd;
+      hintNext(&g, s->nFile);
+      if (g.rec.iTxn >= e->iNextTxn) e->iNextTxn = g.rec.iTxn + 1;
+      rc = replayRecord(r, HKV_LOC(iSlot, g.iOff), &g.rec, &bEnd);
+      if (bEnd) *piEnd = g.iOff + g.rec.nRec;
+    }
+  }
+  hkvEnv->xMunmap((void *)a, n);
+  return rc ? -rc : bOk;
+}
+
 /*
 ** Opens every segment, replays the log (xApply is called for each record of
 ** each committed transaction, in log order; xHint for each entry of a
@@ -927,6 +1178,23 @@ int hkvLogRecover(HkvEngine *e, HkvApply xApply, HkvHintApply xHint,
         e->nLiveBytes += s->nLive;
         iCutSeg = e->nSeg - 1;
         iCutOff = nFile;
+        hkvFree(zPath);
+        continue;
+      }
+    }
+    if (!q->bHkc && k + 1 < nPlan) {
+      uint64_t iEnd;
+      int h = replayFromHint(e, iSlot, &r, &iEnd);
+      if (h < 0) {
+        rc = -h;
+        hkvFree(zPath);
+        break;
+      }
+      if (h > 0) {
+        if (iEnd) {
+          iCutSeg = e->nSeg - 1;
+          iCutOff = iEnd;
+        }
         hkvFree(zPath);
         continue;
       }
@@ -1067,7 +1335,7 @@ int hkvLogRecover(HkvEngine *e, HkvApply xApply, HkvHintApply xHint,
     for (uint32_t k = 0; k < nHkh; k++) {
       int bListed = 0;
       for (uint32_t j = 0; j < nPlan; j++) {
-        bListed |= aPlan[j].bHkc && aPlan[j].iFile == aHkh[k];
+        bListed |= aPlan[j].iFile == aHkh[k];
       }
       if (!bListed) {
         char zName[16];
