@@ -319,10 +319,9 @@ static int recoverReserve(void *pCtx, uint64_t n) {
 
 /* A hint entry of a compacted segment: its keys are unique and come before
 ** everything else in the log, so they go straight into the index. */
-static int recoverHint(void *pCtx, HkvLoc loc, const uint8_t *pKey,
-                       uint32_t nKey) {
+static int recoverHint(void *pCtx, HkvLoc loc, uint64_t hKey) {
   HkvEngine *e = pCtx;
-  return hkvIndexInsert(&e->idx, keyHash(pKey, nKey), loc, hashAt, e);
+  return hkvIndexInsert(&e->idx, hKey, loc, hashAt, e);
 }
 
 static int recoverApply(void *pCtx, HkvLoc loc, const HkvRec *pRec) {

@@ -145,8 +145,7 @@ typedef struct HkvSeg {
 typedef struct HkvEngine HkvEngine;
 
 typedef int (*HkvApply)(void *pCtx, HkvLoc loc, const HkvRec *pRec);
-typedef int (*HkvHintApply)(void *pCtx, HkvLoc loc, const uint8_t *pKey,
-                            uint32_t nKey);
+typedef int (*HkvHintApply)(void *pCtx, HkvLoc loc, uint64_t hKey);
 int hkvLogRecover(HkvEngine *e, HkvApply xApply, HkvHintApply xHint,
                   int (*xReserve)(void *, uint64_t), void *pCtx, char **pzErr);
 

@@ -993,12 +993,25 @@ static int loadHint(HkvEngine *e, uint32_t iSlot, HkvHintApply xHint,
     int rc = HKV_OK;
     p = a + 16;
     iOff = HKV_SEG_HDR;
-    for (uint32_t k = 0; k < nEntry && rc == HKV_OK; k++) {
-      const uint8_t *q;
-      iOff += getVarint(p, pEnd, &q);
-      uint64_t nKey = getVarint(q, pEnd, &p);
-      rc = xHint(pCtx, HKV_LOC(iSlot, iOff), p, (uint32_t)nKey);
-      p += nKey;
+    /* In batches: hash a batch and prefetch its index slots, then insert,
+    ** so the inserts' cache misses overlap. */
+    enum { BATCH = 32 };
+    uint64_t aHash[BATCH];
+    HkvLoc aLoc[BATCH];
+    for (uint32_t k = 0; k < nEntry && rc == HKV_OK;) {
+      int nB = 0;
+      for (; nB < BATCH && k < nEntry; nB++, k++) {
+        const uint8_t *q;
+        iOff += getVarint(p, pEnd, &q);
+        uint64_t nKey = getVarint(q, pEnd, &p);
+        aHash[nB] = hkvEngineKeyHash(p, (size_t)nKey);
+        aLoc[nB] = HKV_LOC(iSlot, iOff);
+        hkvIndexPrefetch(&e->idx, aHash[nB]);
+        p += nKey;
+      }
+      for (int i = 0; i < nB && rc == HKV_OK; i++) {
+        rc = xHint(pCtx, aLoc[i], aHash[i]);
+      }
     }
     if (rc) bOk = -rc;
   }
