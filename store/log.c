@@ -953,23 +953,27 @@ static uint64_t hintCount(HkvEngine *e, uint32_t iFile) {
   return nEntry;
 }
 
+/* Maps the hint file of segment iFile (at least 20 bytes) read-only, or
+** returns NULL. The caller unmaps *pn bytes. */
+static const uint8_t *mapHint(HkvEngine *e, uint32_t iFile, uint64_t *pn) {
+  char zName[16];
+  snprintf(zName, sizeof(zName), "%08x.hkh", iFile);
+  int fd = hkvEnv->xOpen(e->dirFd, zName, O_RDONLY, 0);
+  if (fd < 0) return NULL;
+  const uint8_t *a = NULL;
+  if (hkvEnv->xFileSize(fd, pn) == 0 && *pn >= 20) a = hkvEnv->xMmap(fd, *pn);
+  hkvEnv->xClose(fd);
+  return a;
+}
+
 /* Loads the hint file of compacted segment s (slot iSlot) through xHint.
 ** Returns 1 when it did, 0 when the hint is missing or unusable (the caller
 ** then reads the segment itself). */
 static int loadHint(HkvEngine *e, uint32_t iSlot, HkvHintApply xHint,
                     void *pCtx) {
   HkvSeg *s = e->apSeg[iSlot];
-  char zName[16];
-  snprintf(zName, sizeof(zName), "%08x.hkh", s->iFile);
-  int fd = hkvEnv->xOpen(e->dirFd, zName, O_RDONLY, 0);
   uint64_t n = 0;
-  if (fd < 0) return 0;
-  if (hkvEnv->xFileSize(fd, &n) || n < 20) {
-    hkvEnv->xClose(fd);
-    return 0;
-  }
-  const uint8_t *a = hkvEnv->xMmap(fd, n);
-  hkvEnv->xClose(fd);
+  const uint8_t *a = mapHint(e, s->iFile, &n);
   if (!a) return 0;
   int bOk = memcmp(a, "hkvhint\n", 8) == 0 && hkvGet32(a + 8) == s->iFile &&
             hkvGet32(a + n - 4) == hkvCrc32c(0, a, n - 4);
@@ -1025,17 +1029,8 @@ static int loadHint(HkvEngine *e, uint32_t iSlot, HkvHintApply xHint,
 static int replayFromHint(HkvEngine *e, uint32_t iSlot, Replay *r,
                           uint64_t *piEnd) {
   HkvSeg *s = e->apSeg[iSlot];
-  char zName[16];
-  snprintf(zName, sizeof(zName), "%08x.hkh", s->iFile);
-  int fd = hkvEnv->xOpen(e->dirFd, zName, O_RDONLY, 0);
   uint64_t n = 0;
-  if (fd < 0) return 0;
-  if (hkvEnv->xFileSize(fd, &n) || n < 20) {
-    hkvEnv->xClose(fd);
-    return 0;
-  }
-  const uint8_t *a = hkvEnv->xMmap(fd, n);
-  hkvEnv->xClose(fd);
+  const uint8_t *a = mapHint(e, s->iFile, &n);
   if (!a) return 0;
   int bOk = memcmp(a, "hkvloghn", 8) == 0 && hkvGet32(a + 8) == s->iFile &&
             hkvGet32(a + n - 4) == hkvCrc32c(0, a, n - 4);
