@@ -594,20 +594,30 @@ static void extraBulkSql(void) {
   }
 }
 
+/* A new store zName (sync=off) holding key-i -> value-i for i < n, written
+** in transactions of 1,000; its path goes to zPath (700 bytes). */
+static hkv_db *freshLoaded(const char *zName, long n, char *zPath) {
+  snprintf(zPath, 700, "%s/%s", zBase, zName);
+  rmTree(zPath);
+  hkv_db *db = openStore(zName, HKV_SYNC_OFF);
+  for (long i = 0; i < n; i += 1000) {
+    hkv_begin(db);
+    for (long j = i; j < i + 1000 && j < n; j++) {
+      if (hkv_put(db, aKey[j], (size_t)aKeyLen[j], aVal[j],
+                  (size_t)aValLen[j])) {
+        die("put: %s", hkv_errmsg(db));
+      }
+    }
+    if (hkv_commit(db)) die("commit: %s", hkv_errmsg(db));
+  }
+  return db;
+}
+
 static void extraOpenAndSpace(void) {
   long n = 1000000;
   makeKeys(n);
   char zPath[700];
-  snprintf(zPath, sizeof(zPath), "%s/open", zBase);
-  rmTree(zPath);
-  hkv_db *db = openStore("open", HKV_SYNC_OFF);
-  for (long i = 0; i < n; i += 1000) {
-    hkv_begin(db);
-    for (long j = i; j < i + 1000 && j < n; j++) {
-      hkv_put(db, aKey[j], (size_t)aKeyLen[j], aVal[j], (size_t)aValLen[j]);
-    }
-    hkv_commit(db);
-  }
+  hkv_db *db = freshLoaded("open", n, zPath);
   hkv_stats st;
   hkv_stats_get(db, &st);
   record("engine", "index_bytes_per_key", n,
@@ -658,16 +668,7 @@ static void extraReaders(void) {
   long n = 1000000;
   makeKeys(n);
   char zPath[700];
-  snprintf(zPath, sizeof(zPath), "%s/crowd", zBase);
-  rmTree(zPath);
-  hkv_db *w = openStore("crowd", HKV_SYNC_OFF);
-  for (long i = 0; i < n; i += 1000) {
-    hkv_begin(w);
-    for (long j = i; j < i + 1000 && j < n; j++) {
-      hkv_put(w, aKey[j], (size_t)aKeyLen[j], aVal[j], (size_t)aValLen[j]);
-    }
-    hkv_commit(w);
-  }
+  hkv_db *w = freshLoaded("crowd", n, zPath);
   static const int anThreads[] = {1, 2, 4};
   for (int t = 0; t < 3; t++) {
     for (int rep = 0; rep < nReps; rep++) {
