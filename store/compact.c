@@ -131,13 +131,18 @@ static int outOpen(HkvEngine *e, HkvCompact *c, uint64_t nMin, char **pzErr) {
     c->aOut = a;
     c->nOutAlloc = nNew;
   }
-  uint32_t iFile = e->iNextSeq++;
+  uint32_t iFile = hkvNextFileId(e, e->iNextSeq);
   char zName[16];
-  hkvSegName(iFile, 1, zName);
-  int fd = hkvEnv->xOpen(e->dirFd, zName, O_RDWR | O_CREAT | O_EXCL, 0644);
+  int fd;
+  for (int nTry = 0;; nTry++, iFile++) {
+    hkvSegName(iFile, 1, zName);
+    fd = hkvEnv->xOpen(e->dirFd, zName, O_RDWR | O_CREAT | O_EXCL, 0644);
+    if (fd != -EEXIST || nTry == 1000) break;
+  }
+  hkvUsedFileId(e, iFile);
   if (fd < 0) return ioErr(e, pzErr, "cannot create output", fd);
   uint8_t aHdr[HKV_SEG_HDR];
-  hkvEncodeSegHeader(aHdr, iFile);
+  hkvEncodeSegHeader(aHdr, iFile, 0);
   int r = writeAllFd(fd, aHdr, HKV_SEG_HDR, 0);
   if (r) {
     hkvEnv->xClose(fd);
@@ -269,6 +274,24 @@ static int outAppend(HkvEngine *e, HkvCompact *c, const HkvRec *pRec,
   return HKV_OK;
 }
 
+/* Drops the compaction under way and removes its outputs, which no manifest
+** lists and no index of any process uses any more (the caller is rebuilding
+** this engine's index). Their slots are retired by the caller. */
+void hkvCompactDiscard(HkvEngine *e) {
+  HkvCompact *c = e->pCompact;
+  if (!c) return;
+  for (uint32_t k = 0; k < c->nOut; k++) {
+    HkvSeg *s = e->apSeg[c->aOut[k]];
+    char zName[16];
+    hkvSegName(s->iFile, 1, zName);
+    hkvEnv->xUnlink(e->dirFd, zName);
+    snprintf(zName, sizeof(zName), "%08x.hkh", s->iFile);
+    hkvEnv->xUnlink(e->dirFd, zName);
+  }
+  e->pCompact = 0;
+  hkvCompactFree(c);
+}
+
 int hkvCompactStart(HkvEngine *e, char **pzErr) {
   (void)pzErr;
   if (e->pCompact) return HKV_OK;
@@ -328,8 +351,19 @@ static int finish(HkvEngine *e, HkvCompact *c, char **pzErr) {
     if (!s->bHkc && s->iFile > iMaxRetired) iMaxRetired = s->iFile;
   }
   hkvTestCrashPoint("compact-before-manifest");
+  if (e->lockFd >= 0) {
+    /* No other process reads the file set while it switches. */
+    int r =
+        hkvEnv->xLock(e->lockFd, HKV_BYTE_OPEN, HKV_LOCK_EX | HKV_LOCK_WAIT);
+    if (r) return ioErr(e, pzErr, "cannot lock for the switch", r);
+  }
   rc = writeManifest(e, c, iMaxRetired, pzErr);
-  if (rc) return rc;
+  if (rc) {
+    if (e->lockFd >= 0) {
+      hkvEnv->xLock(e->lockFd, HKV_BYTE_OPEN, HKV_LOCK_UN);
+    }
+    return rc;
+  }
   hkvTestCrashPoint("compact-after-manifest");
   e->iMaxRetired = iMaxRetired;
 
@@ -360,8 +394,10 @@ static int finish(HkvEngine *e, HkvCompact *c, char **pzErr) {
   }
   e->nCompactions++;
   e->nReclaimed += c->nInBytes > nOutBytes ? c->nInBytes - nOutBytes : 0;
+  hkvShmBumpGen(e); /* other processes reload the file set */
   hkvReapRetired(e);
   pthread_mutex_unlock(&e->mu);
+  if (e->lockFd >= 0) hkvEnv->xLock(e->lockFd, HKV_BYTE_OPEN, HKV_LOCK_UN);
   return HKV_OK;
 }
 

@@ -352,6 +352,254 @@ static int recoverApply(void *pCtx, HkvLoc loc, const HkvRec *pRec) {
   return HKV_OK;
 }
 
+/* ---- sharing the store with other processes ----
+**
+** Like SQLite's WAL mode: any number of processes read, one writes at a
+** time. SHM (mapped by every process) holds the committed end of the log
+** and a generation that each compaction switch moves. A call that reads
+** compares both with what its engine has seen (two loads, no system call);
+** when another process committed, it reads just the new records into its
+** index (hkvLogCatchUp); after another process compacted, it rebuilds its
+** index from the new file set, mostly from hint files (reloadFiles). A
+** writer takes HKV_BYTE_WRITE at the first write of a transaction, catches
+** up to the end of the files (cutting what a writer that died left after
+** its last commit), and publishes its end in SHM at commit.
+*/
+
+uint32_t hkvNextFileId(HkvEngine *e, uint32_t iMin) {
+  uint64_t v = atomic_load(&e->pShm->iNextFile);
+  return v > iMin && v < UINT32_MAX ? (uint32_t)v : iMin;
+}
+
+void hkvUsedFileId(HkvEngine *e, uint32_t iFile) {
+  if (iFile >= e->iNextSeq) e->iNextSeq = iFile + 1;
+  if (e->bShmWritable && atomic_load(&e->pShm->iNextFile) <= iFile) {
+    atomic_store(&e->pShm->iNextFile, (uint64_t)iFile + 1);
+  }
+}
+
+/* A compaction switched the file set. Caller holds e->mu and the write
+** lock. */
+void hkvShmBumpGen(HkvEngine *e) {
+  if (!e->bShmWritable) return;
+  uint64_t v = atomic_fetch_add(&e->pShm->iGen, 1) + 1;
+  atomic_store(&e->iSeenGen, v);
+}
+
+/* Makes this engine's committed end the one every process sees. */
+static void shmPublish(HkvEngine *e) {
+  uint64_t v = atomic_load(&e->iCommitted);
+  atomic_store(&e->iSeenEnd, v);
+  if (e->bShmWritable) atomic_store(&e->pShm->iEnd, v);
+}
+
+/* Another process compacted: rebuilds the index from the current file set,
+** up to the committed end it publishes. Segments of the old set stay mapped
+** for readers of this process until they move on (epochs). Caller holds
+** e->mu and is not writing. */
+static int reloadFiles(HkvEngine *e, char **pzErr) {
+  if (e->lockFd >= 0) {
+    /* Blocks a switch in another process while the set is read. */
+    int r =
+        hkvEnv->xLock(e->lockFd, HKV_BYTE_OPEN, HKV_LOCK_SH | HKV_LOCK_WAIT);
+    if (r) {
+      return hkvSetErr(
+          pzErr, HKV_IOERR,
+          hkvMprintf("%s: cannot lock: %s", e->zDir, strerror(-r)));
+    }
+  }
+  uint64_t iGen = atomic_load(&e->pShm->iGen);
+  uint64_t iEnd = atomic_load(&e->pShm->iEnd);
+  writeLock(e);
+  uint64_t iRetire = atomic_load(&e->iEpoch) + 1;
+  if (e->pCompact) {
+    /* Its inputs were compacted by the other process: drop its outputs. */
+    hkvCompactDiscard(e);
+  }
+  hkvLogHintFree(e);
+  e->nHintQ = 0;
+  for (uint32_t i = 0; i < HKV_MAX_SEGSLOT; i++) {
+    HkvSeg *sg = e->apSeg[i];
+    if (!sg || sg->iRetire) continue;
+    sg->iRetire = iRetire;
+    if (sg->fd >= 0) hkvEnv->xClose(sg->fd);
+    sg->fd = -1;
+    e->aRetired[e->nRetired++] = i;
+  }
+  e->nSeg = 0;
+  hkvIndexFree(&e->idx);
+  hkvIndexInit(&e->idx);
+  hkvMapClear(&e->map);
+  e->nLiveBytes = 0;
+  int rc = hkvLogRecover(e, recoverApply, recoverHint, recoverReserve, e, iEnd,
+                         pzErr);
+  if (rc == HKV_OK) {
+    hkvIndexFinishMigration(&e->idx, hashAt, e);
+    e->nLiveKeys = hkvIndexLive(&e->idx);
+    atomic_store(&e->iCommitted, hkvLogEnd(e));
+    atomic_store(&e->iSeenEnd, iEnd);
+    atomic_store(&e->iSeenGen, iGen);
+  }
+  atomic_store(&e->iEpoch, iRetire);
+  rwUnlock(e);
+  if (e->lockFd >= 0) {
+    hkvEnv->xLock(e->lockFd, HKV_BYTE_OPEN, HKV_LOCK_UN);
+  }
+  return rc;
+}
+
+/* Brings this engine's view up to what other processes published; with
+** bAll (the caller just took the write lock), to the end of the files.
+** Caller holds e->mu and is not writing. */
+static int catchUp(HkvEngine *e, int bAll, char **pzErr) {
+  int rc = HKV_OK;
+  if (atomic_load(&e->pShm->iGen) != atomic_load(&e->iSeenGen)) {
+    rc = reloadFiles(e, pzErr);
+    if (rc) return rc;
+  }
+  uint64_t iEnd = atomic_load_explicit(&e->pShm->iEnd, memory_order_acquire);
+  if (!bAll && iEnd == atomic_load(&e->iSeenEnd)) return HKV_OK;
+  writeLock(e);
+  rc = hkvLogCatchUp(e, recoverApply, e, bAll ? HKV_NO_BOUND : iEnd, pzErr);
+  if (rc == HKV_OK) {
+    e->nLiveKeys = hkvIndexLive(&e->idx);
+    atomic_store_explicit(&e->iCommitted, hkvLogEnd(e), memory_order_release);
+    atomic_store(&e->iSeenEnd, bAll ? hkvLogEnd(e) : iEnd);
+  } else if (bAll) {
+    e->bFailed = 1;
+  }
+  rwUnlock(e);
+  hkvReapRetired(e);
+  return rc;
+}
+
+/* Called by every read: catches up when another process published. Costs
+** two loads when nothing changed. */
+static int syncView(hkv_db *db) {
+  HkvEngine *e = db->e;
+  if (atomic_load_explicit(&e->pShm->iEnd, memory_order_relaxed) ==
+          atomic_load_explicit(&e->iSeenEnd, memory_order_relaxed) &&
+      atomic_load_explicit(&e->pShm->iGen, memory_order_relaxed) ==
+          atomic_load_explicit(&e->iSeenGen, memory_order_relaxed)) {
+    return HKV_OK;
+  }
+  int rc = HKV_OK;
+  char *zErr = 0;
+  pthread_mutex_lock(&e->mu);
+  /* A writer of this process holds the write lock: what SHM says is its
+  ** own doing, and this engine already shows it. */
+  if (!e->bWriteLock) rc = catchUp(e, 0, &zErr);
+  pthread_mutex_unlock(&e->mu);
+  return rc ? dbSet(db, rc, zErr) : HKV_OK;
+}
+
+/* Takes the store's write lock for this engine and catches up with the
+** files. Caller holds e->mu. */
+static int takeWriteLock(hkv_db *db) {
+  HkvEngine *e = db->e;
+  if (e->bWriteLock || e->lockFd < 0) return HKV_OK;
+  int r = hkvEnv->xLock(e->lockFd, HKV_BYTE_WRITE, HKV_LOCK_EX);
+  if (r == -EWOULDBLOCK || r == -EAGAIN) {
+    return dbErr(db, HKV_BUSY, "another process is writing the store");
+  }
+  if (r) {
+    return dbErr(db, HKV_IOERR, "%s: cannot lock: %s", e->zDir, strerror(-r));
+  }
+  /* A writer that died may have left bytes after its last commit: then
+  ** read to the end of the files and cut them. */
+  uint64_t nFile = 0;
+  HkvSeg *s = e->apSeg[e->iActive];
+  int bAll = atomic_load(&e->pShm->bWriting) != 0 ||
+             hkvEnv->xFileSize(s->fd, &nFile) != 0 || nFile != e->iBufOff;
+  char *zErr = 0;
+  int rc = catchUp(e, bAll, &zErr);
+  if (rc == HKV_OK && bAll) shmPublish(e);
+  if (rc) {
+    hkvEnv->xLock(e->lockFd, HKV_BYTE_WRITE, HKV_LOCK_UN);
+    return dbSet(db, rc, zErr);
+  }
+  if (e->bShmWritable) atomic_store(&e->pShm->bWriting, 1);
+  e->bWriteLock = 1;
+  return HKV_OK;
+}
+
+/* Releases the write lock once nothing unpublished is in the log. Caller
+** holds e->mu. */
+static void dropWriteLock(HkvEngine *e) {
+  if (!e->bWriteLock) return;
+  if (e->bShmWritable && !e->bFailed) atomic_store(&e->pShm->bWriting, 0);
+  hkvEnv->xLock(e->lockFd, HKV_BYTE_WRITE, HKV_LOCK_UN);
+  e->bWriteLock = 0;
+}
+
+/* At open: opens LOCK and SHM and takes the open lock. *pbAlone: no other
+** process has the store open (then recovery may cut and clean up). */
+static int shareBegin(hkv_db *db, HkvEngine *e, int *pbAlone) {
+  const int bRo = e->bReadonly;
+  e->pShm = &e->shmOwn;
+  e->bShmWritable = 1;
+  *pbAlone = 1;
+  e->lockFd = hkvEnv->xOpen(e->dirFd, HKV_LOCK_FILE,
+                            bRo ? O_RDONLY : O_RDWR | O_CREAT, 0644);
+  if (e->lockFd < 0) {
+    int err = -e->lockFd;
+    e->lockFd = -1;
+    /* A read-only store without LOCK (or one this user cannot open) is
+    ** read alone. */
+    if (bRo) return HKV_OK;
+    return dbErr(db, HKV_CANTOPEN, "%s/%s: cannot open: %s", e->zDir,
+                 HKV_LOCK_FILE, strerror(err));
+  }
+  int r = hkvEnv->xLock(e->lockFd, HKV_BYTE_OPEN,
+                        (bRo ? HKV_LOCK_SH : HKV_LOCK_EX) | HKV_LOCK_WAIT);
+  if (r) {
+    return dbErr(db, HKV_IOERR, "%s: cannot lock: %s", e->zDir, strerror(-r));
+  }
+  *pbAlone = hkvEnv->xLock(e->lockFd, HKV_BYTE_PRESENT,
+                           bRo ? HKV_LOCK_PROBE : HKV_LOCK_EX) == 0;
+  e->shmFd = hkvEnv->xOpen(e->dirFd, HKV_SHM_FILE,
+                           bRo ? O_RDONLY : O_RDWR | O_CREAT, 0644);
+  HkvShm *p = 0;
+  if (e->shmFd >= 0) {
+    uint64_t n = 0;
+    if (hkvEnv->xFileSize(e->shmFd, &n) == 0 && n < HKV_SHM_SIZE && !bRo &&
+        hkvEnv->xTruncate(e->shmFd, HKV_SHM_SIZE) == 0) {
+      n = HKV_SHM_SIZE;
+    }
+    if (n >= HKV_SHM_SIZE) p = hkvEnv->xShmMap(e->shmFd, HKV_SHM_SIZE, !bRo);
+  }
+  if (p) {
+    e->pShm = p;
+    e->bShmWritable = !bRo;
+  } else if (!bRo) {
+    return dbErr(db, HKV_CANTOPEN, "%s/%s: cannot map", e->zDir, HKV_SHM_FILE);
+  }
+  return HKV_OK;
+}
+
+static const uint8_t aShmMagic[8] = {'h', 'k', 'v', 's', 'h', 'm', 0, 1};
+
+/* At open, after recovery: sets up SHM if this process is the first (or
+** SHM was never set up), takes the presence lock shared and lets other
+** opens proceed. */
+static void shareEnd(HkvEngine *e, int bAlone) {
+  HkvShm *m = e->pShm;
+  if (e->bShmWritable && (bAlone || memcmp(m->aMagic, aShmMagic, 8) != 0)) {
+    uint64_t iGen = memcmp(m->aMagic, aShmMagic, 8) == 0 ? m->iGen + 1 : 1;
+    memcpy(m->aMagic, aShmMagic, 8);
+    atomic_store(&m->iGen, iGen);
+    atomic_store(&m->iEnd, atomic_load(&e->iCommitted));
+    atomic_store(&m->iNextFile, e->iNextSeq);
+    atomic_store(&m->bWriting, 0);
+  }
+  atomic_store(&e->iSeenGen, atomic_load(&m->iGen));
+  atomic_store(&e->iSeenEnd, atomic_load(&e->iCommitted));
+  if (e->lockFd >= 0) {
+    hkvEnv->xLock(e->lockFd, HKV_BYTE_PRESENT, HKV_LOCK_SH | HKV_LOCK_WAIT);
+    hkvEnv->xLock(e->lockFd, HKV_BYTE_OPEN, HKV_LOCK_UN);
+  }
+}
+
 /* ---- engines ---- */
 
 static void engineFree(HkvEngine *e) {
@@ -367,6 +615,9 @@ static void engineFree(HkvEngine *e) {
   hkvLogHintFree(e);
   hkvFree(e->aBuf);
   hkvFree(e->zDir);
+  if (e->pShm && e->pShm != &e->shmOwn) hkvEnv->xMunmap(e->pShm, HKV_SHM_SIZE);
+  if (e->shmFd >= 0) hkvEnv->xClose(e->shmFd);
+  if (e->lockFd >= 0) hkvEnv->xClose(e->lockFd); /* drops its locks */
   if (e->dirFd >= 0) hkvEnv->xClose(e->dirFd);
   pthread_mutex_destroy(&e->mu);
   pthread_rwlock_destroy(&e->rw);
@@ -385,6 +636,9 @@ static int engineOpen(hkv_db *db, const char *zDir, int dirFd, struct stat *pSt,
   pthread_mutex_init(&e->mu, 0);
   pthread_rwlock_init(&e->rw, 0);
   e->dirFd = dirFd;
+  e->lockFd = -1;
+  e->shmFd = -1;
+  e->pShm = &e->shmOwn;
   e->dev = pSt->st_dev;
   e->ino = pSt->st_ino;
   e->bReadonly = (flags & HKV_OPEN_READONLY) != 0;
@@ -404,17 +658,21 @@ static int engineOpen(hkv_db *db, const char *zDir, int dirFd, struct stat *pSt,
     rc = dbErr(db, HKV_NOMEM, 0);
     goto fail;
   }
-  int r = hkvEnv->xLock(dirFd, !e->bReadonly);
-  if (r) {
-    if (r == -EWOULDBLOCK || r == -EAGAIN) {
-      rc =
-          dbErr(db, HKV_LOCKED, "%s: store is locked by another process", zDir);
-    } else {
-      rc = dbErr(db, HKV_IOERR, "%s: cannot lock: %s", zDir, strerror(-r));
-    }
-    goto fail;
+  int bAlone;
+  rc = shareBegin(db, e, &bAlone);
+  if (rc) goto fail;
+  /* Beside other processes: read up to the end they published, cut nothing
+  ** (a writer may be appending) and remove nothing (one may be compacting).
+  ** A SHM never set up means no writer has it: read everything. */
+  uint64_t iBound = HKV_NO_BOUND;
+  if (!bAlone) {
+    iBound = memcmp(e->pShm->aMagic, aShmMagic, 8) == 0
+                 ? atomic_load(&e->pShm->iEnd)
+                 : HKV_NO_BOUND - 1;
   }
-  rc = hkvLogRecover(e, recoverApply, recoverHint, recoverReserve, e, &zErr);
+  uint64_t iGen0 = atomic_load(&e->pShm->iGen);
+  rc = hkvLogRecover(e, recoverApply, recoverHint, recoverReserve, e, iBound,
+                     &zErr);
   if (rc) {
     dbSet(db, rc, zErr);
     goto fail;
@@ -422,6 +680,11 @@ static int engineOpen(hkv_db *db, const char *zDir, int dirFd, struct stat *pSt,
   hkvIndexFinishMigration(&e->idx, hashAt, e);
   e->nLiveKeys = hkvIndexLive(&e->idx);
   atomic_store(&e->iCommitted, hkvLogEnd(e));
+  shareEnd(e, bAlone);
+  if (!bAlone && iBound != HKV_NO_BOUND - 1) {
+    atomic_store(&e->iSeenEnd, iBound);
+    atomic_store(&e->iSeenGen, iGen0);
+  }
   *ppE = e;
   return HKV_OK;
 fail:
@@ -546,6 +809,11 @@ static int acquireWriter(hkv_db *db) {
   } else if (e->pWriter) {
     rc = HKV_BUSY;
   } else {
+    int rcLock = takeWriteLock(db);
+    if (rcLock) {
+      pthread_mutex_unlock(&e->mu);
+      return rcLock;
+    }
     e->pWriter = db;
     e->iSyncWriter = db->iSync;
     db->iTxn = e->iNextTxn++;
@@ -560,6 +828,7 @@ static void releaseWriter(hkv_db *db) {
   if (db->bWriter) {
     pthread_mutex_lock(&e->mu);
     e->pWriter = 0;
+    dropWriteLock(e);
     hkvReapRetired(e);
     pthread_mutex_unlock(&e->mu);
   }
@@ -710,6 +979,7 @@ static void publishTxn(hkv_db *db) {
   HkvEngine *e = db->e;
   writeLock(e);
   atomic_store_explicit(&e->iCommitted, hkvLogEnd(e), memory_order_release);
+  shmPublish(e);
   for (uint64_t i = 0; i < db->nUndo; i++) {
     HkvUndo *u = &db->aUndo[i];
     if (u->nNew & HKV_UNDO_DEL) {
@@ -765,6 +1035,7 @@ static int rollbackTxn(hkv_db *db) {
     hkvMapClear(&e->map);
     e->bDirty = 0;
     atomic_store_explicit(&e->iCommitted, hkvLogEnd(e), memory_order_release);
+    if (!e->bFailed) shmPublish(e);
     rwUnlock(e);
   }
   releaseWriter(db);
@@ -827,6 +1098,7 @@ int hkv_compact(hkv_db *db) {
         ** the new segment, above every input (and so every output). */
         writeLock(e);
         atomic_store(&e->iCommitted, hkvLogEnd(e));
+        shmPublish(e);
         rwUnlock(e);
       }
     }
@@ -838,6 +1110,7 @@ int hkv_compact(hkv_db *db) {
   if (!bWasWriter) {
     pthread_mutex_lock(&e->mu);
     e->pWriter = 0;
+    dropWriteLock(e);
     pthread_mutex_unlock(&e->mu);
     db->bWriter = 0;
   }
@@ -907,6 +1180,7 @@ int hkv_get(hkv_db *db, const void *pKey, size_t nKey, const void **ppVal,
   *pnVal = 0;
   HkvEngine *e = db->e;
   enterCall(db);
+  if (!db->bWriter && (rc = syncView(db)) != HKV_OK) return rc;
   Seek k;
   memset(&k, 0, sizeof(k));
   k.e = e;
@@ -1075,6 +1349,10 @@ int hkv_iter_open(hkv_db *db, hkv_iter **ppIter) {
   if (!db || !db->e) return HKV_MISUSE;
   HkvEngine *e = db->e;
   enterCall(db);
+  if (!db->bWriter) {
+    int rcSync = syncView(db);
+    if (rcSync) return rcSync;
+  }
   hkv_iter *it = hkvCalloc(sizeof(*it));
   if (!it) return dbErr(db, HKV_NOMEM, 0);
   Collect c;
@@ -1152,6 +1430,10 @@ int hkv_stats_get(hkv_db *db, hkv_stats *p) {
   enterCall(db);
   HkvEngine *e = db->e;
   memset(p, 0, sizeof(*p));
+  if (!db->bWriter) {
+    int rcSync = syncView(db);
+    if (rcSync) return rcSync;
+  }
   readLock(e);
   p->index_bytes = hkvIndexBytes(&e->idx);
   rwUnlock(e);
@@ -1266,10 +1548,18 @@ int hkv_destroy(hkv_db *db) {
   if (nRef > 1) {
     return dbErr(db, HKV_BUSY, "store is open in other handles");
   }
+  if (e->lockFd >= 0 &&
+      hkvEnv->xLock(e->lockFd, HKV_BYTE_PRESENT, HKV_LOCK_EX) != 0) {
+    return dbErr(db, HKV_BUSY, "store is open in another process");
+  }
   if (db->bTxn) rollbackTxn(db);
   char *zErr = 0;
   int rc = hkvLogRemoveAll(e, &zErr);
   hkvFree(zErr);
+  if (rc == HKV_OK) {
+    hkvEnv->xUnlink(e->dirFd, HKV_SHM_FILE);
+    hkvEnv->xUnlink(e->dirFd, HKV_LOCK_FILE);
+  }
   if (rc == HKV_OK) hkvEnv->xSync(e->dirFd);
   char *zDir = db->zPath;
   db->zPath = 0;

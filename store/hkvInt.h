@@ -80,12 +80,20 @@ struct HkvEnv {
   int (*xRename)(int dirFd, const char *zFrom, const char *zTo);
   int (*xMkdir)(const char *zPath); /* 0, -EEXIST.. */
   int (*xRmdir)(const char *zPath);
-  int (*xLock)(int fd, int bExclusive); /* 0, -EWOULDBLOCK */
+  int (*xLock)(int fd, int iByte, int op); /* 0, -EWOULDBLOCK.. */
   void *(*xMalloc)(size_t n);
   void *(*xCalloc)(size_t nElem, size_t nSize);
   void *(*xRealloc)(void *p, size_t n);
   void (*xFree)(void *p);
+  void *(*xShmMap)(int fd, uint64_t n, int bWrite); /* shared, NULL on error */
 };
+
+/* xLock operations on one byte of the lock file (OFD locks). */
+#define HKV_LOCK_UN 0
+#define HKV_LOCK_SH 1
+#define HKV_LOCK_EX 2
+#define HKV_LOCK_WAIT 4  /* block until granted */
+#define HKV_LOCK_PROBE 8 /* 0 if EX could be granted now; takes nothing */
 
 extern const HkvEnv *hkvEnv;            /* the one in use */
 extern const HkvEnv hkvPosixEnv;        /* the default */
@@ -146,8 +154,13 @@ typedef struct HkvEngine HkvEngine;
 
 typedef int (*HkvApply)(void *pCtx, HkvLoc loc, const HkvRec *pRec);
 typedef int (*HkvHintApply)(void *pCtx, HkvLoc loc, uint64_t hKey);
+#define HKV_NO_BOUND UINT64_MAX
 int hkvLogRecover(HkvEngine *e, HkvApply xApply, HkvHintApply xHint,
-                  int (*xReserve)(void *, uint64_t), void *pCtx, char **pzErr);
+                  int (*xReserve)(void *, uint64_t), void *pCtx,
+                  uint64_t iBound, char **pzErr);
+int hkvLogCatchUp(HkvEngine *e, HkvApply xApply, void *pCtx, uint64_t iBound,
+                  char **pzErr);
+uint64_t hkvSegCapacity(HkvEngine *e, int fd, uint64_t nFile);
 
 /* One segment of the log order being rebuilt at open. */
 typedef struct HkvPlan {
@@ -165,7 +178,7 @@ int hkvAddSegment(HkvEngine *e, int fd, uint32_t iFile, uint32_t iSeq,
                   char **pzErr);
 void hkvFreeSegment(HkvEngine *e, uint32_t iSlot);
 void hkvSegName(uint32_t iFile, int bHkc, char *zBuf);
-void hkvEncodeSegHeader(uint8_t *a, uint32_t iFile);
+void hkvEncodeSegHeader(uint8_t *a, uint32_t iFile, uint32_t nCap);
 const char *hkvCheckSegHeader(const uint8_t *a, uint64_t n, uint32_t iFile);
 int hkvSyncDir(HkvEngine *e, char **pzErr);
 int hkvSetErr(char **pzErr, int rc, char *zMsg);
@@ -250,6 +263,7 @@ typedef struct HkvCompact HkvCompact;
 int hkvCompactStart(HkvEngine *e, char **pzErr);
 int hkvCompactStep(HkvEngine *e, uint64_t nBudget, char **pzErr);
 void hkvCompactFree(HkvCompact *c);
+void hkvCompactDiscard(HkvEngine *e);
 
 /* ---- engine services for compaction (engine.c) ---- */
 uint64_t *hkvEngineFindExact(HkvEngine *e, uint64_t h, HkvLoc loc);
@@ -266,6 +280,36 @@ extern void (*hkvTestCrashHook)(const char *zWhere);
     if (hkvTestCrashHook) hkvTestCrashHook(z); \
   } while (0)
 
+/* ---- sharing a store between processes (engine.c) ----
+** LOCK holds open-file-description locks on three bytes:
+**   HKV_BYTE_WRITE    exclusive while a process writes (a transaction, a
+**                     compaction step); a second writer gets BUSY.
+**   HKV_BYTE_OPEN     exclusive while a writable open recovers (and may cut
+**                     or clean up), shared while a read-only open or a reload
+**                     reads the file set; a compaction's switch takes it
+**                     exclusive, so no one reads a half-switched set.
+**   HKV_BYTE_PRESENT  shared by every process with the store open; an open
+**                     that gets it exclusive is alone.
+** SHM is mapped shared by every process: the wal-index of this store. */
+#define HKV_LOCK_FILE "LOCK"
+#define HKV_SHM_FILE "SHM"
+#define HKV_BYTE_WRITE 0
+#define HKV_BYTE_OPEN 1
+#define HKV_BYTE_PRESENT 2
+#define HKV_SHM_SIZE 4096
+
+typedef struct HkvShm {
+  uint8_t aMagic[8];          /* "hkvshm\0\1" */
+  _Atomic uint64_t iEnd;      /* committed end of the log, seq << 32 | off */
+  _Atomic uint64_t iGen;      /* moved by each compaction switch */
+  _Atomic uint64_t iNextFile; /* next segment file id */
+  _Atomic uint64_t bWriting;  /* a writer may have left unpublished bytes */
+} HkvShm;
+
+uint32_t hkvNextFileId(HkvEngine *e, uint32_t iMin);
+void hkvUsedFileId(HkvEngine *e, uint32_t iFile);
+void hkvShmBumpGen(HkvEngine *e);
+
 /* ---- the engine (engine.c) ---- */
 struct HkvEngine {
   HkvEngine *pNext; /* registry list */
@@ -274,7 +318,15 @@ struct HkvEngine {
   int nRef;  /* handles open on it */
   pid_t pid; /* process that opened it */
   char *zDir;
-  int dirFd; /* directory: flock() and fsync() */
+  int dirFd;        /* directory: fsync() */
+  int lockFd;       /* LOCK, or -1 (a read-only store no one else can write) */
+  int shmFd;        /* SHM, or -1 */
+  HkvShm *pShm;     /* mapped SHM, or &shmOwn */
+  HkvShm shmOwn;    /* stands in when SHM cannot be mapped */
+  int bShmWritable; /* pShm may be written */
+  int bWriteLock;   /* holds HKV_BYTE_WRITE (under mu) */
+  _Atomic uint64_t iSeenEnd; /* SHM iEnd this engine's view matches */
+  _Atomic uint64_t iSeenGen; /* SHM iGen its file set matches */
   int bReadonly;
   int bNoCreate;      /* at open: refuse to start a new store */
   uint64_t szSegment; /* seal a segment at this size, bytes */

@@ -10,7 +10,10 @@
 **   8   4  format version (1)
 **   12  4  flags (0; a reader refuses bits it does not know)
 **   16  8  sequence number (equals the file name's)
-**   24  4  reserved (0)
+**   24  4  capacity: bytes the file may grow to (its creator's segment size,
+**          or more for one large record). Every process maps the segment
+**          at this size and no writer appends past it. 0 in files written
+**          before it existed: then the reader's own segment size applies.
 **   28  4  CRC-32C of bytes 0..27
 **
 ** Record (20-byte header, then the payload)
@@ -83,11 +86,12 @@ int hkvSetErr(char **pzErr, int rc, char *zMsg) {
   return rc;
 }
 
-void hkvEncodeSegHeader(uint8_t *a, uint32_t iSeq) {
+void hkvEncodeSegHeader(uint8_t *a, uint32_t iSeq, uint32_t nCap) {
   memset(a, 0, HKV_SEG_HDR);
   memcpy(a, aMagic, 8);
   hkvPut32(a + 8, HKV_FORMAT_VERSION);
   hkvPut64(a + 16, iSeq);
+  hkvPut32(a + 24, nCap);
   hkvPut32(a + 28, hkvCrc32c(0, a, 28));
 }
 
@@ -277,10 +281,24 @@ static int createSegment(HkvEngine *e, uint32_t iSeq, uint64_t nMin,
                          char **pzErr) {
   uint8_t aHdr[HKV_SEG_HDR];
   char zName[16];
-  segName(iSeq, zName);
+  int fd;
+  /* Ids come from the shared counter; an id taken anyway (a writer of
+  ** another process that died before publishing it) is skipped. */
+  iSeq = hkvNextFileId(e, iSeq);
+  for (int nTry = 0;; nTry++, iSeq++) {
+    segName(iSeq, zName);
+    fd = hkvEnv->xOpen(e->dirFd, zName, O_RDWR | O_CREAT | O_EXCL, 0644);
+    if (fd != -EEXIST || nTry == 1000) break;
+  }
+  hkvUsedFileId(e, iSeq);
   char *zPath = hkvMprintf("%s/%s", e->zDir, zName);
-  if (!zPath) return HKV_NOMEM;
-  int fd = hkvEnv->xOpen(e->dirFd, zName, O_RDWR | O_CREAT | O_EXCL, 0644);
+  if (!zPath) {
+    if (fd >= 0) {
+      hkvEnv->xClose(fd);
+      hkvEnv->xUnlink(e->dirFd, zName);
+    }
+    return HKV_NOMEM;
+  }
   if (fd < 0) {
     int rc =
         hkvSetErr(pzErr, HKV_IOERR,
@@ -288,7 +306,8 @@ static int createSegment(HkvEngine *e, uint32_t iSeq, uint64_t nMin,
     hkvFree(zPath);
     return rc;
   }
-  hkvEncodeSegHeader(aHdr, iSeq);
+  uint64_t nMap = e->szSegment > nMin ? e->szSegment : nMin;
+  hkvEncodeSegHeader(aHdr, iSeq, (uint32_t)nMap);
   long w = hkvEnv->xWrite(fd, aHdr, HKV_SEG_HDR, 0);
   int rS = (w == HKV_SEG_HDR && e->iSyncWriter == HKV_SYNC_FULL)
                ? hkvEnv->xSync(fd)
@@ -305,7 +324,6 @@ static int createSegment(HkvEngine *e, uint32_t iSeq, uint64_t nMin,
     hkvFree(zPath);
     return rc;
   }
-  uint64_t nMap = e->szSegment > nMin ? e->szSegment : nMin;
   uint32_t iSlot;
   int rc =
       hkvAddSegment(e, fd, iSeq, iSeq, 0, HKV_SEG_HDR, nMap, &iSlot, pzErr);
@@ -324,6 +342,25 @@ static int createSegment(HkvEngine *e, uint32_t iSeq, uint64_t nMin,
   e->nBuf = 0;
   e->iNextSeq = iSeq + 1;
   return HKV_OK;
+}
+
+/* The size to map log segment fd (nFile bytes) at: the capacity its header
+** names, else (older files) this engine's segment size; never less than
+** the file. */
+uint64_t hkvSegCapacity(HkvEngine *e, int fd, uint64_t nFile) {
+  uint64_t nCap = 0;
+  if (nFile >= HKV_SEG_HDR) {
+    const uint8_t *a = hkvEnv->xMmap(fd, HKV_SEG_HDR);
+    if (a) {
+      if (memcmp(a, aMagic, 8) == 0 &&
+          hkvGet32(a + 28) == hkvCrc32c(0, a, 28)) {
+        nCap = hkvGet32(a + 24);
+      }
+      hkvEnv->xMunmap((void *)a, HKV_SEG_HDR);
+    }
+  }
+  if (nCap == 0) nCap = e->szSegment;
+  return nCap > nFile ? nCap : nFile;
 }
 
 /* ---- appending ---- */
@@ -1072,7 +1109,10 @@ static int replayFromHint(HkvEngine *e, uint32_t iSlot, Replay *r,
 ** listed and MANIFEST.tmp are leftovers of a compaction and are removed.
 */
 int hkvLogRecover(HkvEngine *e, HkvApply xApply, HkvHintApply xHint,
-                  int (*xReserve)(void *, uint64_t), void *pCtx, char **pzErr) {
+                  int (*xReserve)(void *, uint64_t), void *pCtx,
+                  uint64_t iBound, char **pzErr) {
+  const int bBound = iBound != HKV_NO_BOUND;
+  const uint32_t iBoundSeq = (uint32_t)(iBound >> 32);
   uint32_t *aHkd = 0, nHkd = 0, *aHkc = 0, nHkc = 0, *aHkh = 0, nHkh = 0;
   HkvPlan *aListed = 0, *aPlan = 0;
   uint32_t nListed = 0, nPlan = 0, iMaxRetired = 0, iMaxId = 0;
@@ -1103,7 +1143,7 @@ int hkvLogRecover(HkvEngine *e, HkvApply xApply, HkvHintApply xHint,
     aPlan[nPlan++] = *q;
   }
   for (uint32_t k = 0; rc == HKV_OK && k < nHkd; k++) {
-    if (aHkd[k] > iMaxRetired) {
+    if (aHkd[k] > iMaxRetired && (!bBound || aHkd[k] <= iBoundSeq)) {
       HkvPlan q = {aHkd[k], aHkd[k], 0};
       aPlan[nPlan++] = q;
     }
@@ -1144,8 +1184,11 @@ int hkvLogRecover(HkvEngine *e, HkvApply xApply, HkvHintApply xHint,
       hkvFree(zPath);
       break;
     }
-    uint64_t nMap =
-        q->bHkc ? nFile : (nFile > e->szSegment ? nFile : e->szSegment);
+    if (bBound && !q->bHkc && q->iFile == iBoundSeq &&
+        nFile > (uint32_t)iBound) {
+      nFile = (uint32_t)iBound; /* past it: another process's writes */
+    }
+    uint64_t nMap = q->bHkc ? nFile : hkvSegCapacity(e, fd, nFile);
     if (nMap < HKV_SEG_HDR) nMap = HKV_SEG_HDR;
     uint32_t iSlot;
     rc = hkvAddSegment(e, fd, q->iFile, q->iSeq, q->bHkc ? HKV_SEG_HKC : 0,
@@ -1255,7 +1298,7 @@ int hkvLogRecover(HkvEngine *e, HkvApply xApply, HkvHintApply xHint,
   }
   if (rc == HKV_OK && !bHaveCut) {
     /* No valid segment at all: a new store (or only a torn first file). */
-    if (e->bReadonly) {
+    if (e->bReadonly || bBound) {
       rc = hkvSetErr(pzErr, HKV_NOTSTORE,
                      hkvMprintf("%s: no hashkv segment files", e->zDir));
     } else {
@@ -1280,9 +1323,11 @@ int hkvLogRecover(HkvEngine *e, HkvApply xApply, HkvHintApply xHint,
     HkvSeg *s = e->apSeg[e->aOrder[k]];
     nCut += s->nFile - (k == iCutSeg ? iCutOff : 0);
   }
-  e->nCutBytes = nCut;
-  e->iCutOffset = nCut ? iCutOff : 0;
-  if ((nCut || e->nSeg > iCutSeg + 1) && !e->bReadonly) {
+  if (!bBound) {
+    e->nCutBytes = nCut;
+    e->iCutOffset = nCut ? iCutOff : 0;
+  }
+  if ((nCut || e->nSeg > iCutSeg + 1) && !e->bReadonly && !bBound) {
     HkvSeg *s = e->apSeg[e->aOrder[iCutSeg]];
     if (s->bHkc) {
       rc = hkvSetErr(pzErr, HKV_CORRUPT,
@@ -1311,12 +1356,13 @@ int hkvLogRecover(HkvEngine *e, HkvApply xApply, HkvHintApply xHint,
     }
     e->bFailed = 0;
   }
-  while (e->bReadonly && e->nSeg > iCutSeg + 1) {
+  while ((e->bReadonly || bBound) && e->nSeg > iCutSeg + 1) {
     hkvFreeSegment(e, e->aOrder[--e->nSeg]);
   }
 
-  /* Leftovers of an interrupted or finished compaction. */
-  if (!e->bReadonly) {
+  /* Leftovers of an interrupted or finished compaction (only when no other
+  ** process has the store open: one may be compacting now). */
+  if (!e->bReadonly && !bBound) {
     int nGone = 0;
     for (uint32_t k = 0; k < nHkd; k++) {
       int bListed = 0;
@@ -1360,6 +1406,13 @@ int hkvLogRecover(HkvEngine *e, HkvApply xApply, HkvHintApply xHint,
 
   e->iActive = e->aOrder[e->nSeg - 1];
   HkvSeg *sAct = e->apSeg[e->iActive];
+  if (sAct->bHkc && bBound) {
+    rc = hkvSetErr(pzErr, HKV_BUSY,
+                   hkvMprintf("%s: another process is switching the store's "
+                              "files; try again",
+                              e->zDir));
+    goto done;
+  }
   if (sAct->bHkc) {
     /* Only compacted data: appends go to a new segment. */
     e->iNextSeq = iMaxId + 1;
@@ -1374,5 +1427,160 @@ done:
   hkvFree(aHkd);
   hkvFree(aHkc);
   hkvFree(aHkh);
+  return rc;
+}
+
+/*
+** Catching up with other processes. Reads the records appended after this
+** engine's view (e->iActive at e->iBufOff, a transaction boundary) and
+** applies each committed transaction through xApply, up to iBound, a
+** committed end another process published (sequence << 32 | offset). With
+** HKV_NO_BOUND the caller holds the store's write lock: it reads to the last
+** transaction end in the files and cuts everything after it, the tail of a
+** writer that died mid-transaction. Caller holds e->mu and the index lock
+** exclusively and has no transaction of its own under way. On HKV_OK,
+** e->iActive and e->iBufOff name the new end.
+*/
+int hkvLogCatchUp(HkvEngine *e, HkvApply xApply, void *pCtx, uint64_t iBound,
+                  char **pzErr) {
+  const int bCut = iBound == HKV_NO_BOUND;
+  const uint32_t iBoundSeq = (uint32_t)(iBound >> 32);
+  Replay r;
+  memset(&r, 0, sizeof(r));
+  r.e = e;
+  r.xApply = xApply;
+  r.pCtx = pCtx;
+  uint32_t *aHkd = 0, nHkd = 0;
+  int bListed = 0, rc = HKV_OK;
+  uint32_t iSlot = e->iActive, iEndSlot = e->iActive;
+  uint64_t iOff = e->iBufOff, iEndOff = e->iBufOff;
+  for (;;) {
+    HkvSeg *s = e->apSeg[iSlot];
+    uint64_t nLim = 0;
+    int rF = hkvEnv->xFileSize(s->fd, &nLim);
+    if (rF) {
+      rc = hkvSetErr(pzErr, HKV_IOERR,
+                     hkvMprintf("%s: cannot read segment size: %s", e->zDir,
+                                strerror(-rF)));
+      break;
+    }
+    if (!bCut && s->iSeq == iBoundSeq && nLim > (uint32_t)iBound) {
+      nLim = (uint32_t)iBound;
+    }
+    if (nLim > s->nMap) nLim = s->nMap; /* a writer never goes past it */
+    int bStop = 0;
+    while (iOff < nLim) {
+      HkvRec rec;
+      const uint8_t *p = s->pMap + iOff;
+      int d = hkvDecodeRecord(p, nLim - iOff, &rec);
+      if (d == 0 && !hkvVerifyRecord(p, &rec)) d = 2;
+      if (d) {
+        /* Past the last write a live writer finished, or the torn tail of
+        ** one that died: the end of what can be read. */
+        bStop = 1;
+        break;
+      }
+      if (rec.iTxn >= e->iNextTxn) e->iNextTxn = rec.iTxn + 1;
+      int bEnd;
+      rc = replayRecord(&r, HKV_LOC(iSlot, iOff), &rec, &bEnd);
+      if (rc) break;
+      iOff += rec.nRec;
+      if (bEnd) {
+        iEndSlot = iSlot;
+        iEndOff = iOff;
+      }
+    }
+    if (iOff > s->nFile) s->nFile = iOff;
+    if (rc || bStop) break;
+    if (!bCut && s->iSeq >= iBoundSeq) break;
+    /* On to the next segment: one already open (a bound that stopped short
+    ** of its end earlier), else the next ".hkd" file by id. */
+    uint32_t iPos = e->nSeg;
+    while (iPos > 0 && e->aOrder[iPos - 1] != iSlot) iPos--;
+    if (iPos > 0 && iPos < e->nSeg) {
+      iSlot = e->aOrder[iPos];
+      iOff = HKV_SEG_HDR;
+      continue;
+    }
+    if (!bListed) {
+      rc = listFiles(e, ".hkd", &aHkd, &nHkd, pzErr);
+      if (rc) break;
+      bListed = 1;
+    }
+    uint32_t iNext = 0;
+    for (uint32_t k = 0; k < nHkd; k++) {
+      if (aHkd[k] > s->iFile && (iNext == 0 || aHkd[k] < iNext))
+        iNext = aHkd[k];
+    }
+    if (iNext == 0) break;
+    char zName[16];
+    segName(iNext, zName);
+    int fd =
+        hkvEnv->xOpen(e->dirFd, zName, e->bReadonly ? O_RDONLY : O_RDWR, 0);
+    uint64_t nFile = 0;
+    if (fd < 0 || hkvEnv->xFileSize(fd, &nFile)) {
+      rc = hkvSetErr(pzErr, HKV_IOERR,
+                     hkvMprintf("%s/%s: cannot open: %s", e->zDir, zName,
+                                strerror(fd < 0 ? -fd : errno)));
+      if (fd >= 0) hkvEnv->xClose(fd);
+      break;
+    }
+    uint32_t iNew;
+    rc = hkvAddSegment(e, fd, iNext, iNext, 0, nFile,
+                       hkvSegCapacity(e, fd, nFile), &iNew, pzErr);
+    if (rc) break;
+    if (iNext >= e->iNextSeq) e->iNextSeq = iNext + 1;
+    if (hkvCheckSegHeader(e->apSeg[iNew]->pMap, nFile, iNext)) {
+      if (bCut) break; /* torn while being created: the cut removes it */
+      rc = hkvSetErr(pzErr, HKV_CORRUPT,
+                     hkvMprintf("%s/%s: bad segment header", e->zDir, zName));
+      break;
+    }
+    e->apSeg[iNew]->nFile = HKV_SEG_HDR;
+    iSlot = iNew;
+    iOff = HKV_SEG_HDR;
+  }
+  if (rc == HKV_OK) rc = replayFlushDefer(&r);
+  hkvFree(r.aPend);
+  if (rc == HKV_OK && bCut) {
+    /* Nothing after the last transaction end was published: cut it. */
+    HkvSeg *s = e->apSeg[iEndSlot];
+    uint64_t nFile = 0;
+    int rT = hkvEnv->xFileSize(s->fd, &nFile);
+    if (!rT && nFile > iEndOff) {
+      e->nCutBytes += nFile - iEndOff;
+      e->iCutOffset = iEndOff;
+      rT = hkvEnv->xTruncate(s->fd, iEndOff);
+    }
+    uint32_t iPos = e->nSeg;
+    while (iPos > 0 && e->aOrder[iPos - 1] != iEndSlot) iPos--;
+    while (!rT && e->nSeg > iPos) {
+      uint32_t iGone = e->aOrder[--e->nSeg];
+      char zName[16];
+      segName(e->apSeg[iGone]->iFile, zName);
+      hkvFreeSegment(e, iGone);
+      rT = hkvEnv->xUnlink(e->dirFd, zName);
+    }
+    for (uint32_t k = 0; !rT && k < nHkd; k++) {
+      if (aHkd[k] > s->iFile) {
+        char zName[16];
+        segName(aHkd[k], zName);
+        int rU = hkvEnv->xUnlink(e->dirFd, zName);
+        if (rU != -ENOENT) rT = rU;
+      }
+    }
+    if (rT) {
+      rc = hkvSetErr(pzErr, HKV_IOERR,
+                     hkvMprintf("%s: cannot cut a dead writer's tail: %s",
+                                e->zDir, strerror(-rT)));
+    }
+    s->nFile = iEndOff;
+  }
+  if (rc == HKV_OK) {
+    e->iActive = iEndSlot;
+    e->iBufOff = iEndOff;
+    e->nBuf = 0;
+  }
+  hkvFree(aHkd);
   return rc;
 }

@@ -11,7 +11,6 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -54,6 +53,12 @@ static void *posixMmap(int fd, uint64_t n) {
 
 static void posixMunmap(void *p, uint64_t n) { munmap(p, (size_t)n); }
 
+static void *posixShmMap(int fd, uint64_t n, int bWrite) {
+  void *p = mmap(0, (size_t)n, bWrite ? PROT_READ | PROT_WRITE : PROT_READ,
+                 MAP_SHARED, fd, 0);
+  return p == MAP_FAILED ? NULL : p;
+}
+
 static int posixUnlink(int dirFd, const char *zPath) {
   return unlinkat(dirFd, zPath, 0) < 0 ? -errno : 0;
 }
@@ -70,11 +75,30 @@ static int posixRmdir(const char *zPath) {
   return rmdir(zPath) < 0 ? -errno : 0;
 }
 
-static int posixLock(int fd, int bExclusive) {
+/* Open-file-description locks on one byte of the lock file: they belong to
+** the descriptor, not the process (so two engines of a forked child and its
+** parent conflict, and a thread closing another descriptor of the file
+** drops nothing), and the kernel releases them when the process dies. */
+static int posixLock(int fd, int iByte, int op) {
+  struct flock fl;
+  memset(&fl, 0, sizeof(fl));
+  fl.l_whence = SEEK_SET;
+  fl.l_start = iByte;
+  fl.l_len = 1;
+  int mode = op & 3;
+  fl.l_type = mode == HKV_LOCK_EX   ? F_WRLCK
+              : mode == HKV_LOCK_SH ? F_RDLCK
+                                    : F_UNLCK;
+  if (op & HKV_LOCK_PROBE) {
+    fl.l_type = F_WRLCK;
+    if (fcntl(fd, F_OFD_GETLK, &fl) < 0) return -errno;
+    return fl.l_type == F_UNLCK ? 0 : -EWOULDBLOCK;
+  }
   int r;
   do {
-    r = flock(fd, (bExclusive ? LOCK_EX : LOCK_SH) | LOCK_NB);
+    r = fcntl(fd, (op & HKV_LOCK_WAIT) ? F_OFD_SETLKW : F_OFD_SETLK, &fl);
   } while (r < 0 && errno == EINTR);
+  if (r < 0 && errno == EACCES) return -EWOULDBLOCK;
   return r < 0 ? -errno : 0;
 }
 
@@ -82,7 +106,7 @@ const HkvEnv hkvPosixEnv = {
     posixOpen,     posixClose, posixWrite,  posixSync,   posixTruncate,
     posixFileSize, posixMmap,  posixMunmap, posixUnlink, posixRename,
     posixMkdir,    posixRmdir, posixLock,   malloc,      calloc,
-    realloc,       free};
+    realloc,       free,       posixShmMap};
 
 const HkvEnv *hkvEnv = &hkvPosixEnv;
 void (*hkvTestCrashHook)(const char *zWhere);

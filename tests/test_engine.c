@@ -379,31 +379,6 @@ START_TEST(handles_share_one_engine) {
 }
 END_TEST
 
-START_TEST(second_process_refused) {
-  hkv_db *db = openStore(HKV_SYNC_NORMAL);
-  ck_rc(putStr(db, "k", "v"), HKV_OK);
-  pid_t pid = fork();
-  if (pid == 0) {
-    hkv_db *c = 0;
-    int rc = hkv_open(zStore, NULL, &c);
-    int ok = rc == HKV_LOCKED && strstr(hkv_errmsg(c), "another process");
-    hkv_close(c);
-    hkv_options o;
-    hkv_options_init(&o);
-    o.flags = HKV_OPEN_READONLY;
-    rc = hkv_open(zStore, &o, &c);
-    ok = ok && rc == HKV_LOCKED;
-    hkv_close(c);
-    _exit(ok ? 0 : 1);
-  }
-  int status;
-  waitpid(pid, &status, 0);
-  ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-  expectStr(db, "k", "v");
-  hkv_close(db);
-}
-END_TEST
-
 START_TEST(readonly_open) {
   hkv_db *db = openStore(HKV_SYNC_NORMAL);
   ck_rc(putStr(db, "k", "v"), HKV_OK);
@@ -667,7 +642,6 @@ int main(void) {
   tcase_add_test(tc, nested_savepoints);
   tcase_add_test(tc, snapshot_iteration);
   tcase_add_test(tc, handles_share_one_engine);
-  tcase_add_test(tc, second_process_refused);
   tcase_add_test(tc, readonly_open);
   tcase_add_test(tc, segments_rotate);
   tcase_add_test(tc, random_model);

@@ -1,0 +1,441 @@
+/*
+** test_procs.c: several processes on one store. Real processes (fork), each
+** with its own engine: visibility of each other's commits, one writer at a
+** time with BUSY for the second, a model check of what readers see while
+** writers race, a writer SIGKILLed in the middle of a transaction, read-only
+** opens beside a writer, segment rotation and compaction seen from another
+** process.
+*/
+#include <signal.h>
+#include <stdint.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#include "testutil.h"
+
+static const char *zStore;
+
+static void setup(void) { zStore = testDirSetup(); }
+static void teardown(void) { testDirTeardown(); }
+
+static hkv_db *openWith(unsigned flags, uint32_t szSeg, double rAuto) {
+  hkv_options o;
+  hkv_options_init(&o);
+  o.sync = HKV_SYNC_NORMAL;
+  o.flags = flags;
+  if (szSeg) o.segment_size = szSeg;
+  o.auto_compact = rAuto;
+  hkv_db *db = 0;
+  int rc = hkv_open(zStore, &o, &db);
+  if (rc != HKV_OK) {
+    fprintf(stderr, "open: %s %s\n", hkv_codename(rc),
+            db ? hkv_errmsg(db) : "");
+    hkv_close(db);
+    return 0;
+  }
+  return db;
+}
+
+static hkv_db *openStore(void) {
+  hkv_db *db = openWith(0, 0, 0);
+  ck_assert_ptr_nonnull(db);
+  return db;
+}
+
+static int putU64(hkv_db *db, const char *zKey, uint64_t v) {
+  return hkv_put(db, zKey, strlen(zKey), &v, sizeof(v));
+}
+
+/* The value of zKey as a number; 0 when absent; UINT64_MAX on error. */
+static uint64_t getU64(hkv_db *db, const char *zKey) {
+  const void *p;
+  size_t n;
+  int rc = hkv_get(db, zKey, strlen(zKey), &p, &n);
+  if (rc == HKV_NOTFOUND) return 0;
+  if (rc != HKV_OK || n != 8) return UINT64_MAX;
+  uint64_t v;
+  memcpy(&v, p, 8);
+  return v;
+}
+
+static int waitChild(pid_t pid) {
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 100 + WTERMSIG(status);
+}
+
+static void sleepMs(int ms) {
+  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+  nanosleep(&ts, 0);
+}
+
+/* A pipe-free rendezvous: a shared anonymous page the processes poll. */
+typedef struct Board {
+  volatile int aFlag[8];
+  volatile uint64_t aCount[8];
+} Board;
+
+static Board *newBoard(void) {
+  Board *b = mmap(0, sizeof(Board), PROT_READ | PROT_WRITE,
+                  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  ck_assert(b != MAP_FAILED);
+  memset((void *)b, 0, sizeof(*b));
+  return b;
+}
+
+/* Waits (at most 20 s) until flag i reaches v. */
+static void waitFlag(Board *b, int i, int v) {
+  for (int n = 0; b->aFlag[i] < v && n < 20000; n++) sleepMs(1);
+}
+
+START_TEST(commits_seen_across_processes) {
+  hkv_db *db = openStore();
+  ck_rc(putU64(db, "k", 1), HKV_OK);
+  Board *b = newBoard();
+  pid_t pid = fork();
+  if (pid == 0) {
+    hkv_db *c = openWith(0, 0, 0);
+    int ok = c && getU64(c, "k") == 1;
+    ok = ok && putU64(c, "from-child", 7) == HKV_OK;
+    if (!ok) fprintf(stderr, "child step 1: %s\n", c ? hkv_errmsg(c) : "");
+    b->aFlag[0] = 1;
+    waitFlag(b, 1, 1); /* the parent committed k = 2 */
+    ok = ok && getU64(c, "k") == 2;
+    if (!ok)
+      fprintf(stderr, "child step 2: %llu\n",
+              (unsigned long long)getU64(c, "k"));
+    waitFlag(b, 1, 2); /* the parent holds a write transaction */
+    int rc = putU64(c, "k", 99);
+    ok = ok && rc == HKV_BUSY && strstr(hkv_errmsg(c), "another process");
+    if (!ok)
+      fprintf(stderr, "child step 3: %s %s\n", hkv_codename(rc), hkv_errmsg(c));
+    ok = ok && getU64(c, "k") == 2; /* its uncommitted 3 is invisible */
+    b->aFlag[0] = 2;
+    waitFlag(b, 1, 3); /* the parent committed */
+    ok = ok && getU64(c, "k") == 3;
+    ok = ok && putU64(c, "k", 4) == HKV_OK; /* the lock is free again */
+    hkv_close(c);
+    _exit(ok ? 0 : 1);
+  }
+  waitFlag(b, 0, 1);
+  ck_assert_uint_eq(getU64(db, "from-child"), 7);
+  ck_rc(putU64(db, "k", 2), HKV_OK);
+  b->aFlag[1] = 1;
+  ck_rc(hkv_begin(db), HKV_OK);
+  ck_rc(putU64(db, "k", 3), HKV_OK);
+  b->aFlag[1] = 2;
+  waitFlag(b, 0, 2);
+  ck_rc(hkv_commit(db), HKV_OK);
+  b->aFlag[1] = 3;
+  ck_assert_int_eq(waitChild(pid), 0);
+  ck_assert_uint_eq(getU64(db, "k"), 4);
+  hkv_close(db);
+  /* A reopen by a lone process shows the same. */
+  db = openStore();
+  ck_assert_uint_eq(getU64(db, "k"), 4);
+  ck_assert_uint_eq(getU64(db, "from-child"), 7);
+  hkv_close(db);
+}
+END_TEST
+
+/*
+** The model: each writer transaction (after taking the write lock with its
+** first put) reads counter "c", writes c+1 to "c", "a" and "b", and one key
+** of its own. Readers take snapshots (iterators) and check a == b == c, and
+** that c never goes down. At the end c equals the number of commits the
+** writers reported, so no commit was lost or applied twice.
+*/
+enum { NWRITER = 3, NREADER = 2 };
+
+static int writerLoop(Board *b, int iWriter, int nTxn, uint32_t szSeg) {
+  hkv_db *db = openWith(0, szSeg, 0);
+  if (!db) return 2;
+  uint64_t nDone = 0;
+  char zOwn[32];
+  for (int t = 0; t < nTxn; t++) {
+    int rc = hkv_begin(db);
+    snprintf(zOwn, sizeof(zOwn), "w%d-%d", iWriter, t % 50);
+    if (rc == HKV_OK) rc = putU64(db, zOwn, (uint64_t)t);
+    if (rc == HKV_BUSY) {
+      hkv_rollback(db);
+      t--;
+      sleepMs(rand() % 2);
+      continue;
+    }
+    uint64_t c = rc == HKV_OK ? getU64(db, "c") : 0;
+    if (c == UINT64_MAX) rc = HKV_CORRUPT;
+    if (rc == HKV_OK) rc = putU64(db, "c", c + 1);
+    if (rc == HKV_OK) rc = putU64(db, "a", c + 1);
+    if (rc == HKV_OK) rc = putU64(db, "b", c + 1);
+    if (rc == HKV_OK) rc = hkv_commit(db);
+    if (rc != HKV_OK) {
+      fprintf(stderr, "writer %d: %s %s\n", iWriter, hkv_codename(rc),
+              hkv_errmsg(db));
+      hkv_close(db);
+      return 3;
+    }
+    b->aCount[iWriter] = ++nDone;
+  }
+  hkv_close(db);
+  return 0;
+}
+
+static int readerLoop(Board *b) {
+  hkv_db *db = openWith(HKV_OPEN_READONLY, 0, 0);
+  if (!db) return 2;
+  uint64_t cLast = 0;
+  int nSnap = 0;
+  while (!b->aFlag[0] || nSnap < 5) {
+    hkv_iter *it;
+    if (hkv_iter_open(db, &it) != HKV_OK) return 3;
+    uint64_t a = 0, bb = 0, c = 0;
+    const void *pK, *pV;
+    size_t nK, nV;
+    while (hkv_iter_next(it, &pK, &nK, &pV, &nV) == HKV_OK) {
+      if (nK != 1 || nV != 8) continue;
+      uint64_t v;
+      memcpy(&v, pV, 8);
+      if (*(const char *)pK == 'a') a = v;
+      if (*(const char *)pK == 'b') bb = v;
+      if (*(const char *)pK == 'c') c = v;
+    }
+    hkv_iter_close(it);
+    if (a != bb || bb != c || c < cLast) {
+      fprintf(stderr, "reader saw a=%llu b=%llu c=%llu after c=%llu\n",
+              (unsigned long long)a, (unsigned long long)bb,
+              (unsigned long long)c, (unsigned long long)cLast);
+      return 4;
+    }
+    uint64_t cGet = getU64(db, "c"); /* a get: at least as new */
+    if (cGet < c || cGet == UINT64_MAX) return 5;
+    cLast = cGet;
+    nSnap++;
+  }
+  hkv_close(db);
+  return 0;
+}
+
+static void runModel(int nTxn, uint32_t szSeg) {
+  hkv_db *db = openWith(0, szSeg, 0);
+  ck_assert_ptr_nonnull(db);
+  ck_rc(putU64(db, "c", 0), HKV_OK);
+  Board *b = newBoard();
+  pid_t aW[NWRITER], aR[NREADER];
+  for (int i = 0; i < NREADER; i++) {
+    aR[i] = fork();
+    if (aR[i] == 0) _exit(readerLoop(b));
+  }
+  for (int i = 0; i < NWRITER; i++) {
+    aW[i] = fork();
+    if (aW[i] == 0) {
+      srand((unsigned)i + 1);
+      _exit(writerLoop(b, i + 1, nTxn, szSeg));
+    }
+  }
+  for (int i = 0; i < NWRITER; i++) {
+    ck_assert_int_eq(waitChild(aW[i]), 0);
+  }
+  b->aFlag[0] = 1;
+  for (int i = 0; i < NREADER; i++) {
+    ck_assert_int_eq(waitChild(aR[i]), 0);
+  }
+  uint64_t nCommits = 0;
+  for (int i = 1; i <= NWRITER; i++) nCommits += b->aCount[i];
+  ck_assert_uint_eq(nCommits, (uint64_t)NWRITER * nTxn);
+  ck_assert_uint_eq(getU64(db, "c"), nCommits);
+  ck_assert_uint_eq(getU64(db, "a"), nCommits);
+  ck_rc(hkv_integrity_check(db), HKV_OK);
+  hkv_close(db);
+  db = openStore();
+  ck_assert_uint_eq(getU64(db, "c"), nCommits);
+  hkv_close(db);
+}
+
+START_TEST(model_writers_and_readers) { runModel(300, 0); }
+END_TEST
+
+/* Small segments: writers rotate often, readers catch up across files. */
+START_TEST(model_with_rotation) { runModel(200, 4096); }
+END_TEST
+
+/* A writer killed in the middle of a transaction: the next writer (another
+** process) cuts its tail and goes on; nobody ever sees half of it. */
+START_TEST(writer_killed_mid_transaction) {
+  hkv_db *db = openStore();
+  ck_rc(putU64(db, "c", 0), HKV_OK);
+  ck_rc(putU64(db, "a", 0), HKV_OK);
+  Board *b = newBoard();
+  for (int round = 0; round < 5; round++) {
+    pid_t pid = fork();
+    if (pid == 0) {
+      hkv_db *c = openWith(0, 0, 0);
+      if (!c) _exit(2);
+      uint64_t v = getU64(c, "c");
+      /* One committed transaction, then one that never ends. */
+      hkv_begin(c);
+      putU64(c, "c", v + 1);
+      putU64(c, "a", v + 1);
+      if (hkv_commit(c) != HKV_OK) _exit(3);
+      hkv_begin(c);
+      char zKey[32];
+      static char aBig[4096];
+      for (int i = 0; i < 2000; i++) {
+        /* Big enough to overflow the write buffer into the file. */
+        snprintf(zKey, sizeof(zKey), "junk%d", i);
+        hkv_put(c, zKey, strlen(zKey), aBig, sizeof(aBig));
+        if (i == 1000) b->aFlag[0] = round + 1;
+      }
+      putU64(c, "c", 999999);
+      for (;;) pause(); /* killed here, its transaction open */
+    }
+    waitFlag(b, 0, round + 1);
+    /* The open transaction holds the write lock. */
+    ck_rc(putU64(db, "x", 1), HKV_BUSY);
+    ck_assert_uint_eq(getU64(db, "c"), (uint64_t)round + 1);
+    kill(pid, SIGKILL);
+    ck_assert_int_eq(waitChild(pid), 100 + SIGKILL);
+    /* The lock died with it; this process cuts the tail and writes. */
+    ck_rc(putU64(db, "x", (uint64_t)round), HKV_OK);
+    ck_assert_uint_eq(getU64(db, "c"), (uint64_t)round + 1);
+    ck_assert_uint_eq(getU64(db, "a"), (uint64_t)round + 1);
+    ck_assert_uint_eq(getU64(db, "junk5"), 0);
+    hkv_stats st;
+    ck_rc(hkv_stats_get(db, &st), HKV_OK);
+    ck_assert_uint_gt(st.recovered_cut_bytes, 0);
+  }
+  ck_rc(hkv_integrity_check(db), HKV_OK);
+  hkv_close(db);
+  db = openStore();
+  ck_assert_uint_eq(getU64(db, "c"), 5);
+  ck_assert_uint_eq(getU64(db, "junk5"), 0);
+  ck_assert_uint_eq(getU64(db, "x"), 4);
+  hkv_close(db);
+}
+END_TEST
+
+/* A read-only open beside a writer in another process sees its commits. */
+START_TEST(readonly_beside_writer) {
+  hkv_db *db = openStore();
+  ck_rc(putU64(db, "k", 1), HKV_OK);
+  Board *b = newBoard();
+  pid_t pid = fork();
+  if (pid == 0) {
+    hkv_db *r = openWith(HKV_OPEN_READONLY, 0, 0);
+    int ok = r && getU64(r, "k") == 1;
+    ok = ok && putU64(r, "k", 5) == HKV_READONLY;
+    b->aFlag[0] = 1;
+    waitFlag(b, 1, 1);
+    ok = ok && getU64(r, "k") == 2 && getU64(r, "k2") == 3;
+    hkv_close(r);
+    _exit(ok ? 0 : 1);
+  }
+  waitFlag(b, 0, 1);
+  ck_rc(hkv_begin(db), HKV_OK);
+  ck_rc(putU64(db, "k", 2), HKV_OK);
+  ck_rc(putU64(db, "k2", 3), HKV_OK);
+  ck_rc(hkv_commit(db), HKV_OK);
+  b->aFlag[1] = 1;
+  ck_assert_int_eq(waitChild(pid), 0);
+  hkv_close(db);
+}
+END_TEST
+
+/* Compaction in one process: another that had the store open reloads the
+** new file set at its next read, and a scan it opened before keeps going. */
+START_TEST(compaction_seen_by_other_process) {
+  hkv_db *db = openWith(0, 4096, 0);
+  ck_assert_ptr_nonnull(db);
+  char zKey[32];
+  for (int round = 0; round < 3; round++) {
+    for (int i = 0; i < 300; i++) {
+      snprintf(zKey, sizeof(zKey), "key%d", i);
+      ck_rc(putU64(db, zKey, (uint64_t)(round * 1000 + i)), HKV_OK);
+    }
+  }
+  for (int i = 0; i < 300; i += 3) {
+    snprintf(zKey, sizeof(zKey), "key%d", i);
+    ck_rc(hkv_delete(db, zKey, strlen(zKey)), HKV_OK);
+  }
+  Board *b = newBoard();
+  pid_t pid = fork();
+  if (pid == 0) {
+    hkv_db *c = openWith(0, 4096, 0);
+    int ok = c != 0;
+    hkv_iter *it = 0;
+    ok = ok && hkv_iter_open(c, &it) == HKV_OK;
+    b->aFlag[0] = 1;
+    waitFlag(b, 1, 1); /* compacted */
+    int nScan = 0;
+    const void *pK, *pV;
+    size_t nK, nV;
+    while (ok && hkv_iter_next(it, &pK, &nK, &pV, &nV) == HKV_OK) nScan++;
+    hkv_iter_close(it);
+    ok = ok && nScan == 200;
+    for (int i = 0; ok && i < 300; i++) {
+      snprintf(zKey, sizeof(zKey), "key%d", i);
+      uint64_t v = getU64(c, zKey);
+      ok = i % 3 == 0 ? v == 0 : v == (uint64_t)(2000 + i);
+      if (!ok)
+        fprintf(stderr, "child: %s = %llu\n", zKey, (unsigned long long)v);
+    }
+    hkv_stats st;
+    ok = ok && hkv_stats_get(c, &st) == HKV_OK && st.live_keys == 200;
+    ok = ok && putU64(c, "after", 1) == HKV_OK; /* writes to the new set */
+    hkv_close(c);
+    _exit(ok ? 0 : 1);
+  }
+  waitFlag(b, 0, 1);
+  ck_rc(hkv_compact(db), HKV_OK);
+  b->aFlag[1] = 1;
+  ck_assert_int_eq(waitChild(pid), 0);
+  ck_assert_uint_eq(getU64(db, "after"), 1);
+  ck_assert_uint_eq(getU64(db, "key1"), 2001);
+  hkv_close(db);
+  db = openStore();
+  ck_assert_uint_eq(getU64(db, "key2"), 2002);
+  ck_assert_uint_eq(getU64(db, "key3"), 0);
+  ck_rc(hkv_integrity_check(db), HKV_OK);
+  hkv_close(db);
+}
+END_TEST
+
+/* Destroying a store another process has open is refused. */
+START_TEST(destroy_refused_while_shared) {
+  hkv_db *db = openStore();
+  ck_rc(putU64(db, "k", 1), HKV_OK);
+  Board *b = newBoard();
+  pid_t pid = fork();
+  if (pid == 0) {
+    hkv_db *c = openWith(0, 0, 0);
+    int ok = c != 0;
+    b->aFlag[0] = 1;
+    waitFlag(b, 1, 1);
+    hkv_close(c);
+    _exit(ok ? 0 : 1);
+  }
+  waitFlag(b, 0, 1);
+  ck_rc(hkv_destroy(db), HKV_BUSY);
+  ck_assert_uint_eq(getU64(db, "k"), 1);
+  b->aFlag[1] = 1;
+  ck_assert_int_eq(waitChild(pid), 0);
+  ck_rc(hkv_destroy(db), HKV_OK);
+  ck_assert_int_ne(access(zStore, F_OK), 0);
+}
+END_TEST
+
+int main(void) {
+  Suite *s = suite_create("procs");
+  TCase *tc = tcase_create("procs");
+  tcase_add_checked_fixture(tc, setup, teardown);
+  tcase_set_timeout(tc, 120);
+  tcase_add_test(tc, commits_seen_across_processes);
+  tcase_add_test(tc, model_writers_and_readers);
+  tcase_add_test(tc, model_with_rotation);
+  tcase_add_test(tc, writer_killed_mid_transaction);
+  tcase_add_test(tc, readonly_beside_writer);
+  tcase_add_test(tc, compaction_seen_by_other_process);
+  tcase_add_test(tc, destroy_refused_while_shared);
+  suite_add_tcase(s, tc);
+  return runSuite(s);
+}
