@@ -362,6 +362,42 @@ static int storeErr(HkvVtab *p, int rc) {
   return sqliteCode(rc);
 }
 
+/* The connection's busy_timeout in ms (PRAGMA busy_timeout). */
+static int busyTimeout(sqlite3 *db) {
+  sqlite3_stmt *pStmt = 0;
+  int ms = 0;
+  if (sqlite3_prepare_v2(db, "PRAGMA busy_timeout", -1, &pStmt, 0) ==
+          SQLITE_OK &&
+      sqlite3_step(pStmt) == SQLITE_ROW) {
+    ms = sqlite3_column_int(pStmt, 0);
+  }
+  sqlite3_finalize(pStmt);
+  return ms;
+}
+
+/*
+** Takes the store's write lock before a write statement reads anything it
+** depends on (the UNIQUE check), as a native table's write takes SQLite's.
+** While another connection or process writes, waits as SQLite would with
+** the connection's busy_timeout, then fails with SQLITE_BUSY. (A handler
+** set with sqlite3_busy_handler is not reachable from a virtual table;
+** only the timeout applies.)
+*/
+static int takeWrite(HkvVtab *p) {
+  int hrc = hkv_write_lock(p->pStore);
+  if (hrc == HKV_BUSY) {
+    int msLeft = busyTimeout(p->db), msStep = 1;
+    while (hrc == HKV_BUSY && msLeft > 0) {
+      int ms = msStep < msLeft ? msStep : msLeft;
+      sqlite3_sleep(ms);
+      msLeft -= ms;
+      if (msStep < 25) msStep *= 2;
+      hrc = hkv_write_lock(p->pStore);
+    }
+  }
+  return hrc ? storeErr(p, hrc) : SQLITE_OK;
+}
+
 static int vtabErr(HkvVtab *p, int rc, const char *zFmt, const char *zArg) {
   sqlite3_free(p->base.zErrMsg);
   p->base.zErrMsg = sqlite3_mprintf(zFmt, zArg);
@@ -961,6 +997,10 @@ static int hkvUpdate(sqlite3_vtab *pVtab, int argc, sqlite3_value **argv,
   HkvVtab *p = (HkvVtab *)pVtab;
   int bReal, rc;
   (void)pRowid;
+  if (hkv_in_transaction(p->pStore)) {
+    rc = takeWrite(p);
+    if (rc) return rc;
+  }
   if (argc == 1) { /* DELETE */
     rc = encodeKey(&p->key, argv[0], &bReal);
     if (rc == SQLITE_EMPTY) return SQLITE_OK;
@@ -1042,9 +1082,15 @@ static int hkvUpdate(sqlite3_vtab *pVtab, int argc, sqlite3_value **argv,
 
 static int hkvBegin(sqlite3_vtab *pVtab) {
   HkvVtab *p = (HkvVtab *)pVtab;
-  if (hkv_in_transaction(p->pStore)) return SQLITE_OK;
-  int rc = hkv_begin(p->pStore);
-  return rc ? storeErr(p, rc) : SQLITE_OK;
+  if (!hkv_in_transaction(p->pStore)) {
+    int rc = hkv_begin(p->pStore);
+    if (rc) return storeErr(p, rc);
+  }
+  /* SQLite calls xBegin when a statement that writes the table starts,
+  ** before it reads: take the write lock now, as a native write statement
+  ** does, so its reads (WHERE, value = value + 1, the UNIQUE check) see the
+  ** newest data of every process and nobody commits in between. */
+  return takeWrite(p);
 }
 
 /* The transaction methods below run only inside a hashkv transaction:

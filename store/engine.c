@@ -2,9 +2,8 @@
 ** engine.c: handles, the engine registry, transactions, reads and scans.
 **
 ** One HkvEngine per store directory per process, found by the directory's
-** device and inode and shared by every hkv_db opened on it. The process
-** holds flock() on the directory: exclusive for a writable engine, shared
-** for a read-only one, so a second process gets HKV_LOCKED.
+** device and inode and shared by every hkv_db opened on it. Other processes
+** have engines of their own on the same files: see "sharing" below.
 **
 ** Visibility without copying a transaction's writes
 **   The writer applies each put/delete to the shared index at once, with the
@@ -1227,6 +1226,14 @@ int hkv_begin(hkv_db *db) {
 }
 
 int hkv_in_transaction(hkv_db *db) { return db && db->bTxn; }
+
+int hkv_write_lock(hkv_db *db) {
+  if (!db || !db->e) return HKV_MISUSE;
+  enterCall(db);
+  if (!db->bTxn) return dbErr(db, HKV_MISUSE, "no transaction is open");
+  int rc = acquireWriter(db);
+  return rc ? rc : dbSet(db, HKV_OK, 0);
+}
 
 int hkv_prepare(hkv_db *db) {
   if (!db || !db->e) return HKV_MISUSE;

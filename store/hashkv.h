@@ -44,8 +44,8 @@ extern "C" {
   X(NOMEM, 2, "out of memory")                                        \
   X(IOERR, 3, "I/O error")                                            \
   X(CORRUPT, 4, "store file is corrupt")                              \
-  X(BUSY, 5, "another handle holds the write transaction")            \
-  X(LOCKED, 6, "store is locked by another process")                  \
+  X(BUSY, 5, "another handle or process is writing the store")        \
+  X(LOCKED, 6, "store is locked (no longer returned)")                \
   X(NOTFOUND, 7, "key not found")                                     \
   X(TOOBIG, 8, "key or value too large")                              \
   X(READONLY, 9, "store is open read-only")                           \
@@ -103,7 +103,7 @@ typedef struct hkv_iter hkv_iter;
 ** engine (segment_size is then the first opener's). Recovery runs at the
 ** first open: see hkv_stats.recovered_*.
 ** Returns OK, MISUSE, NOMEM, IOERR, CANTOPEN, NOTSTORE, CORRUPT (message names
-** file and offset), LOCKED (another process has it), READONLY (a writable
+** file and offset), READONLY (a writable
 ** open of a store this process holds read-only).
 ** On failure *ppDb is NULL, except when a handle could be made: then *ppDb
 ** holds it so hkv_errmsg() can be read, and it must be closed.
@@ -181,6 +181,16 @@ int hkv_release(hkv_db *db, int iLevel);
 
 /* Nonzero if db has an open transaction. */
 int hkv_in_transaction(hkv_db *db);
+
+/*
+** Takes the write lock for db's open transaction now, as its first write
+** would (SQLite's BEGIN IMMEDIATE): from then on its reads see the newest
+** committed data of every process and no other writer can come between a
+** read and the write that depends on it. Returns OK (also if already held),
+** BUSY (another handle or process is writing: nothing changed, try again),
+** MISUSE (no transaction), READONLY, FAILED, IOERR.
+*/
+int hkv_write_lock(hkv_db *db);
 
 /*
 ** Iteration over a snapshot of the live entries, in no particular order.
