@@ -25,7 +25,7 @@
 *[--seconds S]
 **                [--no-extras] [--extra NAME] [--dir DIR]
 ** --extra runs one group of extras only: sync, sql, open, readers,
-** compaction.
+** compaction, procs.
 */
 #include <dirent.h>
 #include <errno.h>
@@ -37,7 +37,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #include <ftw.h>
@@ -99,7 +101,7 @@ static void die(const char *zFmt, ...) {
 #define MAXRES 512
 typedef struct Result {
   char zSys[16];
-  char zOp[40];
+  char zOp[48];
   long n;
   double a[16];
   int nA;
@@ -702,6 +704,169 @@ static void extraReaders(void) {
   rmTree(zPath);
 }
 
+/* ---- several processes ----
+** (a) Random gets in one process, alone and then beside another process
+** that writes transactions of 100 puts in a loop (every commit makes the
+** reader catch up). (b) A point SELECT through SQL in a process whose view
+** is current, alone and then with a second process holding the same table
+** open (idle): the cost of the cross-process check. Alternated, medians. */
+static long randomGets(hkv_db *db, double fSec, uint64_t *pSeed) {
+  long nDone = 0;
+  double t0 = now();
+  uint64_t s = *pSeed;
+  while (now() - t0 < fSec) {
+    for (int k = 0; k < 1000; k++) {
+      s ^= s << 13;
+      s ^= s >> 7;
+      s ^= s << 17;
+      long i = (long)(s % (uint64_t)nKeys);
+      const void *pV;
+      size_t nV;
+      if (hkv_get(db, aKey[i], (size_t)aKeyLen[i], &pV, &nV)) {
+        die("get: %s", hkv_errmsg(db));
+      }
+      nDone++;
+    }
+  }
+  *pSeed = s;
+  return nDone;
+}
+
+/* Forks a process that opens zPath and, if bWrite, writes transactions of
+** 100 puts until *pStop; else just holds the store open. */
+static pid_t helperProcess(const char *zPath, int bWrite, volatile int *pStop,
+                           volatile int *pReady) {
+  pid_t pid = fork();
+  if (pid < 0) die("fork");
+  if (pid > 0) {
+    while (!*pReady) usleep(1000);
+    return pid;
+  }
+  hkv_options o;
+  hkv_options_init(&o);
+  o.sync = HKV_SYNC_NORMAL;
+  hkv_db *db = 0;
+  if (hkv_open(zPath, &o, &db)) _exit(1);
+  const void *pV;
+  size_t nV;
+  hkv_get(db, aKey[0], (size_t)aKeyLen[0], &pV, &nV);
+  *pReady = 1;
+  long nPut = 0;
+  while (!*pStop) {
+    if (!bWrite) {
+      usleep(1000);
+      continue;
+    }
+    hkv_begin(db);
+    for (int k = 0; k < 100; k++, nPut++) {
+      long i = (nPut * 7919) % nKeys;
+      hkv_put(db, aKey[i], (size_t)aKeyLen[i], aVal[i], (size_t)aValLen[i]);
+    }
+    if (hkv_commit(db)) _exit(2);
+  }
+  pReady[1] = (int)(nPut / 1000); /* thousands of puts, for the report */
+  hkv_close(db);
+  _exit(0);
+}
+
+static void extraProcesses(void) {
+  long n = 1000000;
+  makeKeys(n);
+  char zPath[700];
+  hkv_db *w = freshLoaded("procs", n, zPath);
+  hkv_close(w);
+  volatile int *aFlag =
+      mmap(0, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (aFlag == MAP_FAILED) die("mmap");
+  hkv_db *r = 0;
+  if (hkv_open(zPath, 0, &r)) die("open: %s", hkv_errmsg(r));
+  uint64_t seed = 88172645463325252ull;
+  randomGets(r, 0.3, &seed); /* warm */
+  for (int rep = 0; rep < nReps; rep++) {
+    progress("gets in a process alone / beside a writer process, rep %d",
+             rep + 1);
+    long nAlone = randomGets(r, fSeconds, &seed);
+    record("engine", "get_random_process_alone", n, fSeconds * 1e9 / nAlone);
+    aFlag[0] = 0;
+    aFlag[1] = 0;
+    pid_t pid = helperProcess(zPath, 1, &aFlag[0], &aFlag[1]);
+    long nBeside = randomGets(r, fSeconds, &seed);
+    aFlag[0] = 1;
+    int status;
+    waitpid(pid, &status, 0);
+    if (!WIFEXITED(status) || WEXITSTATUS(status)) die("writer process failed");
+    record("engine", "get_random_beside_writer_process", n,
+           fSeconds * 1e9 / nBeside);
+    record("engine", "writer_process_puts_per_s", n,
+           (double)aFlag[2] * 1000.0 / fSeconds);
+  }
+  hkv_close(r);
+
+  /* (b) through SQL */
+  char zDb[800];
+  snprintf(zDb, sizeof(zDb), "%s/procs.db", zBase);
+  unlink(zDb);
+  sqlite3 *db = 0;
+  if (sqlite3_open(zDb, &db)) die("sqlite3_open");
+  sqlExec(db, "PRAGMA journal_mode=WAL");
+  char zSql[1200];
+  snprintf(zSql, sizeof(zSql),
+           "CREATE VIRTUAL TABLE kv USING hashkv(path='%s-sql', sync='off');"
+           "WITH RECURSIVE c(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM c "
+           "WHERE i < %ld) INSERT INTO kv SELECT 'key-' || i, 'value-' || i "
+           "FROM c",
+           zPath, n - 1);
+  sqlExec(db, zSql);
+  sqlite3_stmt *pSel = 0;
+  if (sqlite3_prepare_v2(db, "SELECT value FROM kv WHERE key = ?", -1, &pSel,
+                         0)) {
+    die("prepare");
+  }
+  char zStore[800];
+  snprintf(zStore, sizeof(zStore), "%s-sql", zPath);
+  for (int rep = 0; rep < 2 * nReps; rep++) {
+    int bShared = rep % 2;
+    progress("point SELECT, store %s, rep %d",
+             bShared ? "open in a second process" : "in one process",
+             rep / 2 + 1);
+    pid_t pid = 0;
+    aFlag[0] = 0;
+    aFlag[1] = 0;
+    if (bShared) pid = helperProcess(zStore, 0, &aFlag[0], &aFlag[1]);
+    long nDone = 0;
+    uint64_t s = seed;
+    double t0 = now();
+    while (now() - t0 < fSeconds) {
+      for (int k = 0; k < 1000; k++) {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        long i = (long)(s % (uint64_t)n);
+        sqlite3_bind_text(pSel, 1, aKey[i], aKeyLen[i], SQLITE_STATIC);
+        if (sqlite3_step(pSel) != SQLITE_ROW) die("select: no row");
+        sqlite3_reset(pSel);
+        nDone++;
+      }
+    }
+    double el = now() - t0;
+    seed = s;
+    if (bShared) {
+      aFlag[0] = 1;
+      waitpid(pid, 0, 0);
+    }
+    record("vtab",
+           bShared ? "select_point_random_2_processes"
+                   : "select_point_random_1_process",
+           n, el * 1e9 / (double)nDone);
+  }
+  sqlite3_finalize(pSel);
+  sqlite3_close(db);
+  munmap((void *)aFlag, 4096);
+  rmTree(zPath);
+  rmTree(zStore);
+  unlink(zDb);
+}
+
 /* Compaction: space after churn, rewrite rate, open with hints, and put
 ** latency while automatic compaction runs. */
 static int cmpDoubleAsc(const void *a, const void *b) {
@@ -939,7 +1104,7 @@ int main(int argc, char **argv) {
               "usage: %s [--json] [--json-out FILE] [--n N] [--system "
               "engine|vtab|native|lmdb|"
               "floor] [--reps R] [--seconds S] [--no-extras]\n  [--extra "
-              "sync|sql|open|readers|compaction] [--dir DIR]\n",
+              "sync|sql|open|readers|compaction|procs] [--dir DIR]\n",
               argv[0]);
       return 2;
     }
@@ -974,6 +1139,7 @@ int main(int argc, char **argv) {
     if (extraWanted("open")) extraOpenAndSpace();
     if (extraWanted("readers")) extraReaders();
     if (extraWanted("compaction")) extraCompaction();
+    if (extraWanted("procs")) extraProcesses();
   }
   if (bJson) {
     printJson(stdout);

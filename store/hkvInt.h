@@ -237,6 +237,7 @@ void hkvIndexRemove(HkvIndex *p, uint64_t *pSlot);
 int hkvIndexReserve(HkvIndex *p, uint64_t nMore, HkvHashAt xHash, void *pCtx);
 int hkvIndexNeedsRoom(const HkvIndex *p, uint64_t nMore);
 void hkvIndexPrefetch(const HkvIndex *p, uint64_t h);
+uint64_t hkvIndexHomeSlot(const HkvIndex *p, uint64_t h);
 void hkvIndexFinishMigration(HkvIndex *p, HkvHashAt xHash, void *pCtx);
 uint64_t hkvIndexLive(const HkvIndex *p);
 uint64_t hkvIndexBytes(const HkvIndex *p);
@@ -268,6 +269,7 @@ void hkvCompactDiscard(HkvEngine *e);
 /* ---- engine services for compaction (engine.c) ---- */
 uint64_t *hkvEngineFindExact(HkvEngine *e, uint64_t h, HkvLoc loc);
 uint64_t hkvEngineKeyHash(const void *p, size_t n);
+void hkvEnginePrefetch(HkvEngine *e, uint64_t h, int iStage);
 void hkvEngineWriteLock(HkvEngine *e);
 void hkvEngineWriteUnlock(HkvEngine *e);
 void hkvReapRetired(HkvEngine *e); /* caller holds e->mu */

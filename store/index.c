@@ -152,6 +152,12 @@ void hkvIndexPrefetch(const HkvIndex *p, uint64_t h) {
   if (p->old.a) __builtin_prefetch(&p->old.a[h >> p->old.nShift]);
 }
 
+/* The slot at h's home position in the current table (0 if none): a guess
+** at where h's key lives, for prefetching its record. */
+uint64_t hkvIndexHomeSlot(const HkvIndex *p, uint64_t h) {
+  return p->cur.a ? p->cur.a[h >> p->cur.nShift] : 0;
+}
+
 /* 1 if nMore inserts would allocate (hkvIndexReserve has work to do). */
 int hkvIndexNeedsRoom(const HkvIndex *p, uint64_t nMore) {
   return !p->cur.a || tableFull(&p->cur, nMore);

@@ -802,12 +802,23 @@ typedef struct Replay {
   uint64_t iDeferTxn;
 } Replay;
 
+/* Applies aPend[0..n) in batches, prefetching what each will touch. */
 static int replayApply(Replay *r, uint64_t n) {
-  for (uint64_t i = 0; i < n; i++) {
-    HkvRec rec;
-    hkvLogRead(r->e, r->aPend[i], 0, &rec, 0);
-    int rc = r->xApply(r->pCtx, r->aPend[i], &rec);
-    if (rc) return rc;
+  enum { BATCH = 16 };
+  HkvRec aRec[BATCH];
+  uint64_t aHash[BATCH];
+  for (uint64_t i0 = 0; i0 < n; i0 += BATCH) {
+    int nB = n - i0 < BATCH ? (int)(n - i0) : BATCH;
+    for (int k = 0; k < nB; k++) {
+      hkvLogRead(r->e, r->aPend[i0 + k], 0, &aRec[k], 0);
+      aHash[k] = hkvEngineKeyHash(aRec[k].pKey, aRec[k].nKey);
+      hkvEnginePrefetch(r->e, aHash[k], 0);
+    }
+    for (int k = 0; k < nB; k++) hkvEnginePrefetch(r->e, aHash[k], 1);
+    for (int k = 0; k < nB; k++) {
+      int rc = r->xApply(r->pCtx, r->aPend[i0 + k], &aRec[k]);
+      if (rc) return rc;
+    }
   }
   return HKV_OK;
 }
