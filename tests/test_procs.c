@@ -252,11 +252,11 @@ static void runModel(int nTxn, uint32_t szSeg) {
   hkv_close(db);
 }
 
-START_TEST(model_writers_and_readers) { runModel(300, 0); }
+START_TEST(model_writers_and_readers) { runModel(2000, 0); }
 END_TEST
 
 /* Small segments: writers rotate often, readers catch up across files. */
-START_TEST(model_with_rotation) { runModel(200, 4096); }
+START_TEST(model_with_rotation) { runModel(1000, 4096); }
 END_TEST
 
 /* A writer killed in the middle of a transaction: the next writer (another
