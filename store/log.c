@@ -895,16 +895,36 @@ static int allZero(const uint8_t *p, uint64_t n) {
   return 1;
 }
 
-/* 1 if a valid record starts anywhere in a[iFrom+1 .. n): then the damage at
-** iFrom is not a torn tail but corruption in the middle of the log. Random
-** bytes pass the kind and flag checks rarely and the CRC almost never. */
-static int validRecordAfter(const uint8_t *a, uint64_t n, uint64_t iFrom) {
+/* The offset of the first valid record in a[iFrom+1 .. n), or 0 if none.
+** Random bytes pass the kind and flag checks rarely and the CRC almost
+** never. */
+static uint64_t validRecordAfter(const uint8_t *a, uint64_t n, uint64_t iFrom) {
   for (uint64_t i = iFrom + 1; i + HKV_REC_HDR <= n; i++) {
     HkvRec rec;
     if (hkvDecodeRecord(a + i, n - i, &rec) == 0 &&
         hkvVerifyRecord(a + i, &rec)) {
-      return 1;
+      return i;
     }
+  }
+  return 0;
+}
+
+#define HKV_SECTOR 512
+
+/*
+** 1 if the damage in a[iFrom .. iTo) looks like writes lost in a power
+** failure rather than corruption: somewhere in it, the bytes before a
+** sector boundary are zero back to the sector's start (or to iFrom), at
+** least 64 of them. Unsynced sectors of a file reach the disk in any order,
+** and one that did not reads as zeros; decay or a stray write does not zero
+** the end of a sector. Used only in the newest segment, where the last
+** transaction's unsynced writes live.
+*/
+static int lostWrites(const uint8_t *a, uint64_t iFrom, uint64_t iTo) {
+  for (uint64_t b = (iFrom / HKV_SECTOR + 1) * HKV_SECTOR; b <= iTo;
+       b += HKV_SECTOR) {
+    uint64_t iStart = b - HKV_SECTOR > iFrom ? b - HKV_SECTOR : iFrom;
+    if (b - iStart >= 64 && allZero(a + iStart, b - iStart)) return 1;
   }
   return 0;
 }
@@ -1271,7 +1291,11 @@ int hkvLogRecover(HkvEngine *e, HkvApply xApply, HkvHintApply xHint,
         d = 2; /* a compaction output holds committed puts only */
       }
       if (d) {
-        int bTorn = bLast && !validRecordAfter(s->pMap, nFile, iOff);
+        /* A torn tail: nothing valid after the damage, or the damage is
+        ** lost writes (then what follows was never synced either: with
+        ** sync=full every commit before it was). */
+        uint64_t iNext = bLast ? validRecordAfter(s->pMap, nFile, iOff) : 0;
+        int bTorn = bLast && (iNext == 0 || lostWrites(s->pMap, iOff, iNext));
         if (!bTorn) {
           rc = hkvSetErr(pzErr, HKV_CORRUPT,
                          hkvMprintf("%s: corrupt record at offset %llu", zPath,
