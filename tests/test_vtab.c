@@ -7,7 +7,10 @@
 */
 #include <pthread.h>
 #include <sqlite3.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
 
 #include "testutil.h"
 
@@ -361,6 +364,70 @@ static void compareTables(sqlite3 *db, int iStep, const char *zWhat) {
   free(b);
 }
 
+/* Another process writing the store (through another database file, so
+** SQLite's own file lock is not involved): SQLITE_BUSY at once without a
+** busy_timeout; with one, the write waits for the other's COMMIT. A SELECT
+** never waits, and sees the other's commit once it is made. */
+START_TEST(busy_timeout_across_processes) {
+  sqlite3 *db = openDb();
+  execOk(db, "PRAGMA journal_mode=WAL");
+  execOk(db, "CREATE VIRTUAL TABLE kv USING hashkv(sync='normal')");
+  execOk(db, "INSERT INTO kv VALUES('a', 1)");
+  sqlite3_close(db); /* SQLite connections must not cross a fork */
+  volatile int *aFlag =
+      mmap(0, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  ck_assert(aFlag != MAP_FAILED);
+  aFlag[0] = aFlag[1] = 0;
+  pid_t pid = fork();
+  if (pid == 0) {
+    /* Another database file whose table names the same store: only the
+    ** store's lock stands between the two processes. */
+    char zOther[500];
+    snprintf(zOther, sizeof(zOther), "%s/other.db", zTestDir);
+    sqlite3 *c = 0;
+    if (sqlite3_open(zOther, &c) != SQLITE_OK) _exit(2);
+    if (sqlite3_exec(
+            c,
+            "CREATE VIRTUAL TABLE kv USING hashkv(path='test.db-kv.hkv');"
+            "BEGIN; INSERT INTO kv VALUES('b', 2);",
+            0, 0, 0) != SQLITE_OK) {
+      _exit(4);
+    }
+    aFlag[0] = 1; /* holds the write lock */
+    for (int i = 0; i < 20000 && !aFlag[1]; i++) usleep(1000);
+    usleep(200 * 1000); /* the parent is waiting in its busy_timeout */
+    int rc = sqlite3_exec(c, "COMMIT", 0, 0, 0);
+    sqlite3_close(c);
+    _exit(rc == SQLITE_OK ? 0 : 3);
+  }
+  db = openDb();
+  for (int i = 0; i < 20000 && !aFlag[0]; i++) usleep(1000);
+  char *zErr = 0;
+  int rc = sqlite3_exec(db, "INSERT INTO kv VALUES('c', 3)", 0, 0, &zErr);
+  ck_assert_int_eq(rc, SQLITE_BUSY);
+  ck_assert_msg(zErr && strstr(zErr, "another process"), "%s",
+                zErr ? zErr : "");
+  sqlite3_free(zErr);
+  ck_assert_int_eq(queryInt(db, "SELECT count(*) FROM kv"), 1); /* no 'b' */
+  sqlite3_busy_timeout(db, 10000);
+  aFlag[1] = 1;
+  struct timespec t0, t1;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  execOk(db, "INSERT INTO kv VALUES('c', 3)");
+  clock_gettime(CLOCK_MONOTONIC, &t1);
+  double ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 +
+              (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+  ck_assert_msg(ms >= 100, "the INSERT did not wait (%.1f ms)", ms);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  ck_assert_int_eq(queryInt(db, "SELECT count(*) FROM kv"), 3);
+  ck_assert_int_eq(queryInt(db, "SELECT value FROM kv WHERE key = 'b'"), 2);
+  munmap((void *)aFlag, 4096);
+  sqlite3_close(db);
+}
+END_TEST
+
 START_TEST(differential_against_native_table) {
   static const char *aConf[] = {"", "OR IGNORE ", "OR REPLACE ", "OR ABORT ",
                                 "OR FAIL "};
@@ -487,6 +554,7 @@ int main(void) {
   tcase_add_test(tc, relative_path_follows_the_database);
   tcase_add_test(tc, temporary_store_goes_with_the_connection);
   tcase_add_test(tc, differential_against_native_table);
+  tcase_add_test(tc, busy_timeout_across_processes);
   suite_add_tcase(s, tc);
   TCase *tt = tcase_create("threads");
   tcase_add_checked_fixture(tt, setup, teardown);
