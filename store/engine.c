@@ -375,7 +375,7 @@ static int recoverApply(void *pCtx, HkvLoc loc, const HkvRec *pRec) {
 ** when another process committed, it reads just the new records into its
 ** index (hkvLogCatchUp); after another process compacted, it rebuilds its
 ** index from the new file set, mostly from hint files (reloadFiles). A
-** writer takes HKV_BYTE_WRITE at the first write of a transaction, catches
+** writer takes the write lock at the first write of a transaction, catches
 ** up to the end of the files (cutting what a writer that died left after
 ** its last commit), and publishes its end in SHM at commit.
 */
@@ -512,7 +512,7 @@ static int syncView(hkv_db *db) {
 static int takeWriteLock(hkv_db *db) {
   HkvEngine *e = db->e;
   if (e->bWriteLock || e->lockFd < 0) return HKV_OK;
-  int r = hkvEnv->xLock(e->lockFd, HKV_BYTE_WRITE, HKV_LOCK_EX);
+  int r = hkvEnv->xLock(e->dirFd, HKV_BYTE_FLOCK, HKV_LOCK_EX);
   if (r == -EWOULDBLOCK || r == -EAGAIN) {
     return dbErr(db, HKV_BUSY, "another process is writing the store");
   }
@@ -520,20 +520,28 @@ static int takeWriteLock(hkv_db *db) {
     return dbErr(db, HKV_IOERR, "%s: cannot lock: %s", e->zDir, strerror(-r));
   }
   /* A writer that died may have left bytes after its last commit: then
-  ** read to the end of the files and cut them. */
-  uint64_t nFile = 0;
-  HkvSeg *s = e->apSeg[e->iActive];
-  int bAll = atomic_load(&e->pShm->bWriting) != 0 ||
-             hkvEnv->xFileSize(s->fd, &nFile) != 0 || nFile != e->iBufOff;
+  ** read to the end of the files and cut them. SHM says so (bWriting);
+  ** the first time after open the file size is checked too, in case SHM
+  ** itself is stale (a power loss, a read-only process first). */
+  int bAll = atomic_load(&e->pShm->bWriting) != 0;
+  if (!bAll && !e->bTailKnown) {
+    uint64_t nFile = 0;
+    HkvSeg *s = e->apSeg[e->iActive];
+    bAll = hkvEnv->xFileSize(s->fd, &nFile) != 0 || nFile != e->iBufOff;
+  }
   char *zErr = 0;
   int rc = catchUp(e, bAll, &zErr);
   if (rc == HKV_OK && bAll) shmPublish(e);
   if (rc) {
-    hkvEnv->xLock(e->lockFd, HKV_BYTE_WRITE, HKV_LOCK_UN);
+    hkvEnv->xLock(e->dirFd, HKV_BYTE_FLOCK, HKV_LOCK_UN);
     return dbSet(db, rc, zErr);
   }
-  if (e->bShmWritable) atomic_store(&e->pShm->bWriting, 1);
+  if (e->bShmWritable &&
+      !atomic_load_explicit(&e->pShm->bWriting, memory_order_relaxed)) {
+    atomic_store(&e->pShm->bWriting, 1);
+  }
   e->bWriteLock = 1;
+  e->bTailKnown = 1;
   return HKV_OK;
 }
 
@@ -542,7 +550,7 @@ static int takeWriteLock(hkv_db *db) {
 static void dropWriteLock(HkvEngine *e) {
   if (!e->bWriteLock) return;
   if (e->bShmWritable && !e->bFailed) atomic_store(&e->pShm->bWriting, 0);
-  hkvEnv->xLock(e->lockFd, HKV_BYTE_WRITE, HKV_LOCK_UN);
+  hkvEnv->xLock(e->dirFd, HKV_BYTE_FLOCK, HKV_LOCK_UN);
   e->bWriteLock = 0;
 }
 

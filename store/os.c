@@ -11,6 +11,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -80,6 +81,16 @@ static int posixRmdir(const char *zPath) {
 ** parent conflict, and a thread closing another descriptor of the file
 ** drops nothing), and the kernel releases them when the process dies. */
 static int posixLock(int fd, int iByte, int op) {
+  if (iByte == HKV_BYTE_FLOCK) {
+    int mode = op & 3, r;
+    int how = mode == HKV_LOCK_EX   ? LOCK_EX
+              : mode == HKV_LOCK_SH ? LOCK_SH
+                                    : LOCK_UN;
+    do {
+      r = flock(fd, how | ((op & HKV_LOCK_WAIT) ? 0 : LOCK_NB));
+    } while (r < 0 && errno == EINTR);
+    return r < 0 ? -errno : 0;
+  }
   struct flock fl;
   memset(&fl, 0, sizeof(fl));
   fl.l_whence = SEEK_SET;
