@@ -345,7 +345,7 @@ static int recoverApply(void *pCtx, HkvLoc loc, const HkvRec *pRec) {
   k.e = e;
   k.pKey = pRec->pKey;
   k.nKey = pRec->nKey;
-  uint64_t h = keyHash(pRec->pKey, pRec->nKey);
+  uint64_t h = pRec->hKey ? pRec->hKey : keyHash(pRec->pKey, pRec->nKey);
   uint64_t *pSlot = hkvIndexFind(&e->idx, h, seekMatch, &k);
   if (pSlot) {
     e->nLiveBytes -= k.rec.nRec;

@@ -135,6 +135,7 @@ typedef struct HkvRec {
   const uint8_t *pKey;
   const uint8_t *pVal;
   uint32_t nRec; /* whole record in bytes */
+  uint64_t hKey; /* its key's hash when a caller computed it, else 0 */
 } HkvRec;
 
 typedef struct HkvSeg {

@@ -118,6 +118,7 @@ const char *hkvCheckSegHeader(const uint8_t *a, uint64_t n, uint32_t iSeq) {
 */
 int hkvDecodeRecord(const uint8_t *p, uint64_t n, HkvRec *pRec) {
   if (n < HKV_REC_HDR) return 1;
+  pRec->hKey = 0;
   pRec->kind = p[4];
   pRec->flags = p[5];
   pRec->nKey = hkvGet16(p + 6);
@@ -812,6 +813,7 @@ static int replayApply(Replay *r, uint64_t n) {
     for (int k = 0; k < nB; k++) {
       hkvLogRead(r->e, r->aPend[i0 + k], 0, &aRec[k], 0);
       aHash[k] = hkvEngineKeyHash(aRec[k].pKey, aRec[k].nKey);
+      aRec[k].hKey = aHash[k];
       hkvEnginePrefetch(r->e, aHash[k], 0);
     }
     for (int k = 0; k < nB; k++) hkvEnginePrefetch(r->e, aHash[k], 1);
