@@ -671,6 +671,12 @@ static int hkvInit(sqlite3 *db, void *pAux, int argc, const char *const *argv,
     goto done;
   }
   if (!bCreate) a.opts.flags |= HKV_OPEN_NOCREATE;
+  /* A read-only connection (SQLITE_OPEN_READONLY, "?mode=ro", or a database
+  ** on a read-only file system) opens the store read-only too: it works
+  ** beside a writer in another process, and on a read-only disk. */
+  if (!bCreate && sqlite3_db_readonly(db, argv[1]) == 1) {
+    a.opts.flags |= HKV_OPEN_READONLY;
+  }
   int hrc = hkv_open(p->zDir, &a.opts, &p->pStore);
   if (hrc) {
     *pzErr = sqlite3_mprintf("hashkv: %s", hkv_errmsg(p->pStore));

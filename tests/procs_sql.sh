@@ -1,7 +1,7 @@
 #!/bin/bash
 # Several processes on one hashkv table through SQL: two C programs write it
 # at once (one moves units from x to y in transactions, one counts), while
-# the sqlite3 shell reads it. The shell must always see x + y = 1000 (each
+# the sqlite3 shell reads it through a read-only connection. The shell must always see x + y = 1000 (each
 # scan is a snapshot of committed data), must see the writers' progress, and
 # at the end every write the programs reported is there: busy_timeout made
 # the two writers wait for each other instead of failing.
@@ -29,8 +29,9 @@ for _ in $(seq 400); do
 done >"$dir/reads.sql"
 # .timeout: the database file itself is in rollback-journal mode, where
 # SQLite's own lock on it makes a reader wait briefly during each commit.
-sqlite3 -batch -bail -cmd ".load $build/hashkv" -cmd ".timeout 5000" "$db" \
-  <"$dir/reads.sql" >"$dir/seen"
+# -readonly: the shell's connection, and so its store, is read-only.
+sqlite3 -batch -bail -readonly -cmd ".load $build/hashkv" -cmd ".timeout 5000" \
+  "$db" <"$dir/reads.sql" >"$dir/seen"
 wait "$mover"
 wait "$counter"
 
