@@ -193,6 +193,12 @@ static uint64_t keyHash(const void *p, size_t n) { return XXH3_64bits(p, n); }
 /* Hash of the record at loc; the writer's (or recovery's) view. */
 static uint64_t hashAt(void *pCtx, HkvLoc loc) {
   HkvEngine *e = pCtx;
+  if (loc & HKV_LOC_PREFETCH) {
+    /* A prefetch never faults, even past the end of the file. */
+    HkvSeg *s = e->apSeg[HKV_LOC_SLOT(loc)];
+    if (s) __builtin_prefetch(s->pMap + HKV_LOC_OFF(loc));
+    return 0;
+  }
   HkvRec rec;
   if (hkvLogRead(e, loc, HKV_READ_OWN, &rec, 0)) return 0;
   return keyHash(rec.pKey, rec.nKey);

@@ -225,8 +225,11 @@ typedef struct HkvIndex {
 #define HKV_SLOT_LOC(s) ((s)&0xFFFFFFFFFFFFull)
 #define HKV_FP(h) ((uint64_t)((h)&0xFFFFu) << 48)
 
-/* Callback giving the hash of the key of the record at loc. */
+/* Callback giving the hash of the key of the record at loc. With
+** HKV_LOC_PREFETCH or'd into loc it only starts loading the record into the
+** cache (and returns 0). */
 typedef uint64_t (*HkvHashAt)(void *pCtx, HkvLoc loc);
+#define HKV_LOC_PREFETCH (1ull << 63)
 /* Callback: 1 if the record at loc (maybe resolved) holds the sought key. */
 typedef int (*HkvMatch)(void *pCtx, uint64_t *pSlot);
 

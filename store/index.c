@@ -99,19 +99,39 @@ void hkvIndexFree(HkvIndex *p) {
   memset(p, 0, sizeof(*p));
 }
 
+/* Moves the live slots among the next nSlot slots of the old table into
+** the new one. Keys are not stored, so each move reads its record to hash
+** the key: in batches, whose records and target slots are prefetched first
+** so that the batch's cache misses overlap. */
 static void migrateStep(HkvIndex *p, uint64_t nSlot, HkvHashAt xHash,
                         void *pCtx) {
+  enum { BATCH = 16 };
   HkvTable *o = &p->old;
   uint64_t nCap = o->mask + 1;
-  while (nSlot-- > 0 && p->iMigrate < nCap) {
-    uint64_t s = o->a[p->iMigrate];
-    if (s > HKV_SLOT_TOMB) {
-      HkvLoc loc = HKV_SLOT_LOC(s);
-      tablePut(&p->cur, xHash(pCtx, loc), loc);
-      o->a[p->iMigrate] = HKV_SLOT_TOMB;
+  while (nSlot > 0 && p->iMigrate < nCap) {
+    uint64_t aIdx[BATCH], aHash[BATCH];
+    HkvLoc aLoc[BATCH];
+    int n = 0;
+    uint64_t i = p->iMigrate;
+    for (; n < BATCH && nSlot > 0 && i < nCap; i++, nSlot--) {
+      uint64_t s = o->a[i];
+      if (s > HKV_SLOT_TOMB) {
+        aIdx[n] = i;
+        aLoc[n] = HKV_SLOT_LOC(s);
+        xHash(pCtx, aLoc[n] | HKV_LOC_PREFETCH);
+        n++;
+      }
+    }
+    for (int k = 0; k < n; k++) {
+      aHash[k] = xHash(pCtx, aLoc[k]);
+      __builtin_prefetch(&p->cur.a[aHash[k] >> p->cur.nShift]);
+    }
+    for (int k = 0; k < n; k++) {
+      tablePut(&p->cur, aHash[k], aLoc[k]);
+      o->a[aIdx[k]] = HKV_SLOT_TOMB;
       o->nLive--;
     }
-    p->iMigrate++;
+    p->iMigrate = i;
   }
   if (p->iMigrate >= nCap) {
     hkvFree(o->pAlloc);

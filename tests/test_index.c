@@ -16,6 +16,7 @@ static uint64_t hashKey(uint64_t k) { return XXH3_64bits(&k, sizeof(k)); }
 
 static uint64_t fakeHash(void *pCtx, HkvLoc loc) {
   (void)pCtx;
+  if (loc & HKV_LOC_PREFETCH) return 0; /* a prefetch request */
   return hashKey(aKeyOf[HKV_LOC_OFF(loc) - 32]);
 }
 
