@@ -1038,14 +1038,12 @@ static int hkvUpdate(sqlite3_vtab *pVtab, int argc, sqlite3_value **argv,
   if (bInsert) {
     rc = encodeValue(&p->val, pVal, bReal);
     if (rc) return rc;
-    if (!bReplace) {
-      int bExists;
-      rc = keyExists(p, &p->key, &bExists);
-      if (rc) return rc;
-      if (bExists) return uniqueErr(p);
-    }
-    int hrc = hkv_put(p->pStore, p->key.a, (size_t)p->key.n, p->val.a,
-                      (size_t)p->val.n);
+    /* A plain INSERT writes only if the key is absent: one probe. */
+    int hrc = bReplace ? hkv_put(p->pStore, p->key.a, (size_t)p->key.n,
+                                 p->val.a, (size_t)p->val.n)
+                       : hkv_insert(p->pStore, p->key.a, (size_t)p->key.n,
+                                    p->val.a, (size_t)p->val.n);
+    if (hrc == HKV_EXISTS) return uniqueErr(p);
     return hrc ? storeErr(p, hrc) : SQLITE_OK;
   }
 

@@ -913,8 +913,12 @@ static int checkKey(hkv_db *db, const void *pKey, size_t nKey) {
   return HKV_OK;
 }
 
+#define HKV_KIND_INSERT 0x100 /* writeRecord: a PUT only if absent */
+
 static int writeRecord(hkv_db *db, int kind, const void *pKey, uint32_t nKey,
                        const void *pVal, uint32_t nVal) {
+  int bInsert = (kind & HKV_KIND_INSERT) != 0;
+  kind &= ~HKV_KIND_INSERT;
   HkvEngine *e = db->e;
   char *zErr = 0;
   int rc = acquireWriter(db);
@@ -949,6 +953,7 @@ static int writeRecord(hkv_db *db, int kind, const void *pKey, uint32_t nKey,
   if (kind == HKV_KIND_DEL && !bPrevLive) {
     return dbErr(db, HKV_NOTFOUND, 0);
   }
+  if (bInsert && bPrevLive) return dbErr(db, HKV_EXISTS, 0);
 
   HkvLoc loc;
   rc = hkvLogAppend(e, kind, db->bAuto ? HKV_FLAG_SELFCOMMIT : 0, db->iTxn,
@@ -1165,7 +1170,7 @@ static int putOrDelete(hkv_db *db, int kind, const void *pKey, size_t nKey,
   int rc = checkKey(db, pKey, nKey);
   if (rc) return rc;
   enterCall(db);
-  if (kind == HKV_KIND_PUT) {
+  if (kind != HKV_KIND_DEL) {
     if (!pVal && nVal) return dbErr(db, HKV_MISUSE, "NULL value");
     if (nVal > HKV_MAX_VALUE) {
       return dbErr(db, HKV_TOOBIG, "value is %zu bytes; the limit is %u", nVal,
@@ -1191,6 +1196,14 @@ int hkv_put(hkv_db *db, const void *pKey, size_t nKey, const void *pVal,
   static const uint8_t aEmpty[1] = {0};
   if (!pVal && nVal == 0) pVal = aEmpty;
   return putOrDelete(db, HKV_KIND_PUT, pKey, nKey, pVal, nVal);
+}
+
+int hkv_insert(hkv_db *db, const void *pKey, size_t nKey, const void *pVal,
+               size_t nVal) {
+  static const uint8_t aEmpty[1] = {0};
+  if (!pVal && nVal == 0) pVal = aEmpty;
+  return putOrDelete(db, HKV_KIND_PUT | HKV_KIND_INSERT, pKey, nKey, pVal,
+                     nVal);
 }
 
 int hkv_delete(hkv_db *db, const void *pKey, size_t nKey) {

@@ -52,7 +52,8 @@ extern "C" {
   X(FAILED, 10, "store refuses writes after an I/O error; reopen it") \
   X(DONE, 11, "no more entries")                                      \
   X(NOTSTORE, 12, "not a hashkv store")                               \
-  X(CANTOPEN, 13, "cannot open store")
+  X(CANTOPEN, 13, "cannot open store")                                \
+  X(EXISTS, 14, "key already exists")
 
 enum hkv_code {
 #define HKV_CODE_ENUM(name, val, msg) HKV_##name = val,
@@ -147,6 +148,11 @@ int hkv_get(hkv_db *db, const void *pKey, size_t nKey, const void **ppVal,
 */
 int hkv_put(hkv_db *db, const void *pKey, size_t nKey, const void *pVal,
             size_t nVal);
+
+/* As hkv_put, but only if key is absent: EXISTS (nothing written) if it is
+** present. One index probe, where hkv_get then hkv_put take two. */
+int hkv_insert(hkv_db *db, const void *pKey, size_t nKey, const void *pVal,
+               size_t nVal);
 
 /* Deletes key. Returns NOTFOUND (nothing written) if absent; otherwise as
 ** hkv_put. */

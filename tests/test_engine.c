@@ -57,6 +57,30 @@ START_TEST(seed_put_get_delete) {
 }
 END_TEST
 
+/* hkv_insert writes only absent keys. */
+START_TEST(insert_only_if_absent) {
+  hkv_db *db = openStore(HKV_SYNC_NORMAL);
+  ck_rc(hkv_insert(db, "k", 1, "v1", 2), HKV_OK);
+  ck_rc(hkv_insert(db, "k", 1, "v2", 2), HKV_EXISTS);
+  expectStr(db, "k", "v1");
+  ck_rc(hkv_begin(db), HKV_OK);
+  ck_rc(hkv_insert(db, "t", 1, "a", 1), HKV_OK);
+  ck_rc(hkv_insert(db, "t", 1, "b", 1), HKV_EXISTS); /* its own write */
+  ck_rc(hkv_delete(db, "k", 1), HKV_OK);
+  ck_rc(hkv_insert(db, "k", 1, "v3", 2), HKV_OK); /* deleted: absent */
+  ck_rc(hkv_commit(db), HKV_OK);
+  expectStr(db, "t", "a");
+  expectStr(db, "k", "v3");
+  hkv_stats st;
+  ck_rc(hkv_stats_get(db, &st), HKV_OK);
+  ck_assert_uint_eq(st.live_keys, 2);
+  hkv_close(db);
+  db = openStore(HKV_SYNC_NORMAL);
+  expectStr(db, "k", "v3");
+  hkv_close(db);
+}
+END_TEST
+
 START_TEST(seed_missing_key) {
   hkv_db *db = openStore(HKV_SYNC_FULL);
   expectStr(db, "nope", NULL);
@@ -632,6 +656,7 @@ int main(void) {
   tcase_set_timeout(tc, 120);
   tcase_add_test(tc, seed_put_get_delete);
   tcase_add_test(tc, seed_missing_key);
+  tcase_add_test(tc, insert_only_if_absent);
   tcase_add_test(tc, seed_overwrite);
   tcase_add_test(tc, binary_keys_and_values);
   tcase_add_test(tc, limits_write_nothing);
