@@ -13,6 +13,10 @@
 **   - A handle (hkv_db) is used by one thread at a time, like a sqlite3
 **     connection. Several handles on the same directory in one process share
 **     one engine; they may be used from different threads at once.
+**   - Several processes may open one store: any number read, one writes at
+**     a time (the write lock is taken at a transaction's first write and
+**     released at its end; another writer gets BUSY). Each read sees every
+**     transaction any process committed before it began.
 **   - Keys are 1..HKV_MAX_KEY bytes, values 0..HKV_MAX_VALUE bytes; both are
 **     arbitrary bytes (NUL, newline, any value).
 **   - Pointers returned into the store stay valid until the next call on the
@@ -120,9 +124,9 @@ int hkv_close(hkv_db *db);
 /*
 ** Closes db and deletes its store: every segment file, then the directory
 ** db was opened with if nothing else is left in it. Returns BUSY (and db
-** stays open, nothing removed) if other handles of this process have the
-** store open; READONLY for a read-only handle; IOERR if a file could not be
-** removed (db is closed all the same).
+** stays open, nothing removed) if other handles of this process, or another
+** process, have the store open; READONLY for a read-only handle; IOERR if a
+** file could not be removed (db is closed all the same).
 */
 int hkv_destroy(hkv_db *db);
 
