@@ -6,7 +6,9 @@
 ** opens beside a writer, segment rotation and compaction seen from another
 ** process.
 */
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
@@ -400,6 +402,96 @@ START_TEST(compaction_seen_by_other_process) {
 }
 END_TEST
 
+/* Reader threads of one process while another process writes and
+** compacts: catch-up and reload run under the readers' feet (the
+** ThreadSanitizer build runs this too). Each thread checks the model's
+** invariant in its snapshots and that the counter never goes back. */
+typedef struct ThreadArg {
+  hkv_db *db;
+  _Atomic int *pStop;
+  int bad;
+  long nSnap;
+} ThreadArg;
+
+static void *snapshotReader(void *pArg) {
+  ThreadArg *a = pArg;
+  uint64_t cLast = 0;
+  while (!atomic_load(a->pStop) || a->nSnap < 3) {
+    hkv_iter *it;
+    if (hkv_iter_open(a->db, &it) != HKV_OK) {
+      a->bad = 1;
+      break;
+    }
+    uint64_t va = 0, vb = 0, vc = 0;
+    const void *pK, *pV;
+    size_t nK, nV;
+    while (hkv_iter_next(it, &pK, &nK, &pV, &nV) == HKV_OK) {
+      if (nK != 1 || nV != 8) continue;
+      uint64_t v;
+      memcpy(&v, pV, 8);
+      if (*(const char *)pK == 'a') va = v;
+      if (*(const char *)pK == 'b') vb = v;
+      if (*(const char *)pK == 'c') vc = v;
+    }
+    hkv_iter_close(it);
+    uint64_t cGet = getU64(a->db, "c");
+    if (va != vb || vb != vc || vc < cLast || cGet < vc) a->bad = 1;
+    cLast = vc;
+    a->nSnap++;
+  }
+  return 0;
+}
+
+START_TEST(reader_threads_beside_writer_process) {
+  hkv_db *db = openWith(0, 4096, 0);
+  ck_assert_ptr_nonnull(db);
+  ck_rc(putU64(db, "c", 0), HKV_OK);
+  Board *b = newBoard();
+  pid_t pid = fork(); /* before any thread starts */
+  if (pid == 0) {
+    hkv_db *w = openWith(0, 4096, 0);
+    if (!w) _exit(2);
+    for (int t = 0; t < 1500; t++) {
+      if (hkv_begin(w) || putU64(w, "pad", (uint64_t)t)) _exit(3);
+      uint64_t c = getU64(w, "c");
+      if (putU64(w, "c", c + 1) || putU64(w, "a", c + 1) ||
+          putU64(w, "b", c + 1) || hkv_commit(w)) {
+        _exit(4);
+      }
+      if (t % 500 == 250 && hkv_compact(w)) _exit(5); /* others reload */
+    }
+    hkv_close(w);
+    _exit(0);
+  }
+  _Atomic int bStop = 0;
+  pthread_t aT[2];
+  ThreadArg aArg[2];
+  hkv_db *aDb[2];
+  for (int i = 0; i < 2; i++) {
+    aDb[i] = openWith(0, 4096, 0); /* handles share this process's engine */
+    ck_assert_ptr_nonnull(aDb[i]);
+    aArg[i].db = aDb[i];
+    aArg[i].pStop = &bStop;
+    aArg[i].bad = 0;
+    aArg[i].nSnap = 0;
+    pthread_create(&aT[i], 0, snapshotReader, &aArg[i]);
+  }
+  ck_assert_int_eq(waitChild(pid), 0);
+  atomic_store(&bStop, 1);
+  for (int i = 0; i < 2; i++) {
+    pthread_join(aT[i], 0);
+    ck_assert_msg(!aArg[i].bad, "reader thread %d saw a broken snapshot", i);
+    hkv_close(aDb[i]);
+  }
+  ck_assert_uint_eq(getU64(db, "c"), 1500);
+  hkv_stats st;
+  ck_rc(hkv_stats_get(db, &st), HKV_OK);
+  ck_rc(hkv_integrity_check(db), HKV_OK);
+  hkv_close(db);
+  (void)b;
+}
+END_TEST
+
 /* Destroying a store another process has open is refused. */
 START_TEST(destroy_refused_while_shared) {
   hkv_db *db = openStore();
@@ -436,6 +528,7 @@ int main(void) {
   tcase_add_test(tc, readonly_beside_writer);
   tcase_add_test(tc, compaction_seen_by_other_process);
   tcase_add_test(tc, destroy_refused_while_shared);
+  tcase_add_test(tc, reader_threads_beside_writer_process);
   suite_add_tcase(s, tc);
   return runSuite(s);
 }
