@@ -472,25 +472,37 @@ static int reloadFiles(HkvEngine *e, char **pzErr) {
 ** bAll (the caller just took the write lock), to the end of the files.
 ** Caller holds e->mu and is not writing. */
 static int catchUp(HkvEngine *e, int bAll, char **pzErr) {
-  int rc = HKV_OK;
-  if (atomic_load(&e->pShm->iGen) != atomic_load(&e->iSeenGen)) {
-    rc = reloadFiles(e, pzErr);
-    if (rc) return rc;
+  for (int nTry = 0;; nTry++) {
+    int rc = HKV_OK;
+    if (atomic_load(&e->pShm->iGen) != atomic_load(&e->iSeenGen)) {
+      rc = reloadFiles(e, pzErr);
+      if (rc) return rc;
+    }
+    uint64_t iEnd = atomic_load_explicit(&e->pShm->iEnd, memory_order_acquire);
+    if (!bAll && iEnd == atomic_load(&e->iSeenEnd)) return HKV_OK;
+    writeLock(e);
+    rc = hkvLogCatchUp(e, recoverApply, e, bAll ? HKV_NO_BOUND : iEnd, pzErr);
+    if (rc == HKV_OK) {
+      e->nLiveKeys = hkvIndexLive(&e->idx);
+      atomic_store_explicit(&e->iCommitted, hkvLogEnd(e), memory_order_release);
+      atomic_store(&e->iSeenEnd, bAll ? hkvLogEnd(e) : iEnd);
+    }
+    rwUnlock(e);
+    /* A compaction in another process switched the files while this one
+    ** read them (a segment it needed was gone, or the generation moved):
+    ** what it read may stop short of iEnd, so rebuild from the new set. */
+    int bSwitched = rc == HKV_NOTFOUND ||
+                    (rc == HKV_OK &&
+                     atomic_load(&e->pShm->iGen) != atomic_load(&e->iSeenGen));
+    if (bSwitched && nTry < 5) {
+      hkvSetErr(pzErr, HKV_OK, 0);
+      continue;
+    }
+    if (rc == HKV_NOTFOUND) rc = HKV_BUSY;
+    if (rc && bAll) e->bFailed = 1;
+    hkvReapRetired(e);
+    return rc;
   }
-  uint64_t iEnd = atomic_load_explicit(&e->pShm->iEnd, memory_order_acquire);
-  if (!bAll && iEnd == atomic_load(&e->iSeenEnd)) return HKV_OK;
-  writeLock(e);
-  rc = hkvLogCatchUp(e, recoverApply, e, bAll ? HKV_NO_BOUND : iEnd, pzErr);
-  if (rc == HKV_OK) {
-    e->nLiveKeys = hkvIndexLive(&e->idx);
-    atomic_store_explicit(&e->iCommitted, hkvLogEnd(e), memory_order_release);
-    atomic_store(&e->iSeenEnd, bAll ? hkvLogEnd(e) : iEnd);
-  } else if (bAll) {
-    e->bFailed = 1;
-  }
-  rwUnlock(e);
-  hkvReapRetired(e);
-  return rc;
 }
 
 /* Called by every read: catches up when another process published. Costs

@@ -1555,6 +1555,14 @@ int hkvLogCatchUp(HkvEngine *e, HkvApply xApply, void *pCtx, uint64_t iBound,
     int fd =
         hkvEnv->xOpen(e->dirFd, zName, e->bReadonly ? O_RDONLY : O_RDWR, 0);
     uint64_t nFile = 0;
+    if (fd == -ENOENT && !bCut) {
+      /* Compacted away by another process since the listing: the caller
+      ** rebuilds from the new file set. */
+      rc = hkvSetErr(
+          pzErr, HKV_NOTFOUND,
+          hkvMprintf("%s/%s: gone (the files were switched)", e->zDir, zName));
+      break;
+    }
     if (fd < 0 || hkvEnv->xFileSize(fd, &nFile)) {
       rc = hkvSetErr(pzErr, HKV_IOERR,
                      hkvMprintf("%s/%s: cannot open: %s", e->zDir, zName,

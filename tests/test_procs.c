@@ -418,7 +418,10 @@ static void *snapshotReader(void *pArg) {
   uint64_t cLast = 0;
   while (!atomic_load(a->pStop) || a->nSnap < 3) {
     hkv_iter *it;
-    if (hkv_iter_open(a->db, &it) != HKV_OK) {
+    int rc = hkv_iter_open(a->db, &it);
+    if (rc != HKV_OK) {
+      fprintf(stderr, "iter_open: %s %s\n", hkv_codename(rc),
+              hkv_errmsg(a->db));
       a->bad = 1;
       break;
     }
@@ -435,7 +438,14 @@ static void *snapshotReader(void *pArg) {
     }
     hkv_iter_close(it);
     uint64_t cGet = getU64(a->db, "c");
-    if (va != vb || vb != vc || vc < cLast || cGet < vc) a->bad = 1;
+    if (va != vb || vb != vc || vc < cLast || cGet < vc) {
+      fprintf(stderr,
+              "snapshot a=%llu b=%llu c=%llu, before c=%llu, get c=%llu\n",
+              (unsigned long long)va, (unsigned long long)vb,
+              (unsigned long long)vc, (unsigned long long)cLast,
+              (unsigned long long)cGet);
+      a->bad = 1;
+    }
     cLast = vc;
     a->nSnap++;
   }
