@@ -1148,6 +1148,7 @@ int hkv_compact(hkv_db *db) {
       }
     }
     if (rc == HKV_OK) rc = hkvCompactStart(e, &zErr);
+    if (rc == HKV_OK && bFresh) rc = hkvCompactAll(e, &zErr);
     while (rc == HKV_OK) rc = hkvCompactStep(e, 4u << 20, &zErr);
     if (rc == HKV_DONE) rc = HKV_OK;
     if (bFresh) break;

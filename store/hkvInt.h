@@ -268,6 +268,7 @@ void hkvMapDel(HkvLocMap *m, HkvLoc k);
 typedef struct HkvCompact HkvCompact;
 int hkvCompactStart(HkvEngine *e, char **pzErr);
 int hkvCompactStep(HkvEngine *e, uint64_t nBudget, char **pzErr);
+int hkvCompactAll(HkvEngine *e, char **pzErr);
 void hkvCompactFree(HkvCompact *c);
 void hkvCompactDiscard(HkvEngine *e);
 

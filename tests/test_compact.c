@@ -357,23 +357,36 @@ START_TEST(crash_at_every_step_of_a_compaction) {
 }
 END_TEST
 
-START_TEST(bad_record_stops_compaction) {
-  hkv_db *db = openSmall(0);
-  churn(db, 1);
-  hkv_close(db);
+/* Flips a byte of the value of key zKey's first record in segment 1. */
+static void damageFirstRecordOf(const char *zKey) {
   char z[600];
   snprintf(z, sizeof(z), "%s/00000001.hkd", zStore);
   FILE *f = fopen(z, "r+b");
-  fseek(f, 200, SEEK_SET);
+  ck_assert_ptr_nonnull(f);
+  static char a[1 << 16];
+  size_t n = fread(a, 1, sizeof(a), f);
+  char *p = memmem(a, n, zKey, strlen(zKey));
+  ck_assert_ptr_nonnull(p);
+  long iOff = (long)(p - a) + (long)strlen(zKey) + 2; /* inside the value */
+  fseek(f, iOff, SEEK_SET);
   int ch = fgetc(f);
-  fseek(f, 200, SEEK_SET);
+  fseek(f, iOff, SEEK_SET);
   fputc(ch ^ 1, f);
   fclose(f);
+}
+
+/* A damaged live record: compaction checks every record it copies, stops,
+** and switches nothing. */
+START_TEST(bad_record_stops_compaction) {
+  hkv_db *db = openSmall(0);
+  churn(db, 1); /* odd keys live, even keys deleted */
+  hkv_close(db);
+  damageFirstRecordOf("key-1");
   hkv_options o;
   hkv_options_init(&o);
   o.segment_size = 16384;
   /* Opened from its hint, the damaged segment is found by compaction,
-  ** which checks every record it reads, and nothing is switched. */
+  ** and nothing is switched. */
   ck_rc(hkv_open(zStore, &o, &db), HKV_OK);
   ck_rc(hkv_compact(db), HKV_CORRUPT);
   ck_assert(strstr(hkv_errmsg(db), "00000001.hkd") != NULL);
@@ -382,9 +395,28 @@ START_TEST(bad_record_stops_compaction) {
   ck_assert_uint_eq(st.compactions, 0);
   hkv_close(db);
   /* Without the hint, the open finds it. */
+  char z[600];
   snprintf(z, sizeof(z), "%s/00000001.hkh", zStore);
   unlink(z);
   ck_rc(hkv_open(zStore, &o, &db), HKV_CORRUPT);
+  hkv_close(db);
+}
+END_TEST
+
+/* A damaged dead record (of a deleted key): compaction drops it unread,
+** as it drops every dead record, and every live key is intact. */
+START_TEST(damaged_dead_record_is_dropped) {
+  hkv_db *db = openSmall(0);
+  churn(db, 1);
+  hkv_close(db);
+  damageFirstRecordOf("key-0");
+  db = openSmall(0);
+  ck_rc(hkv_compact(db), HKV_OK);
+  checkModel(db, "after compaction");
+  ck_rc(hkv_integrity_check(db), HKV_OK);
+  hkv_close(db);
+  db = openSmall(0);
+  checkModel(db, "after reopen");
   hkv_close(db);
 }
 END_TEST
@@ -402,6 +434,7 @@ int main(void) {
   tcase_add_test(tc, segment_hints_replay_transactions);
   tcase_add_test(tc, crash_at_every_step_of_a_compaction);
   tcase_add_test(tc, bad_record_stops_compaction);
+  tcase_add_test(tc, damaged_dead_record_is_dropped);
   suite_add_tcase(s, tc);
   return runSuite(s);
 }
