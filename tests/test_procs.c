@@ -150,27 +150,72 @@ END_TEST
 */
 enum { NWRITER = 3, NREADER = 2 };
 
+/* One model transaction: zOwn first (it takes the write lock, so "c" is
+** read fresh), then c+1 into "c", "a" and "b". BUSY comes back with the
+** transaction rolled back. */
+static int modelTxn(hkv_db *db, const char *zOwn, uint64_t v) {
+  int rc = hkv_begin(db);
+  if (rc == HKV_OK) rc = putU64(db, zOwn, v);
+  if (rc == HKV_BUSY) {
+    hkv_rollback(db);
+    return rc;
+  }
+  uint64_t c = rc == HKV_OK ? getU64(db, "c") : 0;
+  if (c == UINT64_MAX) rc = HKV_CORRUPT;
+  if (rc == HKV_OK) rc = putU64(db, "c", c + 1);
+  if (rc == HKV_OK) rc = putU64(db, "a", c + 1);
+  if (rc == HKV_OK) rc = putU64(db, "b", c + 1);
+  if (rc == HKV_OK) rc = hkv_commit(db);
+  return rc;
+}
+
+/* One reader snapshot: a == b == c in an iterator's view, c not below
+** *pcLast, and a get of "c" right after at least as new. Returns 0 and
+** moves *pcLast on, or 1 (saying why on stderr). */
+static int checkSnapshot(hkv_db *db, uint64_t *pcLast) {
+  hkv_iter *it;
+  int rc = hkv_iter_open(db, &it);
+  if (rc != HKV_OK) {
+    fprintf(stderr, "iter_open: %s %s\n", hkv_codename(rc), hkv_errmsg(db));
+    return 1;
+  }
+  uint64_t va = 0, vb = 0, vc = 0;
+  const void *pK, *pV;
+  size_t nK, nV;
+  while (hkv_iter_next(it, &pK, &nK, &pV, &nV) == HKV_OK) {
+    if (nK != 1 || nV != 8) continue;
+    uint64_t v;
+    memcpy(&v, pV, 8);
+    if (*(const char *)pK == 'a') va = v;
+    if (*(const char *)pK == 'b') vb = v;
+    if (*(const char *)pK == 'c') vc = v;
+  }
+  hkv_iter_close(it);
+  uint64_t cGet = getU64(db, "c");
+  if (va != vb || vb != vc || vc < *pcLast || cGet < vc || cGet == UINT64_MAX) {
+    fprintf(
+        stderr, "snapshot a=%llu b=%llu c=%llu, before c=%llu, get c=%llu\n",
+        (unsigned long long)va, (unsigned long long)vb, (unsigned long long)vc,
+        (unsigned long long)*pcLast, (unsigned long long)cGet);
+    return 1;
+  }
+  *pcLast = cGet;
+  return 0;
+}
+
 static int writerLoop(Board *b, int iWriter, int nTxn, uint32_t szSeg) {
   hkv_db *db = openWith(0, szSeg, 0);
   if (!db) return 2;
   uint64_t nDone = 0;
   char zOwn[32];
   for (int t = 0; t < nTxn; t++) {
-    int rc = hkv_begin(db);
     snprintf(zOwn, sizeof(zOwn), "w%d-%d", iWriter, t % 50);
-    if (rc == HKV_OK) rc = putU64(db, zOwn, (uint64_t)t);
+    int rc = modelTxn(db, zOwn, (uint64_t)t);
     if (rc == HKV_BUSY) {
-      hkv_rollback(db);
       t--;
       sleepMs(rand() % 2);
       continue;
     }
-    uint64_t c = rc == HKV_OK ? getU64(db, "c") : 0;
-    if (c == UINT64_MAX) rc = HKV_CORRUPT;
-    if (rc == HKV_OK) rc = putU64(db, "c", c + 1);
-    if (rc == HKV_OK) rc = putU64(db, "a", c + 1);
-    if (rc == HKV_OK) rc = putU64(db, "b", c + 1);
-    if (rc == HKV_OK) rc = hkv_commit(db);
     if (rc != HKV_OK) {
       fprintf(stderr, "writer %d: %s %s\n", iWriter, hkv_codename(rc),
               hkv_errmsg(db));
@@ -189,29 +234,7 @@ static int readerLoop(Board *b) {
   uint64_t cLast = 0;
   int nSnap = 0;
   while (!b->aFlag[0] || nSnap < 5) {
-    hkv_iter *it;
-    if (hkv_iter_open(db, &it) != HKV_OK) return 3;
-    uint64_t a = 0, bb = 0, c = 0;
-    const void *pK, *pV;
-    size_t nK, nV;
-    while (hkv_iter_next(it, &pK, &nK, &pV, &nV) == HKV_OK) {
-      if (nK != 1 || nV != 8) continue;
-      uint64_t v;
-      memcpy(&v, pV, 8);
-      if (*(const char *)pK == 'a') a = v;
-      if (*(const char *)pK == 'b') bb = v;
-      if (*(const char *)pK == 'c') c = v;
-    }
-    hkv_iter_close(it);
-    if (a != bb || bb != c || c < cLast) {
-      fprintf(stderr, "reader saw a=%llu b=%llu c=%llu after c=%llu\n",
-              (unsigned long long)a, (unsigned long long)bb,
-              (unsigned long long)c, (unsigned long long)cLast);
-      return 4;
-    }
-    uint64_t cGet = getU64(db, "c"); /* a get: at least as new */
-    if (cGet < c || cGet == UINT64_MAX) return 5;
-    cLast = cGet;
+    if (checkSnapshot(db, &cLast)) return 4;
     nSnap++;
   }
   hkv_close(db);
@@ -417,36 +440,10 @@ static void *snapshotReader(void *pArg) {
   ThreadArg *a = pArg;
   uint64_t cLast = 0;
   while (!atomic_load(a->pStop) || a->nSnap < 3) {
-    hkv_iter *it;
-    int rc = hkv_iter_open(a->db, &it);
-    if (rc != HKV_OK) {
-      fprintf(stderr, "iter_open: %s %s\n", hkv_codename(rc),
-              hkv_errmsg(a->db));
+    if (checkSnapshot(a->db, &cLast)) {
       a->bad = 1;
       break;
     }
-    uint64_t va = 0, vb = 0, vc = 0;
-    const void *pK, *pV;
-    size_t nK, nV;
-    while (hkv_iter_next(it, &pK, &nK, &pV, &nV) == HKV_OK) {
-      if (nK != 1 || nV != 8) continue;
-      uint64_t v;
-      memcpy(&v, pV, 8);
-      if (*(const char *)pK == 'a') va = v;
-      if (*(const char *)pK == 'b') vb = v;
-      if (*(const char *)pK == 'c') vc = v;
-    }
-    hkv_iter_close(it);
-    uint64_t cGet = getU64(a->db, "c");
-    if (va != vb || vb != vc || vc < cLast || cGet < vc) {
-      fprintf(stderr,
-              "snapshot a=%llu b=%llu c=%llu, before c=%llu, get c=%llu\n",
-              (unsigned long long)va, (unsigned long long)vb,
-              (unsigned long long)vc, (unsigned long long)cLast,
-              (unsigned long long)cGet);
-      a->bad = 1;
-    }
-    cLast = vc;
     a->nSnap++;
   }
   return 0;
@@ -462,12 +459,7 @@ START_TEST(reader_threads_beside_writer_process) {
     hkv_db *w = openWith(0, 4096, 0);
     if (!w) _exit(2);
     for (int t = 0; t < 1500; t++) {
-      if (hkv_begin(w) || putU64(w, "pad", (uint64_t)t)) _exit(3);
-      uint64_t c = getU64(w, "c");
-      if (putU64(w, "c", c + 1) || putU64(w, "a", c + 1) ||
-          putU64(w, "b", c + 1) || hkv_commit(w)) {
-        _exit(4);
-      }
+      if (modelTxn(w, "pad", (uint64_t)t)) _exit(4);
       if (t % 500 == 250 && hkv_compact(w)) _exit(5); /* others reload */
     }
     hkv_close(w);
