@@ -419,6 +419,23 @@ static void verify(int *aOk, int *aTried, const char *zWhat, long n) {
   hkv_close(db);
 }
 
+/* Opens a fresh store (sync=full, 4 KiB segments) through the installed
+** env and runs the workload on it; a failed open must be an I/O code. */
+static void runWorkload(const char *zWhat, long n, int *aOk, int *aTried) {
+  hkv_options o;
+  hkv_options_init(&o);
+  o.segment_size = 4096;
+  hkv_db *db = 0;
+  int rc = hkv_open(zStore, &o, &db);
+  if (rc == HKV_OK) {
+    workload(db, aOk, aTried);
+  } else {
+    ck_assert_msg(isIoCode(rc), "%s N=%ld: open: %s", zWhat, n,
+                  hkv_codename(rc));
+  }
+  hkv_close(db);
+}
+
 static void faultLoop(int eKind, const char *zWhat) {
   for (long n = 1; n < 100000; n++) {
     testDirTeardown();
@@ -426,18 +443,7 @@ static void faultLoop(int eKind, const char *zWhat) {
     int aOk[NTXN] = {0}, aTried[NTXN] = {0};
     nLive = 0;
     installFaults(eKind, n);
-    hkv_options o;
-    hkv_options_init(&o);
-    o.segment_size = 4096;
-    hkv_db *db = 0;
-    int rc = hkv_open(zStore, &o, &db);
-    if (rc == HKV_OK) {
-      workload(db, aOk, aTried);
-    } else {
-      ck_assert_msg(isIoCode(rc), "%s N=%ld: open: %s", zWhat, n,
-                    hkv_codename(rc));
-    }
-    hkv_close(db);
+    runWorkload(zWhat, n, aOk, aTried);
     ck_assert_msg(nLive == 0, "%s N=%ld: %ld allocations leaked", zWhat, n,
                   nLive);
     int bDone = !bFired;
@@ -467,18 +473,7 @@ static void powerLossLoop(int iVariant) {
     zStoreForPl = zStore;
     int aOk[NTXN] = {0}, aTried[NTXN] = {0};
     installPowerLoss(n, iVariant);
-    hkv_options o;
-    hkv_options_init(&o); /* sync=full */
-    o.segment_size = 4096;
-    hkv_db *db = 0;
-    int rc = hkv_open(zStore, &o, &db);
-    if (rc == HKV_OK) {
-      workload(db, aOk, aTried);
-    } else {
-      ck_assert_msg(isIoCode(rc), "%s N=%ld: open: %s", zWhat, n,
-                    hkv_codename(rc));
-    }
-    hkv_close(db);
+    runWorkload(zWhat, n, aOk, aTried);
     int bDone = !bPowerOff;
     hkvEnvInstall(NULL);
     if (bDone) {
