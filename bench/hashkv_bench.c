@@ -167,6 +167,15 @@ static char (*aVal)[20];
 static int *aValLen;
 static uint32_t *aPerm;
 
+/* A pseudo-random sequence (xorshift64; *pS must not be 0). */
+static uint64_t xorshift64(uint64_t *pS) {
+  uint64_t s = *pS;
+  s ^= s << 13;
+  s ^= s >> 7;
+  s ^= s << 17;
+  return *pS = s;
+}
+
 static void makeKeys(long n) {
   free(aKey);
   free(aKeyLen);
@@ -187,10 +196,7 @@ static void makeKeys(long n) {
   }
   uint64_t s = 0x9E3779B97F4A7C15ull; /* fixed seed: same order every run */
   for (long i = n - 1; i > 0; i--) {
-    s ^= s << 13;
-    s ^= s >> 7;
-    s ^= s << 17;
-    long j = (long)(s % (uint64_t)(i + 1));
+    long j = (long)(xorshift64(&s) % (uint64_t)(i + 1));
     uint32_t t = aPerm[i];
     aPerm[i] = aPerm[j];
     aPerm[j] = t;
@@ -637,6 +643,24 @@ static void extraOpenAndSpace(void) {
   rmTree(zPath);
 }
 
+/* The next key index of a random sequence. */
+static long nextRandomKey(uint64_t *pS) {
+  return (long)(xorshift64(pS) % (uint64_t)nKeys);
+}
+
+/* 1,000 gets of random keys, every one of which must be there. */
+static long get1000(hkv_db *db, uint64_t *pS) {
+  for (int k = 0; k < 1000; k++) {
+    long i = nextRandomKey(pS);
+    const void *pV;
+    size_t nV;
+    if (hkv_get(db, aKey[i], (size_t)aKeyLen[i], &pV, &nV)) {
+      die("get: %s", hkv_errmsg(db));
+    }
+  }
+  return 1000;
+}
+
 /* Reader threads doing random gets while one thread writes. */
 typedef struct Crowd {
   const char *zPath;
@@ -650,17 +674,7 @@ static void *crowdReader(void *p) {
   if (hkv_open(c->zPath, 0, &db)) die("open");
   long nDone = 0;
   uint64_t s = (uint64_t)(uintptr_t)&nDone | 1;
-  while (!c->bStop) {
-    for (int k = 0; k < 1000; k++) {
-      s ^= s << 13;
-      s ^= s >> 7;
-      s ^= s << 17;
-      long i = (long)(s % (uint64_t)nKeys);
-      const void *pV;
-      size_t nV;
-      if (hkv_get(db, aKey[i], (size_t)aKeyLen[i], &pV, &nV) == HKV_OK) nDone++;
-    }
-  }
+  while (!c->bStop) nDone += get1000(db, &s);
   __sync_fetch_and_add(&c->nGets, nDone);
   hkv_close(db);
   return 0;
@@ -714,20 +728,7 @@ static long randomGets(hkv_db *db, double fSec, uint64_t *pSeed) {
   long nDone = 0;
   double t0 = now();
   uint64_t s = *pSeed;
-  while (now() - t0 < fSec) {
-    for (int k = 0; k < 1000; k++) {
-      s ^= s << 13;
-      s ^= s >> 7;
-      s ^= s << 17;
-      long i = (long)(s % (uint64_t)nKeys);
-      const void *pV;
-      size_t nV;
-      if (hkv_get(db, aKey[i], (size_t)aKeyLen[i], &pV, &nV)) {
-        die("get: %s", hkv_errmsg(db));
-      }
-      nDone++;
-    }
-  }
+  while (now() - t0 < fSec) nDone += get1000(db, &s);
   *pSeed = s;
   return nDone;
 }
@@ -838,10 +839,7 @@ static void extraProcesses(void) {
     double t0 = now();
     while (now() - t0 < fSeconds) {
       for (int k = 0; k < 1000; k++) {
-        s ^= s << 13;
-        s ^= s >> 7;
-        s ^= s << 17;
-        long i = (long)(s % (uint64_t)n);
+        long i = nextRandomKey(&s);
         sqlite3_bind_text(pSel, 1, aKey[i], aKeyLen[i], SQLITE_STATIC);
         if (sqlite3_step(pSel) != SQLITE_ROW) die("select: no row");
         sqlite3_reset(pSel);
