@@ -372,6 +372,18 @@ static int recoverApply(void *pCtx, HkvLoc loc, const HkvRec *pRec) {
   return HKV_OK;
 }
 
+/* Builds the (empty) index from the log up to iBound (HKV_NO_BOUND: all of
+** it, cutting a torn tail) and sets the committed end. */
+static int recoverIndex(HkvEngine *e, uint64_t iBound, char **pzErr) {
+  int rc = hkvLogRecover(e, recoverApply, recoverHint, recoverReserve, e,
+                         iBound, pzErr);
+  if (rc) return rc;
+  hkvIndexFinishMigration(&e->idx, hashAt, e);
+  e->nLiveKeys = hkvIndexLive(&e->idx);
+  atomic_store(&e->iCommitted, hkvLogEnd(e));
+  return HKV_OK;
+}
+
 /* ---- sharing the store with other processes ----
 **
 ** Like SQLite's WAL mode: any number of processes read, one writes at a
@@ -451,12 +463,8 @@ static int reloadFiles(HkvEngine *e, char **pzErr) {
   hkvIndexInit(&e->idx);
   hkvMapClear(&e->map);
   e->nLiveBytes = 0;
-  int rc = hkvLogRecover(e, recoverApply, recoverHint, recoverReserve, e, iEnd,
-                         pzErr);
+  int rc = recoverIndex(e, iEnd, pzErr);
   if (rc == HKV_OK) {
-    hkvIndexFinishMigration(&e->idx, hashAt, e);
-    e->nLiveKeys = hkvIndexLive(&e->idx);
-    atomic_store(&e->iCommitted, hkvLogEnd(e));
     atomic_store(&e->iSeenEnd, iEnd);
     atomic_store(&e->iSeenGen, iGen);
   }
@@ -711,15 +719,11 @@ static int engineOpen(hkv_db *db, const char *zDir, int dirFd, struct stat *pSt,
                  : HKV_NO_BOUND - 1;
   }
   uint64_t iGen0 = atomic_load(&e->pShm->iGen);
-  rc = hkvLogRecover(e, recoverApply, recoverHint, recoverReserve, e, iBound,
-                     &zErr);
+  rc = recoverIndex(e, iBound, &zErr);
   if (rc) {
     dbSet(db, rc, zErr);
     goto fail;
   }
-  hkvIndexFinishMigration(&e->idx, hashAt, e);
-  e->nLiveKeys = hkvIndexLive(&e->idx);
-  atomic_store(&e->iCommitted, hkvLogEnd(e));
   shareEnd(e, bAlone);
   if (!bAlone && iBound != HKV_NO_BOUND - 1) {
     atomic_store(&e->iSeenEnd, iBound);
