@@ -187,7 +187,8 @@ static int outFlush(HkvEngine *e, HkvCompact *c, char **pzErr) {
   if (c->nPend) {
     hkvEngineWriteLock(e);
     for (size_t i = 0; i < c->nPend; i++) {
-      *c->apSlot[i] = (*c->apSlot[i] & ~0xFFFFFFFFFFFFull) | c->aNew[i];
+      hkvSlotSet(c->apSlot[i],
+                 (*c->apSlot[i] & ~0xFFFFFFFFFFFFull) | c->aNew[i]);
     }
     hkvEngineWriteUnlock(e);
     c->nPend = 0;

@@ -79,13 +79,15 @@ static int crcPick(void) {
 
 /* Extends crc (0 to start) over p[0..n). */
 uint32_t hkvCrc32c(uint32_t crc, const void *p, size_t n) {
-  int m = crcPick();
-  crc = ~crc;
+  int m = atomic_load_explicit(&crcReady, memory_order_relaxed);
 #ifdef HKV_HAVE_HWCRC
-  if (m == 2) return ~crcHard(crc, p, n);
+  if (m == 2) return ~crcHard(~crc, p, n); /* the common case, first */
 #endif
-  (void)m;
-  return ~crcSoft(crc, p, n);
+  if (m == 0) m = crcPick();
+#ifdef HKV_HAVE_HWCRC
+  if (m == 2) return ~crcHard(~crc, p, n);
+#endif
+  return ~crcSoft(~crc, p, n);
 }
 
 /* The software path alone, for tests that compare both. */

@@ -75,6 +75,7 @@ struct hkv_db {
   HkvMark *aMark;
   int nMark, nMarkAlloc;
   _Atomic uint64_t iEpoch; /* engine epoch when its last call began */
+  _Atomic int bProbe;      /* probing the index without e->rw */
   hkv_db *pNextHandle;     /* e->pHandles */
 };
 
@@ -112,15 +113,27 @@ static void readLock(HkvEngine *e) {
   pthread_rwlock_rdlock(&e->rw);
 }
 
+static void rwUnlock(HkvEngine *e) { pthread_rwlock_unlock(&e->rw); }
+
+/* The writer's side also moves iIdxSeq, a sequence lock for the readers
+** that probe without e->rw: odd from here to writeUnlock. */
 static void writeLock(HkvEngine *e) {
-  for (int i = 0; i < HKV_SPIN; i++) {
-    if (pthread_rwlock_trywrlock(&e->rw) == 0) return;
-    rwSpin();
+  int bLocked = 0;
+  for (int i = 0; i < HKV_SPIN && !bLocked; i++) {
+    bLocked = pthread_rwlock_trywrlock(&e->rw) == 0;
+    if (!bLocked) rwSpin();
   }
-  pthread_rwlock_wrlock(&e->rw);
+  if (!bLocked) pthread_rwlock_wrlock(&e->rw);
+  uint64_t v = atomic_load_explicit(&e->iIdxSeq, memory_order_relaxed);
+  atomic_store_explicit(&e->iIdxSeq, v + 1, memory_order_relaxed);
+  atomic_thread_fence(memory_order_release);
 }
 
-static void rwUnlock(HkvEngine *e) { pthread_rwlock_unlock(&e->rw); }
+static void writeUnlock(HkvEngine *e) {
+  uint64_t v = atomic_load_explicit(&e->iIdxSeq, memory_order_relaxed);
+  atomic_store_explicit(&e->iIdxSeq, v + 1, memory_order_release);
+  rwUnlock(e);
+}
 
 /* ---- codes and messages ---- */
 
@@ -209,6 +222,7 @@ typedef struct Seek {
   const void *pKey;
   uint32_t nKey;
   int bReader; /* resolve uncommitted slots through the loc map */
+  int bOwn;    /* the writer (or recovery) asks: records may be buffered */
   uint64_t iCommitted;
   HkvLoc locExact; /* nonzero: match the slot holding exactly this loc */
   HkvLoc loc;      /* out: the record found */
@@ -225,7 +239,7 @@ static int seekMatch(void *pCtx, uint64_t *pSlot) {
     if (!loc) return 0; /* inserted by the open transaction: not ours yet */
   }
   HkvRec rec;
-  if (hkvLogRead(k->e, loc, k->bReader ? 0 : HKV_READ_OWN, &rec, 0)) {
+  if (hkvLogRead(k->e, loc, k->bOwn ? HKV_READ_OWN : 0, &rec, 0)) {
     k->rc = HKV_CORRUPT;
     k->loc = loc;
     return 1;
@@ -265,6 +279,8 @@ uint64_t *hkvEngineFindExact(HkvEngine *e, uint64_t h, HkvLoc loc) {
 
 uint64_t hkvEngineKeyHash(const void *p, size_t n) { return keyHash(p, n); }
 
+int hkvEngineFastReads(hkv_db *db) { return db && db->e && db->e->bFastRead; }
+
 /* Replaying a batch of records: stage 0 fetches each key's home slot,
 ** stage 1 the record that slot names (the key is compared against it), so
 ** the batch's cache misses overlap instead of following one another. */
@@ -281,7 +297,7 @@ void hkvEnginePrefetch(HkvEngine *e, uint64_t h, int iStage) {
 }
 
 void hkvEngineWriteLock(HkvEngine *e) { writeLock(e); }
-void hkvEngineWriteUnlock(HkvEngine *e) { rwUnlock(e); }
+void hkvEngineWriteUnlock(HkvEngine *e) { writeUnlock(e); }
 
 /*
 ** Epochs. A pointer a call returns stays valid until the handle's next call;
@@ -301,7 +317,29 @@ static uint64_t minEpoch(HkvEngine *e) {
   return m;
 }
 
+/*
+** Index tables retired while readers may probe them without e->rw. A
+** reader raises its handle's bProbe, then (compiler barrier only) loads the
+** table pointers; the writer unpublishes a table, then runs a membarrier,
+** which puts a full barrier into every running thread, then waits for the
+** bProbe flags it sees raised to fall. Either a reader's flag was visible
+** or it started after the barrier and loaded the new pointers: the classic
+** asymmetric fence, which keeps every fence off the readers' path. Caller
+** holds e->mu (the handle list), not e->rw.
+*/
+static void reapTables(HkvEngine *e) {
+  if (!hkvIndexHasRetired(&e->idx)) return;
+  if (e->bFastRead) {
+    if (hkvEnv->xBarrier(HKV_BARRIER_FENCE) != 0) return; /* keep them */
+    for (hkv_db *h = e->pHandles; h; h = h->pNextHandle) {
+      while (atomic_load_explicit(&h->bProbe, memory_order_acquire)) rwSpin();
+    }
+  }
+  hkvIndexReap(&e->idx);
+}
+
 void hkvReapRetired(HkvEngine *e) {
+  reapTables(e);
   if (e->nRetired == 0) return;
   uint64_t m = minEpoch(e);
   uint32_t j = 0;
@@ -349,6 +387,7 @@ static int recoverApply(void *pCtx, HkvLoc loc, const HkvRec *pRec) {
   Seek k;
   memset(&k, 0, sizeof(k));
   k.e = e;
+  k.bOwn = 1;
   k.pKey = pRec->pKey;
   k.nKey = pRec->nKey;
   uint64_t h = pRec->hKey ? pRec->hKey : keyHash(pRec->pKey, pRec->nKey);
@@ -362,7 +401,7 @@ static int recoverApply(void *pCtx, HkvLoc loc, const HkvRec *pRec) {
     return HKV_OK;
   }
   if (pSlot) {
-    *pSlot = HKV_FP(h) | loc;
+    hkvSlotSet(pSlot, HKV_FP(h) | loc);
   } else {
     int rc = hkvIndexInsert(&e->idx, h, loc, hashAt, e);
     if (rc) return rc;
@@ -459,8 +498,7 @@ static int reloadFiles(HkvEngine *e, char **pzErr) {
     e->aRetired[e->nRetired++] = i;
   }
   e->nSeg = 0;
-  hkvIndexFree(&e->idx);
-  hkvIndexInit(&e->idx);
+  hkvIndexReset(&e->idx); /* lock-free readers may be in its tables */
   hkvMapClear(&e->map);
   e->nLiveBytes = 0;
   int rc = recoverIndex(e, iEnd, pzErr);
@@ -469,7 +507,7 @@ static int reloadFiles(HkvEngine *e, char **pzErr) {
     atomic_store(&e->iSeenGen, iGen);
   }
   atomic_store(&e->iEpoch, iRetire);
-  rwUnlock(e);
+  writeUnlock(e);
   if (e->lockFd >= 0) {
     hkvEnv->xLock(e->lockFd, HKV_BYTE_OPEN, HKV_LOCK_UN);
   }
@@ -495,7 +533,7 @@ static int catchUp(HkvEngine *e, int bAll, char **pzErr) {
       atomic_store_explicit(&e->iCommitted, hkvLogEnd(e), memory_order_release);
       atomic_store(&e->iSeenEnd, bAll ? hkvLogEnd(e) : iEnd);
     }
-    rwUnlock(e);
+    writeUnlock(e);
     /* A compaction in another process switched the files while this one
     ** read them (a segment it needed was gone, or the generation moved):
     ** what it read may stop short of iEnd, so rebuild from the new set. */
@@ -515,14 +553,8 @@ static int catchUp(HkvEngine *e, int bAll, char **pzErr) {
 
 /* Called by every read: catches up when another process published. Costs
 ** two loads when nothing changed. */
-static int syncView(hkv_db *db) {
+static int syncViewSlow(hkv_db *db) {
   HkvEngine *e = db->e;
-  if (atomic_load_explicit(&e->pShm->iEnd, memory_order_relaxed) ==
-          atomic_load_explicit(&e->iSeenEnd, memory_order_relaxed) &&
-      atomic_load_explicit(&e->pShm->iGen, memory_order_relaxed) ==
-          atomic_load_explicit(&e->iSeenGen, memory_order_relaxed)) {
-    return HKV_OK;
-  }
   int rc = HKV_OK;
   char *zErr = 0;
   pthread_mutex_lock(&e->mu);
@@ -531,6 +563,17 @@ static int syncView(hkv_db *db) {
   if (!e->bWriteLock) rc = catchUp(e, 0, &zErr);
   pthread_mutex_unlock(&e->mu);
   return rc ? dbSet(db, rc, zErr) : HKV_OK;
+}
+
+static inline int syncView(hkv_db *db) {
+  HkvEngine *e = db->e;
+  if (atomic_load_explicit(&e->pShm->iEnd, memory_order_relaxed) ==
+          atomic_load_explicit(&e->iSeenEnd, memory_order_relaxed) &&
+      atomic_load_explicit(&e->pShm->iGen, memory_order_relaxed) ==
+          atomic_load_explicit(&e->iSeenGen, memory_order_relaxed)) {
+    return HKV_OK;
+  }
+  return syncViewSlow(db);
 }
 
 /* Takes the store's write lock for this engine and catches up with the
@@ -695,6 +738,8 @@ static int engineOpen(hkv_db *db, const char *zDir, int dirFd, struct stat *pSt,
   e->iNextTxn = 1;
   e->pid = getpid();
   e->iSyncWriter = db->iSync;
+  /* Without membarrier (old kernels, some sandboxes) readers lock. */
+  e->bFastRead = hkvEnv->xBarrier(HKV_BARRIER_REGISTER) == 0;
   hkvIndexInit(&e->idx);
   hkvMapInit(&e->map);
   e->zDir = hkvStrdup(zDir);
@@ -900,7 +945,7 @@ static void undoTo(hkv_db *db, uint64_t iTo) {
     uint64_t *pSlot = findExact(e, u->locNew);
     if (pSlot) {
       if (u->locPrev) {
-        *pSlot = (*pSlot & ~0xFFFFFFFFFFFFull) | u->locPrev;
+        hkvSlotSet(pSlot, (*pSlot & ~0xFFFFFFFFFFFFull) | u->locPrev);
       } else {
         hkvIndexRemove(&e->idx, pSlot);
       }
@@ -917,7 +962,7 @@ static void undoTo(hkv_db *db, uint64_t iTo) {
 
 /* ---- writes ---- */
 
-static int checkKey(hkv_db *db, const void *pKey, size_t nKey) {
+static int checkKeySlow(hkv_db *db, const void *pKey, size_t nKey) {
   if (!db) return HKV_MISUSE;
   if (!db->e) return dbErr(db, HKV_MISUSE, "store not open");
   if (!pKey && nKey) return dbErr(db, HKV_MISUSE, "NULL key");
@@ -927,6 +972,11 @@ static int checkKey(hkv_db *db, const void *pKey, size_t nKey) {
                  HKV_MAX_KEY);
   }
   return HKV_OK;
+}
+
+static inline int checkKey(hkv_db *db, const void *pKey, size_t nKey) {
+  if (db && db->e && pKey && nKey - 1 < HKV_MAX_KEY) return HKV_OK;
+  return checkKeySlow(db, pKey, nKey);
 }
 
 #define HKV_KIND_INSERT 0x100 /* writeRecord: a PUT only if absent */
@@ -953,13 +1003,14 @@ static int writeRecord(hkv_db *db, int kind, const void *pKey, uint32_t nKey,
     writeLock(e);
     rc = hkvIndexReserve(&e->idx, 1, hashAt, e);
     if (!rc) rc = hkvMapReserve(&e->map, 1);
-    rwUnlock(e);
+    writeUnlock(e);
     if (rc) return dbErr(db, rc, 0);
   }
 
   Seek k;
   memset(&k, 0, sizeof(k));
   k.e = e;
+  k.bOwn = 1;
   k.pKey = pKey;
   k.nKey = nKey;
   uint64_t h = keyHash(pKey, nKey);
@@ -987,7 +1038,7 @@ static int writeRecord(hkv_db *db, int kind, const void *pKey, uint32_t nKey,
   writeLock(e);
   e->bDirty = 1;
   if (pSlot) {
-    *pSlot = HKV_FP(h) | loc;
+    hkvSlotSet(pSlot, HKV_FP(h) | loc);
     if (isCommitted(e, k.loc)) {
       hkvMapPut(&e->map, loc, k.loc);
     } else {
@@ -1000,7 +1051,12 @@ static int writeRecord(hkv_db *db, int kind, const void *pKey, uint32_t nKey,
   } else {
     hkvIndexInsert(&e->idx, h, loc, hashAt, e); /* reserved: cannot fail */
   }
-  rwUnlock(e);
+  writeUnlock(e);
+  if (hkvIndexHasRetired(&e->idx)) { /* a growth finished */
+    pthread_mutex_lock(&e->mu);
+    reapTables(e);
+    pthread_mutex_unlock(&e->mu);
+  }
   return HKV_OK;
 }
 
@@ -1038,7 +1094,7 @@ static void publishTxn(hkv_db *db) {
   }
   hkvMapClear(&e->map);
   e->bDirty = 0;
-  rwUnlock(e);
+  writeUnlock(e);
 
   pthread_mutex_lock(&e->mu);
   for (uint64_t i = 0; i < db->nUndo; i++) {
@@ -1064,7 +1120,7 @@ static int rollbackTxn(hkv_db *db) {
   if (db->bWriter) {
     writeLock(e);
     undoTo(db, 0);
-    rwUnlock(e);
+    writeUnlock(e);
     if (db->bWrote && !e->bFailed) {
       /* Record the abort: it revokes a prepared commit, and tells recovery
       ** sooner that these records are void. */
@@ -1085,7 +1141,7 @@ static int rollbackTxn(hkv_db *db) {
     e->bDirty = 0;
     atomic_store_explicit(&e->iCommitted, hkvLogEnd(e), memory_order_release);
     if (!e->bFailed) shmPublish(e);
-    rwUnlock(e);
+    writeUnlock(e);
   }
   releaseWriter(db);
   return rc;
@@ -1148,7 +1204,7 @@ int hkv_compact(hkv_db *db) {
         writeLock(e);
         atomic_store(&e->iCommitted, hkvLogEnd(e));
         shmPublish(e);
-        rwUnlock(e);
+        writeUnlock(e);
       }
     }
     if (rc == HKV_OK) rc = hkvCompactStart(e, &zErr);
@@ -1229,24 +1285,99 @@ int hkv_delete(hkv_db *db, const void *pKey, size_t nKey) {
 
 /* ---- reads ---- */
 
-int hkv_get(hkv_db *db, const void *pKey, size_t nKey, const void **ppVal,
-            size_t *pnVal) {
-  int rc = checkKey(db, pKey, nKey);
-  if (rc) return rc;
-  if (!ppVal || !pnVal) return dbErr(db, HKV_MISUSE, "NULL output pointer");
-  *ppVal = 0;
-  *pnVal = 0;
+/*
+** The reader's probe without e->rw (bFastRead): a sequence lock on the
+** index (iIdxSeq, moved by writeLock/writeUnlock) detects a concurrent
+** change and retries; tables stay allocated while the handle's bProbe is
+** up (reapTables); only committed locations are followed, so the record is
+** in the file and never in the writer's buffer. Anything unusual (a slot
+** of the open transaction, a record that does not decode) goes to the
+** locked path, which knows the answer or the error. Returns 1 and the
+** record, 0 when the key is absent, -1 for the locked path.
+*/
+/* Compares a key with the record's copy: short keys (most) with two
+** overlapping 8-byte loads, no call. */
+static inline int keyEqual(const uint8_t *p, const uint8_t *q, uint32_t n) {
+  if (n >= 8 && n <= 16) {
+    uint64_t a0, a1, b0, b1;
+    memcpy(&a0, p, 8);
+    memcpy(&b0, q, 8);
+    memcpy(&a1, p + n - 8, 8);
+    memcpy(&b1, q + n - 8, 8);
+    return ((a0 ^ b0) | (a1 ^ b1)) == 0;
+  }
+  return memcmp(p, q, n) == 0;
+}
+
+static inline __attribute__((always_inline)) int probeTable(
+    HkvEngine *e, uint64_t *a, uint64_t h, const void *pKey, uint32_t nKey,
+    uint64_t iCommitted, const uint8_t **ppRec, uint64_t *pnAvail) {
+  uint64_t mask = a[HKV_TAB_MASK];
+  uint64_t fp = HKV_FP(h);
+  uint64_t i = h >> (__builtin_clzll(mask + 1) + 1);
+  for (;; i = (i + 1) & mask) {
+    uint64_t sl = __atomic_load_n(&a[i], __ATOMIC_RELAXED);
+    if (sl == HKV_SLOT_EMPTY) return 0;
+    if (sl == HKV_SLOT_TOMB || (sl & ~0xFFFFFFFFFFFFull) != fp) continue;
+    HkvLoc loc = HKV_SLOT_LOC(sl);
+    HkvSeg *sg =
+        __atomic_load_n(&e->apSeg[HKV_LOC_SLOT(loc)], __ATOMIC_ACQUIRE);
+    uint64_t off = HKV_LOC_OFF(loc);
+    if (!sg || (((uint64_t)sg->iSeq << 32) | off) >= iCommitted ||
+        off + HKV_REC_HDR + nKey > sg->nMap) {
+      return -1;
+    }
+    const uint8_t *p = sg->pMap + off;
+    if (hkvGet16(p + 6) == nKey && keyEqual(p + HKV_REC_HDR, pKey, nKey)) {
+      *ppRec = p;
+      *pnAvail = sg->nMap - off;
+      return 1;
+    }
+  }
+}
+
+static int probeFast(hkv_db *db, const void *pKey, uint32_t nKey, uint64_t h,
+                     const uint8_t **ppRec, uint64_t *pnAvail) {
   HkvEngine *e = db->e;
-  enterCall(db);
-  if (!db->bWriter && (rc = syncView(db)) != HKV_OK) return rc;
+  for (int nTry = 0; nTry < 3; nTry++) {
+    uint64_t v = atomic_load_explicit(&e->iIdxSeq, memory_order_acquire);
+    if (v & 1) {
+      rwSpin();
+      continue;
+    }
+    atomic_store_explicit(&db->bProbe, 1, memory_order_relaxed);
+    atomic_signal_fence(memory_order_seq_cst);
+    uint64_t iCommitted =
+        atomic_load_explicit(&e->iCommitted, memory_order_acquire);
+    uint64_t *aCur = __atomic_load_n(&e->idx.cur.a, __ATOMIC_ACQUIRE);
+    uint64_t *aOld = __atomic_load_n(&e->idx.old.a, __ATOMIC_ACQUIRE);
+    int r = 0;
+    if (aCur) {
+      r = probeTable(e, aCur, h, pKey, nKey, iCommitted, ppRec, pnAvail);
+    }
+    if (r == 0 && aOld) {
+      r = probeTable(e, aOld, h, pKey, nKey, iCommitted, ppRec, pnAvail);
+    }
+    atomic_thread_fence(memory_order_acquire);
+    int bSame = atomic_load_explicit(&e->iIdxSeq, memory_order_relaxed) == v;
+    atomic_store_explicit(&db->bProbe, 0, memory_order_release);
+    if (bSame) return r;
+  }
+  return -1;
+}
+
+/* hkv_get's path under e->rw (or for the writer, which needs none). */
+static int getLocked(hkv_db *db, const void *pKey, size_t nKey, uint64_t h,
+                     const void **ppVal, size_t *pnVal) {
+  HkvEngine *e = db->e;
   Seek k;
   memset(&k, 0, sizeof(k));
   k.e = e;
   k.pKey = pKey;
   k.nKey = (uint32_t)nKey;
-  uint64_t h = keyHash(pKey, nKey);
   uint64_t *pSlot;
   if (db->bWriter) {
+    k.bOwn = 1;
     pSlot = hkvIndexFind(&e->idx, h, seekMatch, &k);
   } else {
     readLock(e);
@@ -1258,10 +1389,10 @@ int hkv_get(hkv_db *db, const void *pKey, size_t nKey, const void **ppVal,
   if (!pSlot) return dbSet(db, HKV_NOTFOUND, 0);
   HkvRec rec;
   char *zErr = 0;
-  rc = k.rc ? k.rc
-            : hkvLogRead(e, k.loc,
-                         HKV_READ_VERIFY | (db->bWriter ? HKV_READ_OWN : 0),
-                         &rec, &zErr);
+  int rc = k.rc ? k.rc
+                : hkvLogRead(e, k.loc,
+                             HKV_READ_VERIFY | (db->bWriter ? HKV_READ_OWN : 0),
+                             &rec, &zErr);
   if (rc) {
     if (!zErr)
       zErr = hkvMprintf("corrupt record in segment slot %u offset %u",
@@ -1272,6 +1403,40 @@ int hkv_get(hkv_db *db, const void *pKey, size_t nKey, const void **ppVal,
   *ppVal = rec.pVal;
   *pnVal = rec.nVal;
   return dbSet(db, HKV_OK, 0);
+}
+
+int hkv_get(hkv_db *db, const void *pKey, size_t nKey, const void **ppVal,
+            size_t *pnVal) {
+  int rc = checkKey(db, pKey, nKey);
+  if (rc) return rc;
+  if (!ppVal || !pnVal) return dbErr(db, HKV_MISUSE, "NULL output pointer");
+  *ppVal = 0;
+  *pnVal = 0;
+  HkvEngine *e = db->e;
+  enterCall(db);
+  if (!db->bWriter && (rc = syncView(db)) != HKV_OK) return rc;
+  uint64_t h = keyHash(pKey, nKey);
+  if (!db->bWriter && e->bFastRead) {
+    const uint8_t *p = 0;
+    uint64_t nAvail = 0;
+    int r = probeFast(db, pKey, (uint32_t)nKey, h, &p, &nAvail);
+    if (r == 0) return dbSet(db, HKV_NOTFOUND, 0);
+    if (r == 1) {
+      /* A well-formed PUT whose checksum holds; anything else (a record
+      ** that does not decode, a bad CRC) is for the locked path to report.
+      ** The fields are those hkvDecodeRecord reads (log.c). */
+      uint32_t nV = hkvGet32(p + 8);
+      uint64_t nRec = (uint64_t)HKV_REC_HDR + nKey + nV;
+      if (p[4] == HKV_KIND_PUT && !(p[5] & ~HKV_FLAG_KNOWN) &&
+          nV <= HKV_MAX_VALUE && nRec <= nAvail &&
+          hkvGet32(p) == hkvCrc32c(0, p + 4, (size_t)nRec - 4)) {
+        *ppVal = p + HKV_REC_HDR + nKey;
+        *pnVal = nV;
+        return dbSet(db, HKV_OK, 0);
+      }
+    }
+  }
+  return getLocked(db, pKey, nKey, h, ppVal, pnVal);
 }
 
 /* ---- transactions ---- */
@@ -1371,7 +1536,7 @@ int hkv_rollback_to(hkv_db *db, int iLevel) {
     if (rc) return dbSet(db, rc, zErr);
     writeLock(e);
     undoTo(db, m->iUndo);
-    rwUnlock(e);
+    writeUnlock(e);
   }
   db->nMark = iLevel + 1;
   return dbSet(db, HKV_OK, 0);

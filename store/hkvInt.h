@@ -87,7 +87,12 @@ struct HkvEnv {
   void *(*xRealloc)(void *p, size_t n);
   void (*xFree)(void *p);
   void *(*xShmMap)(int fd, uint64_t n, int bWrite); /* shared, NULL on error */
+  /* HKV_BARRIER_REGISTER once, then HKV_BARRIER_FENCE: a full memory
+  ** barrier on every running thread of the process (Linux membarrier). */
+  int (*xBarrier)(int op); /* 0 or -errno */
 };
+#define HKV_BARRIER_REGISTER 0
+#define HKV_BARRIER_FENCE 1
 
 /* xLock operations on one byte of the lock file (OFD locks). */
 #define HKV_LOCK_UN 0
@@ -218,7 +223,24 @@ typedef struct HkvIndex {
   HkvTable cur;      /* where inserts go */
   HkvTable old;      /* being migrated into cur; a == NULL when none */
   uint64_t iMigrate; /* next slot of old to migrate */
+  /* Tables no longer published, which lock-free readers may still be
+  ** probing: freed by hkvIndexReap once none can be (see engine.c). */
+  _Atomic(uint64_t *) pRetired;
 } HkvIndex;
+
+/* Words before a table's slot 0. Lock-free readers load `a` once and take
+** the mask from a[HKV_TAB_MASK], so they never pair one table's slots with
+** another's size. */
+#define HKV_TAB_HDR 8      /* words (64 bytes) */
+#define HKV_TAB_MASK (-1)  /* capacity - 1 */
+#define HKV_TAB_ALLOC (-2) /* the allocation, for free() */
+#define HKV_TAB_NEXT (-3)  /* next retired table */
+
+/* Every slot store the writer makes is atomic: lock-free readers load slots
+** while it writes (a plain mov on x86 either way). */
+static inline void hkvSlotSet(uint64_t *pSlot, uint64_t v) {
+  __atomic_store_n(pSlot, v, __ATOMIC_RELAXED);
+}
 
 #define HKV_SLOT_EMPTY 0u
 #define HKV_SLOT_TOMB 1u
@@ -234,7 +256,10 @@ typedef uint64_t (*HkvHashAt)(void *pCtx, HkvLoc loc);
 typedef int (*HkvMatch)(void *pCtx, uint64_t *pSlot);
 
 void hkvIndexInit(HkvIndex *p);
-void hkvIndexFree(HkvIndex *p);
+void hkvIndexFree(HkvIndex *p);  /* no reader may be probing */
+void hkvIndexReset(HkvIndex *p); /* empties it; the tables are retired */
+int hkvIndexHasRetired(HkvIndex *p);
+void hkvIndexReap(HkvIndex *p); /* frees retired tables: no reader probes */
 uint64_t *hkvIndexFind(HkvIndex *p, uint64_t h, HkvMatch xMatch, void *pCtx);
 int hkvIndexInsert(HkvIndex *p, uint64_t h, HkvLoc loc, HkvHashAt xHash,
                    void *pCtx);
@@ -276,6 +301,7 @@ void hkvCompactDiscard(HkvEngine *e);
 uint64_t *hkvEngineFindExact(HkvEngine *e, uint64_t h, HkvLoc loc);
 uint64_t hkvEngineKeyHash(const void *p, size_t n);
 void hkvEnginePrefetch(HkvEngine *e, uint64_t h, int iStage);
+int hkvEngineFastReads(hkv_db *db); /* tests: gets probe without e->rw */
 void hkvEngineWriteLock(HkvEngine *e);
 void hkvEngineWriteUnlock(HkvEngine *e);
 void hkvReapRetired(HkvEngine *e); /* caller holds e->mu */
@@ -345,6 +371,8 @@ struct HkvEngine {
 
   pthread_mutex_t mu;
   pthread_rwlock_t rw;
+  _Atomic uint64_t iIdxSeq; /* odd while the index changes (engine.c) */
+  int bFastRead;            /* readers probe without the lock */
 
   HkvSeg **apSeg;       /* HKV_MAX_SEGSLOT slots, NULL when free */
   uint32_t nSeg;        /* segments in use */

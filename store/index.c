@@ -41,23 +41,55 @@
 static int tableAlloc(HkvTable *t, int nBits) {
   uint64_t n = (uint64_t)1 << nBits;
   size_t nByte = (size_t)n * sizeof(uint64_t);
+  size_t nHdr = HKV_TAB_HDR * sizeof(uint64_t);
+  void *pAlloc;
+  uintptr_t u;
   if (nByte >= 16 * HKV_HUGE) {
-    t->pAlloc = hkvCalloc(nByte + HKV_HUGE);
-    if (!t->pAlloc) return HKV_NOMEM;
-    uintptr_t u =
-        ((uintptr_t)t->pAlloc + HKV_HUGE - 1) & ~(uintptr_t)(HKV_HUGE - 1);
-    t->a = (uint64_t *)u;
-    hkvAdviseHuge(t->a, nByte);
+    pAlloc = hkvCalloc(nHdr + nByte + HKV_HUGE);
+    if (!pAlloc) return HKV_NOMEM;
+    u = ((uintptr_t)pAlloc + nHdr + HKV_HUGE - 1) & ~(uintptr_t)(HKV_HUGE - 1);
+    hkvAdviseHuge((void *)u, nByte);
   } else {
-    t->a = hkvCalloc(nByte);
-    if (!t->a) return HKV_NOMEM;
-    t->pAlloc = t->a;
+    pAlloc = hkvCalloc(nHdr + nByte);
+    if (!pAlloc) return HKV_NOMEM;
+    u = (uintptr_t)pAlloc + nHdr;
   }
+  t->a = (uint64_t *)u;
+  t->a[HKV_TAB_MASK] = n - 1;
+  t->a[HKV_TAB_ALLOC] = (uint64_t)(uintptr_t)pAlloc;
+  t->pAlloc = pAlloc;
   t->mask = n - 1;
   t->nShift = 64 - nBits;
   t->nUsed = 0;
   t->nLive = 0;
   return HKV_OK;
+}
+
+/* Publishes *pFrom as *pTo: the slot pointer last, atomically, as readers
+** without the lock load it. */
+static void tableSet(HkvTable *pTo, const HkvTable *pFrom) {
+  pTo->pAlloc = pFrom->pAlloc;
+  pTo->mask = pFrom->mask;
+  pTo->nShift = pFrom->nShift;
+  pTo->nUsed = pFrom->nUsed;
+  pTo->nLive = pFrom->nLive;
+  __atomic_store_n(&pTo->a, pFrom->a, __ATOMIC_RELEASE);
+}
+
+static void tableClear(HkvTable *t) {
+  static const HkvTable empty;
+  tableSet(t, &empty);
+}
+
+/* Hands a table no longer published to hkvIndexReap. */
+static void tableRetire(HkvIndex *p, HkvTable *t) {
+  uint64_t *a = t->a;
+  if (!a) return;
+  tableClear(t);
+  uint64_t *pHead = atomic_load(&p->pRetired);
+  do {
+    a[HKV_TAB_NEXT] = (uint64_t)(uintptr_t)pHead;
+  } while (!atomic_compare_exchange_weak(&p->pRetired, &pHead, a));
 }
 
 static int tableBits(const HkvTable *t) { return 64 - t->nShift; }
@@ -83,7 +115,7 @@ static void tablePut(HkvTable *t, uint64_t h, HkvLoc loc) {
   uint64_t i = h >> t->nShift;
   while (t->a[i] > HKV_SLOT_TOMB) i = (i + 1) & t->mask;
   if (t->a[i] == HKV_SLOT_EMPTY) t->nUsed++;
-  t->a[i] = HKV_FP(h) | loc;
+  hkvSlotSet(&t->a[i], HKV_FP(h) | loc);
   t->nLive++;
 }
 
@@ -91,12 +123,33 @@ static int tableFull(const HkvTable *t, uint64_t nMore) {
   return (t->nUsed + nMore) * 4 > (t->mask + 1) * 3;
 }
 
-void hkvIndexInit(HkvIndex *p) { memset(p, 0, sizeof(*p)); }
+void hkvIndexInit(HkvIndex *p) {
+  memset(p, 0, sizeof(*p));
+  atomic_init(&p->pRetired, NULL);
+}
+
+void hkvIndexReset(HkvIndex *p) {
+  tableRetire(p, &p->cur);
+  tableRetire(p, &p->old);
+  p->iMigrate = 0;
+}
+
+int hkvIndexHasRetired(HkvIndex *p) {
+  return atomic_load_explicit(&p->pRetired, memory_order_relaxed) != NULL;
+}
+
+void hkvIndexReap(HkvIndex *p) {
+  uint64_t *a = atomic_exchange(&p->pRetired, NULL);
+  while (a) {
+    uint64_t *pNext = (uint64_t *)(uintptr_t)a[HKV_TAB_NEXT];
+    hkvFree((void *)(uintptr_t)a[HKV_TAB_ALLOC]);
+    a = pNext;
+  }
+}
 
 void hkvIndexFree(HkvIndex *p) {
-  hkvFree(p->cur.pAlloc);
-  hkvFree(p->old.pAlloc);
-  memset(p, 0, sizeof(*p));
+  hkvIndexReset(p);
+  hkvIndexReap(p);
 }
 
 /* Moves the live slots among the next nSlot slots of the old table into
@@ -128,14 +181,13 @@ static void migrateStep(HkvIndex *p, uint64_t nSlot, HkvHashAt xHash,
     }
     for (int k = 0; k < n; k++) {
       tablePut(&p->cur, aHash[k], aLoc[k]);
-      o->a[aIdx[k]] = HKV_SLOT_TOMB;
+      hkvSlotSet(&o->a[aIdx[k]], HKV_SLOT_TOMB);
       o->nLive--;
     }
     p->iMigrate = i;
   }
   if (p->iMigrate >= nCap) {
-    hkvFree(o->pAlloc);
-    memset(o, 0, sizeof(*o));
+    tableRetire(p, o);
     p->iMigrate = 0;
   }
 }
@@ -150,7 +202,12 @@ void hkvIndexFinishMigration(HkvIndex *p, HkvHashAt xHash, void *pCtx) {
 ** nothing changed.
 */
 int hkvIndexReserve(HkvIndex *p, uint64_t nMore, HkvHashAt xHash, void *pCtx) {
-  if (!p->cur.a) return tableAlloc(&p->cur, HKV_MIN_BITS);
+  if (!p->cur.a) {
+    HkvTable t;
+    if (tableAlloc(&t, HKV_MIN_BITS)) return HKV_NOMEM;
+    tableSet(&p->cur, &t);
+    return HKV_OK;
+  }
   while (tableFull(&p->cur, nMore)) {
     HkvTable t;
     uint64_t nLive = p->cur.nLive + p->old.nLive + nMore;
@@ -158,8 +215,8 @@ int hkvIndexReserve(HkvIndex *p, uint64_t nMore, HkvHashAt xHash, void *pCtx) {
     while (nLive * 2 > ((uint64_t)1 << nBits)) nBits++;
     if (tableAlloc(&t, nBits)) return HKV_NOMEM;
     hkvIndexFinishMigration(p, xHash, pCtx);
-    p->old = p->cur;
-    p->cur = t;
+    tableSet(&p->old, &p->cur);
+    tableSet(&p->cur, &t);
     p->iMigrate = 0;
     if (nMore > 1) hkvIndexFinishMigration(p, xHash, pCtx);
   }
@@ -204,7 +261,7 @@ void hkvIndexRemove(HkvIndex *p, uint64_t *pSlot) {
   if (p->old.a && pSlot >= p->old.a && pSlot <= p->old.a + p->old.mask) {
     t = &p->old;
   }
-  *pSlot = HKV_SLOT_TOMB;
+  hkvSlotSet(pSlot, HKV_SLOT_TOMB);
   t->nLive--;
 }
 
@@ -215,8 +272,10 @@ uint64_t hkvIndexBytes(const HkvIndex *p) {
   const HkvTable *aT[2] = {&p->cur, &p->old};
   for (int k = 0; k < 2; k++) {
     if (!aT[k]->a) continue;
-    n += (aT[k]->mask + 1) * sizeof(uint64_t);
-    if ((void *)aT[k]->a != aT[k]->pAlloc) n += HKV_HUGE; /* alignment slack */
+    n += (aT[k]->mask + 1 + HKV_TAB_HDR) * sizeof(uint64_t);
+    if ((uint8_t *)aT[k]->a != (uint8_t *)aT[k]->pAlloc + HKV_TAB_HDR * 8) {
+      n += HKV_HUGE; /* alignment slack */
+    }
   }
   return n;
 }

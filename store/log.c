@@ -236,7 +236,9 @@ int hkvAddSegment(HkvEngine *e, int fd, uint32_t iFile, uint32_t iSeq,
   s->fd = fd;
   s->nMap = nMap;
   s->nFile = nFile;
-  e->apSeg[iSlot] = s;
+  /* Release: a reader probing without the lock (engine.c) loads the slot
+  ** with acquire and then reads the fields above. */
+  __atomic_store_n(&e->apSeg[iSlot], s, __ATOMIC_RELEASE);
   if (!(flags & HKV_SEG_UNLISTED)) e->aOrder[e->nSeg++] = iSlot;
   *piSlot = iSlot;
   return HKV_OK;
@@ -252,7 +254,7 @@ void hkvFreeSegment(HkvEngine *e, uint32_t iSlot) {
   hkvEnv->xMunmap(s->pMap, s->nMap);
   if (s->fd >= 0) hkvEnv->xClose(s->fd);
   hkvFree(s);
-  e->apSeg[iSlot] = 0;
+  __atomic_store_n(&e->apSeg[iSlot], NULL, __ATOMIC_RELAXED);
 }
 
 /* Unmaps and closes every segment: listed, retired, or an abandoned

@@ -14,7 +14,11 @@
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
+#ifdef __linux__
+#include <linux/membarrier.h>
+#endif
 
 static int posixOpen(int dirFd, const char *zPath, int flags, int mode) {
   int fd;
@@ -113,11 +117,23 @@ static int posixLock(int fd, int iByte, int op) {
   return r < 0 ? -errno : 0;
 }
 
+static int posixBarrier(int op) {
+#ifdef SYS_membarrier
+  int cmd = op == HKV_BARRIER_REGISTER
+                ? MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED
+                : MEMBARRIER_CMD_PRIVATE_EXPEDITED;
+  return syscall(SYS_membarrier, cmd, 0, 0) < 0 ? -errno : 0;
+#else
+  (void)op;
+  return -ENOSYS;
+#endif
+}
+
 const HkvEnv hkvPosixEnv = {
     posixOpen,     posixClose, posixWrite,  posixSync,   posixTruncate,
     posixFileSize, posixMmap,  posixMunmap, posixUnlink, posixRename,
     posixMkdir,    posixRmdir, posixLock,   malloc,      calloc,
-    realloc,       free,       posixShmMap};
+    realloc,       free,       posixShmMap, posixBarrier};
 
 const HkvEnv *hkvEnv = &hkvPosixEnv;
 void (*hkvTestCrashHook)(const char *zWhere);

@@ -4,9 +4,11 @@
 ** handles, snapshot iteration, sharing, locking, threads and a seeded random
 ** model test against a trivial in-test map.
 */
+#include <errno.h>
 #include <pthread.h>
 #include <sys/wait.h>
 
+#include "hkvInt.h"
 #include "testutil.h"
 
 static const char *zStore;
@@ -540,6 +542,118 @@ START_TEST(readers_beside_one_writer) {
 }
 END_TEST
 
+/* Readers probe the index without its lock while it grows from 16 slots to
+** 64K (each growth retires a table they may be reading), segments rotate,
+** transactions roll back, keys are overwritten and deleted, and a
+** compaction repoints every slot. A reader picks a key the writer has
+** committed and must find it with a value of that key; a key never written
+** must be absent. With bFast 0, membarrier "fails" and gets take the lock:
+** the same checks. */
+typedef struct Grow {
+  const char *zPath;
+  _Atomic long nCommitted; /* keys k0.. below this are committed */
+  _Atomic int bDeleting;   /* keys k(5m) may be gone */
+  _Atomic int bStop;
+  _Atomic long nBad, nReads;
+  int bFast;
+} Grow;
+
+static void *growReader(void *p) {
+  Grow *g = p;
+  hkv_db *db = 0;
+  if (hkv_open(g->zPath, NULL, &db)) {
+    g->nBad++;
+    return NULL;
+  }
+  if (hkvEngineFastReads(db) != g->bFast) g->nBad++;
+  uint64_t x = (uint64_t)(uintptr_t)&db | 1;
+  while (!g->bStop) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    int bDel = atomic_load(&g->bDeleting);
+    long m = atomic_load(&g->nCommitted);
+    if (m == 0) continue;
+    long j = (long)(x % (uint64_t)m);
+    char k[32], want[40];
+    snprintf(k, sizeof(k), "k%ld", j);
+    const void *pV;
+    size_t nV;
+    int rc = hkv_get(db, k, strlen(k), &pV, &nV);
+    snprintf(want, sizeof(want), "k%ld:", j);
+    if (rc == HKV_NOTFOUND && bDel && j % 5 == 0) {
+      /* deleted */
+    } else if (rc != HKV_OK || nV < strlen(want) ||
+               memcmp(pV, want, strlen(want)) != 0 ||
+               memmem(pV, nV, "-void", 5) != NULL) {
+      g->nBad++; /* missing, another key's, or rolled back */
+    }
+    snprintf(k, sizeof(k), "never-%ld", j);
+    if (hkv_get(db, k, strlen(k), &pV, &nV) != HKV_NOTFOUND) g->nBad++;
+    g->nReads++;
+  }
+  hkv_close(db);
+  return NULL;
+}
+
+static int failBarrier(int op) {
+  (void)op;
+  return -ENOSYS;
+}
+
+static void readersWhileIndexGrows(int bFast) {
+  HkvEnv env = hkvPosixEnv;
+  env.xBarrier = failBarrier;
+  if (!bFast) hkvEnvInstall(&env);
+  hkv_options o;
+  hkv_options_init(&o);
+  o.sync = HKV_SYNC_OFF;
+  o.segment_size = 64 * 1024;
+  hkv_db *w = 0;
+  ck_rc(hkv_open(zStore, &o, &w), HKV_OK);
+  ck_assert_int_eq(hkvEngineFastReads(w), bFast);
+  Grow g = {.zPath = zStore, .bFast = bFast};
+  pthread_t aT[3];
+  for (int i = 0; i < 3; i++) pthread_create(&aT[i], 0, growReader, &g);
+  enum { NKEY = 30000, TXN = 50 };
+  char k[32], v[40];
+  for (int pass = 1; pass <= 2; pass++) {
+    if (pass == 2) atomic_store(&g.bDeleting, 1);
+    for (long i = 0; i < NKEY; i += TXN) {
+      for (int bRoll = (i / TXN) % 10 == 3; bRoll >= 0; bRoll--) {
+        ck_rc(hkv_begin(w), HKV_OK);
+        for (long j = i; j < i + TXN; j++) {
+          snprintf(k, sizeof(k), "k%ld", j);
+          if (pass == 2 && j % 5 == 0) {
+            ck_rc(hkv_delete(w, k, strlen(k)), HKV_OK);
+          } else {
+            snprintf(v, sizeof(v), "k%ld:%d%s", j, pass, bRoll ? "-void" : "");
+            ck_rc(putStr(w, k, v), HKV_OK);
+          }
+        }
+        ck_rc(bRoll ? hkv_rollback(w) : hkv_commit(w), HKV_OK);
+      }
+      if (pass == 1) atomic_store(&g.nCommitted, i + TXN);
+      if (pass == 2 && i == NKEY / 2) ck_rc(hkv_compact(w), HKV_OK);
+    }
+  }
+  atomic_store(&g.bStop, 1);
+  for (int i = 0; i < 3; i++) pthread_join(aT[i], 0);
+  ck_assert_int_eq(g.nBad, 0);
+  ck_assert_int_gt(g.nReads, 100);
+  hkv_stats st;
+  ck_rc(hkv_stats_get(w, &st), HKV_OK);
+  ck_assert_uint_eq(st.live_keys, NKEY - NKEY / 5);
+  hkv_close(w);
+  hkvEnvInstall(NULL);
+}
+
+START_TEST(readers_while_the_index_grows) { readersWhileIndexGrows(1); }
+END_TEST
+
+START_TEST(readers_while_the_index_grows_locked) { readersWhileIndexGrows(0); }
+END_TEST
+
 /* ---- the random model test ---- */
 
 #define MKEYS 64
@@ -677,6 +791,8 @@ int main(void) {
   tcase_add_checked_fixture(tt, setup, teardown);
   tcase_set_timeout(tt, 120);
   tcase_add_test(tt, readers_beside_one_writer);
+  tcase_add_test(tt, readers_while_the_index_grows);
+  tcase_add_test(tt, readers_while_the_index_grows_locked);
   suite_add_tcase(s, tt);
   return runSuite(s);
 }
