@@ -59,6 +59,7 @@ SQLITE_EXTENSION_INIT1
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <limits.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -81,6 +82,9 @@ SQLITE_EXTENSION_INIT1
 #define HKV_TAG_KEYREAL 0x80
 
 /* A growable byte buffer. */
+/* A growable buffer. The byte a[n] is always allocated, and a 0 whenever
+** a value was set through bufSet or the encoders, so that TEXT results can
+** be handed to SQLite as nul-terminated (resultEncoded). */
 typedef struct HkvBuf {
   unsigned char *a;
   sqlite3_int64 n;
@@ -118,6 +122,7 @@ struct HkvVtab {
   char *zDir;   /* store directory */
   int bDefault; /* zDir was derived from the table name */
   int bTemp;    /* a temporary store */
+  int bUtf8;    /* the database's text encoding is UTF-8 */
   HkvBuf key;   /* scratch encodings for xUpdate */
   HkvBuf val;
   HkvBuf old;
@@ -154,6 +159,7 @@ static int bufSet(HkvBuf *b, const void *p, size_t n) {
   if (bufReserve(b, (sqlite3_int64)n + 1)) return SQLITE_NOMEM;
   if (n) memcpy(b->a, p, n);
   b->n = (sqlite3_int64)n;
+  b->a[n] = 0;
   return SQLITE_OK;
 }
 
@@ -186,7 +192,29 @@ static int realIsInt(double d, sqlite3_int64 *pi) {
 ** SQLITE_EMPTY for NULL. *pbReal is set when the value was a REAL stored in
 ** integer form.
 */
-static int encodeKey(HkvBuf *b, sqlite3_value *v, int *pbReal) {
+/* Sets b to tag followed by n bytes of p, and the terminating 0. */
+static int bufTagged(HkvBuf *b, int tag, const void *p, int n) {
+  if (bufReserve(b, (sqlite3_int64)n + 2)) return SQLITE_NOMEM;
+  b->a[0] = (unsigned char)tag;
+  if (n) memcpy(b->a + 1, p, (size_t)n);
+  b->n = (sqlite3_int64)n + 1;
+  b->a[b->n] = 0;
+  return SQLITE_OK;
+}
+
+/* Stores a TEXT value's UTF-8 bytes after tag. In a UTF-8 database (bUtf8)
+** every TEXT value SQLite passes is UTF-8 already, and sqlite3_value_blob
+** gives its bytes as they are ("TEXT to BLOB: no change"), where
+** sqlite3_value_text would copy a value that lacks a terminator (any
+** parameter bound with its length) into a fresh allocation first. */
+static int bufText(HkvBuf *b, int tag, sqlite3_value *v, int bUtf8) {
+  const void *z = bUtf8 ? sqlite3_value_blob(v) : sqlite3_value_text(v);
+  int n = sqlite3_value_bytes(v);
+  if (!z && n > 0) return SQLITE_NOMEM;
+  return bufTagged(b, tag, z, n);
+}
+
+static int encodeKey(HkvBuf *b, sqlite3_value *v, int bUtf8, int *pbReal) {
   sqlite3_int64 i;
   double d;
   int n;
@@ -214,30 +242,18 @@ static int encodeKey(HkvBuf *b, sqlite3_value *v, int *pbReal) {
       put64(b->a + 1, (sqlite3_uint64)i);
       b->n = 9;
       return SQLITE_OK;
-    case SQLITE_TEXT: {
-      const unsigned char *z = sqlite3_value_text(v);
-      n = sqlite3_value_bytes(v);
-      if (!z && n == 0) z = (const unsigned char *)"";
-      if (!z) return SQLITE_NOMEM;
-      if (bufReserve(b, n + 1)) return SQLITE_NOMEM;
-      b->a[0] = HKV_TAG_TEXT;
-      memcpy(b->a + 1, z, (size_t)n);
-      b->n = n + 1;
-      return SQLITE_OK;
-    }
+    case SQLITE_TEXT:
+      return bufText(b, HKV_TAG_TEXT, v, bUtf8);
     default: {
       const void *p = sqlite3_value_blob(v);
       n = sqlite3_value_bytes(v);
-      if (bufReserve(b, n + 1)) return SQLITE_NOMEM;
-      b->a[0] = HKV_TAG_BLOB;
-      if (n) memcpy(b->a + 1, p, (size_t)n);
-      b->n = n + 1;
-      return SQLITE_OK;
+      if (!p && n > 0) return SQLITE_NOMEM;
+      return bufTagged(b, HKV_TAG_BLOB, p, n);
     }
   }
 }
 
-static int encodeValue(HkvBuf *b, sqlite3_value *v, int bKeyReal) {
+static int encodeValue(HkvBuf *b, sqlite3_value *v, int bUtf8, int bKeyReal) {
   unsigned char flag = bKeyReal ? HKV_TAG_KEYREAL : 0;
   int n;
   switch (sqlite3_value_type(v)) {
@@ -262,30 +278,19 @@ static int encodeValue(HkvBuf *b, sqlite3_value *v, int bKeyReal) {
       b->n = 9;
       return SQLITE_OK;
     }
-    case SQLITE_TEXT: {
-      const unsigned char *z = sqlite3_value_text(v);
-      n = sqlite3_value_bytes(v);
-      if (!z && n == 0) z = (const unsigned char *)"";
-      if (!z) return SQLITE_NOMEM;
-      if (bufReserve(b, (sqlite3_int64)n + 1)) return SQLITE_NOMEM;
-      b->a[0] = HKV_TAG_TEXT | flag;
-      memcpy(b->a + 1, z, (size_t)n);
-      b->n = (sqlite3_int64)n + 1;
-      return SQLITE_OK;
-    }
+    case SQLITE_TEXT:
+      return bufText(b, HKV_TAG_TEXT | flag, v, bUtf8);
     default: {
       const void *p = sqlite3_value_blob(v);
       n = sqlite3_value_bytes(v);
-      if (bufReserve(b, (sqlite3_int64)n + 1)) return SQLITE_NOMEM;
-      b->a[0] = HKV_TAG_BLOB | flag;
-      if (n) memcpy(b->a + 1, p, (size_t)n);
-      b->n = (sqlite3_int64)n + 1;
-      return SQLITE_OK;
+      if (!p && n > 0) return SQLITE_NOMEM;
+      return bufTagged(b, HKV_TAG_BLOB | flag, p, n);
     }
   }
 }
 
-/* Sets the result from an encoded value (bAsKey: decode a key, whose REAL
+/* Sets the result from an encoded value in an HkvBuf (bAsKey: decode a key,
+*whose REAL
 ** flag lives in the value's tag byte vFlag). */
 static void resultEncoded(sqlite3_context *ctx, const unsigned char *p,
                           sqlite3_int64 n, int bAsKey, int bKeyReal) {
@@ -316,8 +321,15 @@ static void resultEncoded(sqlite3_context *ctx, const unsigned char *p,
       sqlite3_result_double(ctx, d);
       return;
     case HKV_TAG_TEXT:
-      sqlite3_result_text64(ctx, (const char *)p + 1, (sqlite3_uint64)n - 1,
-                            SQLITE_TRANSIENT, SQLITE_UTF8);
+      /* Terminated (HkvBuf) and free of NULs: passed with length -1, it
+      ** stays marked as terminated text in SQLite, and sqlite3_column_text
+      ** need not copy it once more to add the terminator. */
+      if (n - 1 < INT_MAX && p[n] == 0 && !memchr(p + 1, 0, (size_t)n - 1)) {
+        sqlite3_result_text(ctx, (const char *)p + 1, -1, SQLITE_TRANSIENT);
+      } else {
+        sqlite3_result_text64(ctx, (const char *)p + 1, (sqlite3_uint64)n - 1,
+                              SQLITE_TRANSIENT, SQLITE_UTF8);
+      }
       return;
     case HKV_TAG_BLOB:
       sqlite3_result_blob64(ctx, p + 1, (sqlite3_uint64)n - 1,
@@ -603,6 +615,20 @@ static void vtabUnlink(HkvVtab *p) {
   if (*pp) *pp = p->pNextVtab;
 }
 
+/* 1 if the connection's text encoding is UTF-8 (0 when it cannot tell:
+** the encoders then ask SQLite for UTF-8, which always works). */
+static int isUtf8(sqlite3 *db) {
+  sqlite3_stmt *pStmt = 0;
+  int bUtf8 = 0;
+  if (sqlite3_prepare_v2(db, "PRAGMA encoding", -1, &pStmt, 0) == SQLITE_OK &&
+      sqlite3_step(pStmt) == SQLITE_ROW) {
+    const unsigned char *z = sqlite3_column_text(pStmt, 0);
+    bUtf8 = z && !sqlite3_stricmp((const char *)z, "UTF-8");
+  }
+  sqlite3_finalize(pStmt);
+  return bUtf8;
+}
+
 static int hkvInit(sqlite3 *db, void *pAux, int argc, const char *const *argv,
                    sqlite3_vtab **ppVtab, char **pzErr, int bCreate) {
   HkvConn *c = pAux;
@@ -694,6 +720,7 @@ static int hkvInit(sqlite3 *db, void *pAux, int argc, const char *const *argv,
   rc = sqlite3_declare_vtab(db, zSql);
   sqlite3_free(zSql);
   if (rc) goto done;
+  p->bUtf8 = isUtf8(db);
   sqlite3_vtab_config(db, SQLITE_VTAB_CONSTRAINT_SUPPORT, 1);
   sqlite3_vtab_config(db, SQLITE_VTAB_DIRECTONLY);
   p->pNextVtab = c->pVtabs;
@@ -912,7 +939,7 @@ static int hkvFilter(sqlite3_vtab_cursor *cur, int idxNum, const char *idxStr,
     }
     HkvBuf *b = &pCur->aIn[pCur->nIn];
     int bReal;
-    int erc = encodeKey(b, pVal, &bReal);
+    int erc = encodeKey(b, pVal, p->bUtf8, &bReal);
     if (erc == SQLITE_OK) {
       pCur->nIn++;
     } else if (erc != SQLITE_EMPTY) {
@@ -1008,7 +1035,7 @@ static int hkvUpdate(sqlite3_vtab *pVtab, int argc, sqlite3_value **argv,
     if (rc) return rc;
   }
   if (argc == 1) { /* DELETE */
-    rc = encodeKey(&p->key, argv[0], &bReal);
+    rc = encodeKey(&p->key, argv[0], p->bUtf8, &bReal);
     if (rc == SQLITE_EMPTY) return SQLITE_OK;
     if (rc) return rc;
     rc = checkKeySize(p, &p->key);
@@ -1024,7 +1051,7 @@ static int hkvUpdate(sqlite3_vtab *pVtab, int argc, sqlite3_value **argv,
   if (bInsert && sqlite3_value_type(pCmd) != SQLITE_NULL) {
     return runCommand(p, pCmd);
   }
-  rc = encodeKey(&p->key, pKey, &bReal);
+  rc = encodeKey(&p->key, pKey, p->bUtf8, &bReal);
   if (rc == SQLITE_EMPTY) {
     vtabErr(p, SQLITE_CONSTRAINT, "NOT NULL constraint failed: %s.key",
             p->zName);
@@ -1036,7 +1063,7 @@ static int hkvUpdate(sqlite3_vtab *pVtab, int argc, sqlite3_value **argv,
   int bReplace = sqlite3_vtab_on_conflict(p->db) == SQLITE_REPLACE;
 
   if (bInsert) {
-    rc = encodeValue(&p->val, pVal, bReal);
+    rc = encodeValue(&p->val, pVal, p->bUtf8, bReal);
     if (rc) return rc;
     /* A plain INSERT writes only if the key is absent: one probe. */
     int hrc = bReplace ? hkv_put(p->pStore, p->key.a, (size_t)p->key.n,
@@ -1049,7 +1076,7 @@ static int hkvUpdate(sqlite3_vtab *pVtab, int argc, sqlite3_value **argv,
 
   /* UPDATE: argv[0] is the old key. */
   int bOldReal;
-  rc = encodeKey(&p->old, argv[0], &bOldReal);
+  rc = encodeKey(&p->old, argv[0], p->bUtf8, &bOldReal);
   if (rc) return rc == SQLITE_EMPTY ? SQLITE_OK : rc;
   if (sqlite3_value_nochange(pVal)) {
     const void *pV;
@@ -1061,7 +1088,7 @@ static int hkvUpdate(sqlite3_vtab *pVtab, int argc, sqlite3_value **argv,
     p->val.a[0] =
         (unsigned char)((p->val.a[0] & 0x7F) | (bReal ? HKV_TAG_KEYREAL : 0));
   } else {
-    rc = encodeValue(&p->val, pVal, bReal);
+    rc = encodeValue(&p->val, pVal, p->bUtf8, bReal);
     if (rc) return rc;
   }
   int bSameKey =

@@ -428,6 +428,79 @@ START_TEST(busy_timeout_across_processes) {
 }
 END_TEST
 
+/* Text keys and values reach the store as the same UTF-8 bytes however
+** they come: bound with a length and no terminator, bound as UTF-16, with
+** a NUL inside, or from a database whose encoding is UTF-16; and TEXT comes
+** back whole (sqlite3_column_text terminated, column_bytes exact). */
+static void expectText(sqlite3 *db, const char *zSql, const void *pKey,
+                       int nKey, int b16, const char *zWant, int nWant) {
+  sqlite3_stmt *p = 0;
+  ck_assert_int_eq(sqlite3_prepare_v2(db, zSql, -1, &p, 0), SQLITE_OK);
+  if (b16) {
+    sqlite3_bind_text16(p, 1, pKey, nKey, SQLITE_STATIC);
+  } else {
+    sqlite3_bind_text(p, 1, pKey, nKey, SQLITE_STATIC);
+  }
+  int rc = sqlite3_step(p);
+  ck_assert_msg(rc == SQLITE_ROW, "%s: %d %s", zSql, rc, sqlite3_errmsg(db));
+  ck_assert_int_eq(sqlite3_column_type(p, 0), SQLITE_TEXT);
+  const char *z = (const char *)sqlite3_column_text(p, 0);
+  ck_assert_int_eq(sqlite3_column_bytes(p, 0), nWant);
+  ck_assert(memcmp(z, zWant, (size_t)nWant) == 0);
+  ck_assert_int_eq(z[nWant], 0);
+  sqlite3_finalize(p);
+}
+
+START_TEST(text_in_every_encoding) {
+  sqlite3 *db = openDb();
+  execOk(db, "CREATE VIRTUAL TABLE kv USING hashkv(path='text.hkv')");
+  /* "h\xc3\xa9llo" is 6 bytes; the buffer goes on with no terminator. */
+  static const char aKey[] = "h\xc3\xa9llo!!!!";
+  sqlite3_stmt *p = 0;
+  ck_assert_int_eq(
+      sqlite3_prepare_v2(db, "INSERT INTO kv VALUES(?, ?)", -1, &p, 0),
+      SQLITE_OK);
+  sqlite3_bind_text(p, 1, aKey, 6, SQLITE_STATIC);
+  sqlite3_bind_text(p, 2, "w\xc3\xb6rld??", 6, SQLITE_STATIC);
+  ck_assert_int_eq(sqlite3_step(p), SQLITE_DONE);
+  sqlite3_reset(p);
+  sqlite3_bind_text(p, 1, "nul\0inside", 10, SQLITE_STATIC);
+  sqlite3_bind_text(p, 2, "a\0b", 3, SQLITE_STATIC);
+  ck_assert_int_eq(sqlite3_step(p), SQLITE_DONE);
+  sqlite3_finalize(p);
+  const char *zSel = "SELECT value FROM kv WHERE key = ?";
+  expectText(db, zSel, aKey, 6, 0, "w\xc3\xb6rld", 6);
+  expectText(db, zSel, "h\xc3\xa9llo", -1, 0, "w\xc3\xb6rld", 6);
+  static const unsigned short aKey16[] = {'h', 0xE9, 'l', 'l', 'o'};
+  expectText(db, zSel, aKey16, (int)sizeof(aKey16), 1, "w\xc3\xb6rld", 6);
+  expectText(db, zSel, "nul\0inside", 10, 0, "a\0b", 3);
+  ck_assert_int_eq(queryInt(db, "SELECT count(*) FROM kv WHERE key = 'nul'"),
+                   0);
+
+  /* The same store from a UTF-16 database. */
+  char zDb16[600];
+  snprintf(zDb16, sizeof(zDb16), "%s/utf16.db", zTestDir);
+  sqlite3 *db16 = 0;
+  ck_assert_int_eq(sqlite3_open(zDb16, &db16), SQLITE_OK);
+  execOk(db16, "PRAGMA encoding = 'UTF-16le'");
+  char zCreate[700];
+  snprintf(zCreate, sizeof(zCreate),
+           "CREATE VIRTUAL TABLE kv USING hashkv(path='%s/text.hkv')",
+           zTestDir);
+  execOk(db16, zCreate);
+  ck_assert_int_eq(queryInt(db16,
+                            "SELECT count(*) FROM pragma_encoding "
+                            "WHERE encoding = 'UTF-16le'"),
+                   1);
+  expectText(db16, zSel, "h\xc3\xa9llo", 6, 0, "w\xc3\xb6rld", 6);
+  expectText(db16, zSel, aKey16, (int)sizeof(aKey16), 1, "w\xc3\xb6rld", 6);
+  execOk(db16, "INSERT INTO kv VALUES('\xc3\xa9t\xc3\xa9', 'summer')");
+  expectText(db, zSel, "\xc3\xa9t\xc3\xa9", -1, 0, "summer", 6);
+  sqlite3_close(db16);
+  sqlite3_close(db);
+}
+END_TEST
+
 START_TEST(differential_against_native_table) {
   static const char *aConf[] = {"", "OR IGNORE ", "OR REPLACE ", "OR ABORT ",
                                 "OR FAIL "};
@@ -553,6 +626,7 @@ int main(void) {
   tcase_add_test(tc, connect_never_creates_a_store);
   tcase_add_test(tc, relative_path_follows_the_database);
   tcase_add_test(tc, temporary_store_goes_with_the_connection);
+  tcase_add_test(tc, text_in_every_encoding);
   tcase_add_test(tc, differential_against_native_table);
   tcase_add_test(tc, busy_timeout_across_processes);
   suite_add_tcase(s, tc);
