@@ -161,7 +161,7 @@ const char *hkv_strerror(int rc) {
 
 /* Records rc and zMsg (taken; NULL: the generic message) as db's last. */
 static int dbSet(hkv_db *db, int rc, char *zMsg) {
-  hkvFree(db->zErr);
+  if (db->zErr) hkvFree(db->zErr);
   db->zErr = zMsg;
   db->rc = rc;
   return rc;
