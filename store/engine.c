@@ -212,9 +212,13 @@ static uint64_t hashAt(void *pCtx, HkvLoc loc) {
     if (s) __builtin_prefetch(s->pMap + HKV_LOC_OFF(loc));
     return 0;
   }
-  HkvRec rec;
-  if (hkvLogRead(e, loc, HKV_READ_OWN, &rec, 0)) return 0;
-  return keyHash(rec.pKey, rec.nKey);
+  /* Only the key is needed: no full decode (growth rehashes every key). A
+  ** record too short to hold its key hashes to 0; the integrity check and
+  ** reads report it. */
+  uint64_t n;
+  const uint8_t *p = hkvLogBytes(e, loc, 1, &n);
+  if (n < HKV_REC_HDR || HKV_REC_HDR + (uint64_t)hkvGet16(p + 6) > n) return 0;
+  return keyHash(p + HKV_REC_HDR, hkvGet16(p + 6));
 }
 
 typedef struct Seek {

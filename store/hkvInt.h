@@ -418,4 +418,20 @@ struct HkvEngine {
   uint64_t iCutOffset;
 };
 
+/* The bytes at loc and how many follow it in the mapping or, with bOwn
+** (the writer's view), in the write buffer when loc is still there. */
+static inline const uint8_t *hkvLogBytes(HkvEngine *e, HkvLoc loc, int bOwn,
+                                         uint64_t *pn) {
+  uint32_t iSlot = HKV_LOC_SLOT(loc);
+  uint64_t iOff = HKV_LOC_OFF(loc);
+  if (bOwn && iSlot == e->iActive && iOff >= e->iBufOff &&
+      iOff < e->iBufOff + e->nBuf) {
+    *pn = e->nBuf - (iOff - e->iBufOff);
+    return e->aBuf + (iOff - e->iBufOff);
+  }
+  HkvSeg *s = e->apSeg[iSlot];
+  *pn = s->nMap - iOff;
+  return s->pMap + iOff;
+}
+
 #endif /* HKVINT_H */

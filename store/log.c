@@ -170,24 +170,16 @@ uint64_t hkvLogEnd(HkvEngine *e) {
 */
 int hkvLogRead(HkvEngine *e, HkvLoc loc, int flags, HkvRec *pRec,
                char **pzErr) {
-  uint32_t iSlot = HKV_LOC_SLOT(loc);
-  uint64_t iOff = HKV_LOC_OFF(loc);
-  HkvSeg *s = e->apSeg[iSlot];
-  const uint8_t *p = s->pMap + iOff;
-  uint64_t n = s->nMap - iOff;
-  if ((flags & HKV_READ_OWN) && iSlot == e->iActive && iOff >= e->iBufOff &&
-      iOff < e->iBufOff + e->nBuf) {
-    p = e->aBuf + (iOff - e->iBufOff);
-    n = e->nBuf - (iOff - e->iBufOff);
-  }
+  uint64_t n;
+  const uint8_t *p = hkvLogBytes(e, loc, (flags & HKV_READ_OWN) != 0, &n);
   int r = hkvDecodeRecord(p, n, pRec);
   if (r == 0 && (flags & HKV_READ_VERIFY) && !hkvVerifyRecord(p, pRec)) r = 2;
   if (r) {
-    char *zPath = hkvLogSegPath(e, s);
+    char *zPath = hkvLogSegPath(e, e->apSeg[HKV_LOC_SLOT(loc)]);
     int rc = hkvSetErr(
         pzErr, HKV_CORRUPT,
         hkvMprintf("%s: bad record at offset %llu", zPath ? zPath : "segment",
-                   (unsigned long long)iOff));
+                   (unsigned long long)HKV_LOC_OFF(loc)));
     hkvFree(zPath);
     return rc;
   }
