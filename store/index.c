@@ -28,7 +28,7 @@
 */
 #include "hkvInt.h"
 
-#define HKV_MIGRATE_STEP 16
+#define HKV_MIGRATE_STEP 32
 #define HKV_MIN_BITS 4
 #define HKV_FP_MASK 0xFFFF000000000000ull
 
@@ -158,7 +158,7 @@ void hkvIndexFree(HkvIndex *p) {
 ** so that the batch's cache misses overlap. */
 static void migrateStep(HkvIndex *p, uint64_t nSlot, HkvHashAt xHash,
                         void *pCtx) {
-  enum { BATCH = 16 };
+  enum { BATCH = 32 };
   HkvTable *o = &p->old;
   uint64_t nCap = o->mask + 1;
   while (nSlot > 0 && p->iMigrate < nCap) {
