@@ -90,6 +90,9 @@ struct HkvEnv {
   /* HKV_BARRIER_REGISTER once, then HKV_BARRIER_FENCE: a full memory
   ** barrier on every running thread of the process (Linux membarrier). */
   int (*xBarrier)(int op); /* 0 or -errno */
+  /* Zeroed anonymous memory, page-aligned; NULL on error. */
+  void *(*xMapAnon)(size_t n);
+  void (*xUnmapAnon)(void *p, size_t n);
 };
 #define HKV_BARRIER_REGISTER 0
 #define HKV_BARRIER_FENCE 1
@@ -212,7 +215,6 @@ int hkvDecodeRecord(const uint8_t *p, uint64_t n, HkvRec *pRec);
 /* ---- the index (index.c) ---- */
 typedef struct HkvTable {
   uint64_t *a;    /* slots: 0 empty, 1 tombstone, else fp << 48 | loc */
-  void *pAlloc;   /* the allocation a lies in (a may be aligned up) */
   uint64_t mask;  /* capacity - 1 (capacity is a power of two) */
   int nShift;     /* 64 - log2(capacity): home = hash >> nShift */
   uint64_t nUsed; /* live + tombstones */
@@ -231,10 +233,11 @@ typedef struct HkvIndex {
 /* Words before a table's slot 0. Lock-free readers load `a` once and take
 ** the mask from a[HKV_TAB_MASK], so they never pair one table's slots with
 ** another's size. */
-#define HKV_TAB_HDR 8      /* words (64 bytes) */
-#define HKV_TAB_MASK (-1)  /* capacity - 1 */
-#define HKV_TAB_ALLOC (-2) /* the allocation, for free() */
-#define HKV_TAB_NEXT (-3)  /* next retired table */
+#define HKV_TAB_HDR 8       /* words (64 bytes) */
+#define HKV_TAB_MASK (-1)   /* capacity - 1 */
+#define HKV_TAB_ALLOC (-2)  /* the allocation, for free() */
+#define HKV_TAB_NEXT (-3)   /* next retired table */
+#define HKV_TAB_MAPPED (-4) /* bytes mapped at ALLOC (0: from the heap) */
 
 /* Every slot store the writer makes is atomic: lock-free readers load slots
 ** while it writes (a plain mov on x86 either way). */

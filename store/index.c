@@ -14,7 +14,7 @@
 ** live keys: 10.7 to 21.3 bytes of index per live key.
 **
 ** Growing is incremental, as in Redis's dict: the full table becomes `old`,
-** a new `cur` is allocated (calloc: zero pages come lazily), and each
+** a new `cur` is allocated (zero pages come lazily), and each
 ** insert moves the next HKV_MIGRATE_STEP slots of `old` into `cur`. The slot
 ** stores no position bits, so moving an entry re-hashes its key, read from
 ** the record through xHash: one record read per key per growth.
@@ -24,7 +24,12 @@
 ** HkvLocMap is a plain loc -> loc map (open addressing, backward-shift
 ** deletion, 16-byte pairs) for the writer's before-images; see engine.c.
 **
-** Nothing here locks: engine.c holds HkvEngine.rw around every call.
+** Nothing here locks: the writer calls in holding HkvEngine.rw. Readers of
+** engine.c also probe the tables without it (a sequence lock there), which
+** is why every slot store is atomic (hkvSlotSet), a table's pointer is
+** published last (tableSet) with its mask in the table's own header, and a
+** table that leaves the index is retired (tableRetire), to be freed by
+** hkvIndexReap once the engine knows no reader is in it.
 */
 #include "hkvInt.h"
 
@@ -32,32 +37,44 @@
 #define HKV_MIN_BITS 4
 #define HKV_FP_MASK 0xFFFF000000000000ull
 
-/* Tables of 32 MiB and more (so the 2 MiB of slack stays under 7%) are
-** placed on a 2 MiB boundary and offered to
-** the kernel for huge pages (madvise), so random probes walk fewer page
-** tables. The slack is counted in hkvIndexBytes. */
-#define HKV_HUGE (2u << 20)
+/* Tables of 4 MiB and more are mapped on their own (anonymous memory, so
+** zero pages come lazily), start on a 2 MiB boundary and are offered to
+** the kernel for huge pages (madvise): a random probe then misses the TLB
+** far less often. The mapping is trimmed to one 4 KiB page (the header)
+** plus the slots; hkvIndexBytes counts exactly that. */
+#define HKV_HUGE ((size_t)2 << 20)
+#define HKV_HDR_PAGE ((size_t)4096)
 
 static int tableAlloc(HkvTable *t, int nBits) {
   uint64_t n = (uint64_t)1 << nBits;
   size_t nByte = (size_t)n * sizeof(uint64_t);
   size_t nHdr = HKV_TAB_HDR * sizeof(uint64_t);
-  void *pAlloc;
-  uintptr_t u;
-  if (nByte >= 16 * HKV_HUGE) {
-    pAlloc = hkvCalloc(nHdr + nByte + HKV_HUGE);
-    if (!pAlloc) return HKV_NOMEM;
-    u = ((uintptr_t)pAlloc + nHdr + HKV_HUGE - 1) & ~(uintptr_t)(HKV_HUGE - 1);
-    hkvAdviseHuge((void *)u, nByte);
+  uint8_t *pAlloc;
+  size_t nMapped = 0;
+  uint8_t *a;
+  if (nByte >= 2 * HKV_HUGE) {
+    size_t nRes = HKV_HDR_PAGE + nByte + HKV_HUGE;
+    uint8_t *pRes = hkvEnv->xMapAnon(nRes);
+    if (!pRes) return HKV_NOMEM;
+    a = (uint8_t *)(((uintptr_t)pRes + HKV_HDR_PAGE + HKV_HUGE - 1) &
+                    ~(uintptr_t)(HKV_HUGE - 1));
+    pAlloc = a - HKV_HDR_PAGE;
+    nMapped = HKV_HDR_PAGE + nByte;
+    if (pAlloc > pRes) hkvEnv->xUnmapAnon(pRes, (size_t)(pAlloc - pRes));
+    if (pRes + nRes > pAlloc + nMapped) {
+      hkvEnv->xUnmapAnon(pAlloc + nMapped,
+                         (size_t)(pRes + nRes - (pAlloc + nMapped)));
+    }
+    hkvAdviseHuge(a, nByte);
   } else {
     pAlloc = hkvCalloc(nHdr + nByte);
     if (!pAlloc) return HKV_NOMEM;
-    u = (uintptr_t)pAlloc + nHdr;
+    a = pAlloc + nHdr;
   }
-  t->a = (uint64_t *)u;
+  t->a = (uint64_t *)a;
   t->a[HKV_TAB_MASK] = n - 1;
   t->a[HKV_TAB_ALLOC] = (uint64_t)(uintptr_t)pAlloc;
-  t->pAlloc = pAlloc;
+  t->a[HKV_TAB_MAPPED] = nMapped;
   t->mask = n - 1;
   t->nShift = 64 - nBits;
   t->nUsed = 0;
@@ -65,10 +82,26 @@ static int tableAlloc(HkvTable *t, int nBits) {
   return HKV_OK;
 }
 
+static void tableFree(uint64_t *a) {
+  void *pAlloc = (void *)(uintptr_t)a[HKV_TAB_ALLOC];
+  size_t nMapped = (size_t)a[HKV_TAB_MAPPED];
+  if (nMapped) {
+    hkvEnv->xUnmapAnon(pAlloc, nMapped);
+  } else {
+    hkvFree(pAlloc);
+  }
+}
+
+/* Bytes a table holds: slots and header (a page of it when mapped). */
+static uint64_t tableBytes(const HkvTable *t) {
+  if (!t->a) return 0;
+  uint64_t nMapped = t->a[HKV_TAB_MAPPED];
+  return nMapped ? nMapped : (t->mask + 1 + HKV_TAB_HDR) * sizeof(uint64_t);
+}
+
 /* Publishes *pFrom as *pTo: the slot pointer last, atomically, as readers
 ** without the lock load it. */
 static void tableSet(HkvTable *pTo, const HkvTable *pFrom) {
-  pTo->pAlloc = pFrom->pAlloc;
   pTo->mask = pFrom->mask;
   pTo->nShift = pFrom->nShift;
   pTo->nUsed = pFrom->nUsed;
@@ -142,7 +175,7 @@ void hkvIndexReap(HkvIndex *p) {
   uint64_t *a = atomic_exchange(&p->pRetired, NULL);
   while (a) {
     uint64_t *pNext = (uint64_t *)(uintptr_t)a[HKV_TAB_NEXT];
-    hkvFree((void *)(uintptr_t)a[HKV_TAB_ALLOC]);
+    tableFree(a);
     a = pNext;
   }
 }
@@ -268,16 +301,7 @@ void hkvIndexRemove(HkvIndex *p, uint64_t *pSlot) {
 uint64_t hkvIndexLive(const HkvIndex *p) { return p->cur.nLive + p->old.nLive; }
 
 uint64_t hkvIndexBytes(const HkvIndex *p) {
-  uint64_t n = 0;
-  const HkvTable *aT[2] = {&p->cur, &p->old};
-  for (int k = 0; k < 2; k++) {
-    if (!aT[k]->a) continue;
-    n += (aT[k]->mask + 1 + HKV_TAB_HDR) * sizeof(uint64_t);
-    if ((uint8_t *)aT[k]->a != (uint8_t *)aT[k]->pAlloc + HKV_TAB_HDR * 8) {
-      n += HKV_HUGE; /* alignment slack */
-    }
-  }
-  return n;
+  return tableBytes(&p->cur) + tableBytes(&p->old);
 }
 
 int hkvIndexForEach(HkvIndex *p, int (*x)(void *, uint64_t *), void *pCtx) {

@@ -129,11 +129,20 @@ static int posixBarrier(int op) {
 #endif
 }
 
+static void *posixMapAnon(size_t n) {
+  void *p = mmap(0, n, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  return p == MAP_FAILED ? NULL : p;
+}
+
+static void posixUnmapAnon(void *p, size_t n) { munmap(p, n); }
+
 const HkvEnv hkvPosixEnv = {
-    posixOpen,     posixClose, posixWrite,  posixSync,   posixTruncate,
-    posixFileSize, posixMmap,  posixMunmap, posixUnlink, posixRename,
-    posixMkdir,    posixRmdir, posixLock,   malloc,      calloc,
-    realloc,       free,       posixShmMap, posixBarrier};
+    posixOpen,     posixClose, posixWrite,  posixSync,    posixTruncate,
+    posixFileSize, posixMmap,  posixMunmap, posixUnlink,  posixRename,
+    posixMkdir,    posixRmdir, posixLock,   malloc,       calloc,
+    realloc,       free,       posixShmMap, posixBarrier, posixMapAnon,
+    posixUnmapAnon};
 
 const HkvEnv *hkvEnv = &hkvPosixEnv;
 void (*hkvTestCrashHook)(const char *zWhere);

@@ -74,6 +74,17 @@ static void fFree(void *p) {
   if (p) nLive--;
   free(p);
 }
+static long nMapBytes; /* anonymous memory mapped and not yet unmapped */
+static void *fMapAnon(size_t n) {
+  if (hit(F_ALLOC)) return NULL;
+  void *p = hkvPosixEnv.xMapAnon(n);
+  if (p) nMapBytes += (long)n;
+  return p;
+}
+static void fUnmapAnon(void *p, size_t n) {
+  nMapBytes -= (long)n;
+  hkvPosixEnv.xUnmapAnon(p, n);
+}
 
 static HkvEnv faultEnv;
 static const char *zStoreForPl; /* the store the power loss images */
@@ -313,6 +324,8 @@ static void installFaults(int eKind, long n) {
   faultEnv.xCalloc = fCalloc;
   faultEnv.xRealloc = fRealloc;
   faultEnv.xFree = fFree;
+  faultEnv.xMapAnon = fMapAnon;
+  faultEnv.xUnmapAnon = fUnmapAnon;
   eFault = eKind;
   nFailAt = n;
   nCalls = 0;
@@ -442,10 +455,13 @@ static void faultLoop(int eKind, const char *zWhat) {
     zStore = testDirSetup();
     int aOk[NTXN] = {0}, aTried[NTXN] = {0};
     nLive = 0;
+    nMapBytes = 0;
     installFaults(eKind, n);
     runWorkload(zWhat, n, aOk, aTried);
     ck_assert_msg(nLive == 0, "%s N=%ld: %ld allocations leaked", zWhat, n,
                   nLive);
+    ck_assert_msg(nMapBytes == 0, "%s N=%ld: %ld bytes left mapped", zWhat, n,
+                  nMapBytes);
     int bDone = !bFired;
     hkvEnvInstall(NULL);
     verify(aOk, aTried, zWhat, n);

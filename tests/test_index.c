@@ -33,7 +33,24 @@ static uint64_t *findKey(HkvIndex *p, uint64_t k) {
   return hkvIndexFind(p, hashKey(k), fakeMatch, &w);
 }
 
+/* Anonymous memory the index maps, counted to see it all given back. */
+static long nMapped;
+static void *countMap(size_t n) {
+  void *p = hkvPosixEnv.xMapAnon(n);
+  if (p) nMapped += (long)n;
+  return p;
+}
+static void countUnmap(void *p, size_t n) {
+  nMapped -= (long)n;
+  hkvPosixEnv.xUnmapAnon(p, n);
+}
+
 START_TEST(insert_find_remove_across_growth) {
+  HkvEnv env = hkvPosixEnv;
+  env.xMapAnon = countMap;
+  env.xUnmapAnon = countUnmap;
+  hkvEnvInstall(&env);
+  nMapped = 0;
   HkvIndex idx;
   hkvIndexInit(&idx);
   for (uint64_t i = 0; i < NKEYS; i++) {
@@ -54,6 +71,15 @@ START_TEST(insert_find_remove_across_growth) {
   /* At most 24 bytes per live key once growth has settled. */
   hkvIndexFinishMigration(&idx, fakeHash, 0);
   ck_assert_uint_le(hkvIndexBytes(&idx), 24ull * NKEYS);
+  /* 512K slots (4 MiB): mapped on a 2 MiB boundary, counted exactly (one
+  ** page of header), and the smaller tables it replaced all unmapped. */
+  ck_assert_uint_eq(idx.cur.mask + 1, 512 * 1024);
+  ck_assert_uint_eq((uintptr_t)idx.cur.a % (2u << 20), 0);
+  ck_assert_uint_eq(hkvIndexBytes(&idx), 4 * 1024 * 1024 + 4096);
+  ck_assert(hkvIndexHasRetired(&idx)); /* the 2 MiB table: not yet freed */
+  hkvIndexReap(&idx);
+  ck_assert(!hkvIndexHasRetired(&idx));
+  ck_assert_int_eq(nMapped, 4 * 1024 * 1024 + 4096);
   for (uint64_t i = 0; i < NKEYS; i += 2) {
     uint64_t *p = findKey(&idx, aKeyOf[i]);
     ck_assert_ptr_nonnull(p);
@@ -69,6 +95,8 @@ START_TEST(insert_find_remove_across_growth) {
     }
   }
   hkvIndexFree(&idx);
+  ck_assert_int_eq(nMapped, 0);
+  hkvEnvInstall(NULL);
 }
 END_TEST
 
