@@ -835,8 +835,10 @@ static int hkvOpen(sqlite3_vtab *pVtab, sqlite3_vtab_cursor **ppCur) {
 
 /* Ends the current query; keeps the buffers. */
 static void cursorReset(HkvCursor *pCur) {
-  hkv_iter_close(pCur->pIter);
-  pCur->pIter = 0;
+  if (pCur->pIter) {
+    hkv_iter_close(pCur->pIter);
+    pCur->pIter = 0;
+  }
   pCur->nIn = pCur->iIn = 0;
   pCur->bEof = 1;
 }
