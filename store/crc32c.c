@@ -12,7 +12,7 @@
 #include <stdatomic.h>
 
 static uint32_t aCrcTable[8][256];
-static atomic_int crcReady; /* 0 unknown, 1 software, 2 hardware */
+atomic_int hkvCrcMode; /* 0 unknown, 1 software, 2 hardware */
 
 static void crcBuildTable(void) {
   for (uint32_t i = 0; i < 256; i++) {
@@ -66,20 +66,20 @@ __attribute__((target("sse4.2"))) static uint32_t crcHard(uint32_t crc,
 #endif
 
 static int crcPick(void) {
-  int m = atomic_load_explicit(&crcReady, memory_order_acquire);
+  int m = atomic_load_explicit(&hkvCrcMode, memory_order_acquire);
   if (m) return m;
   crcBuildTable();
   m = 1;
 #ifdef HKV_HAVE_HWCRC
   if (__builtin_cpu_supports("sse4.2")) m = 2;
 #endif
-  atomic_store_explicit(&crcReady, m, memory_order_release);
+  atomic_store_explicit(&hkvCrcMode, m, memory_order_release);
   return m;
 }
 
 /* Extends crc (0 to start) over p[0..n). */
 uint32_t hkvCrc32c(uint32_t crc, const void *p, size_t n) {
-  int m = atomic_load_explicit(&crcReady, memory_order_relaxed);
+  int m = atomic_load_explicit(&hkvCrcMode, memory_order_relaxed);
 #ifdef HKV_HAVE_HWCRC
   if (m == 2) return ~crcHard(~crc, p, n); /* the common case, first */
 #endif

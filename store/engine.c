@@ -1433,7 +1433,7 @@ int hkv_get(hkv_db *db, const void *pKey, size_t nKey, const void **ppVal,
       uint64_t nRec = (uint64_t)HKV_REC_HDR + nKey + nV;
       if (p[4] == HKV_KIND_PUT && !(p[5] & ~HKV_FLAG_KNOWN) &&
           nV <= HKV_MAX_VALUE && nRec <= nAvail &&
-          hkvGet32(p) == hkvCrc32c(0, p + 4, (size_t)nRec - 4)) {
+          hkvGet32(p) == hkvCrc32cInline(p + 4, (size_t)nRec - 4)) {
         *ppVal = p + HKV_REC_HDR + nKey;
         *pnVal = nV;
         return dbSet(db, HKV_OK, 0);

@@ -40,6 +40,30 @@ typedef uint64_t HkvLoc;
 
 /* ---- checksums (crc32c.c) ---- */
 uint32_t hkvCrc32c(uint32_t crc, const void *p, size_t n);
+extern atomic_int hkvCrcMode; /* crc32c.c: 0 unknown, 1 software, 2 SSE4.2 */
+
+/* CRC-32C of p[0..n) from 0, inlined for the hot read path: with SSE4.2
+** the crc32 instruction through inline assembly (which, unlike the
+** intrinsics, needs no target attribute in the caller); else the call. */
+static inline uint32_t hkvCrc32cInline(const uint8_t *p, size_t n) {
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+  if (atomic_load_explicit(&hkvCrcMode, memory_order_relaxed) == 2) {
+    uint64_t c = 0xFFFFFFFFu;
+    for (; n >= 8; p += 8, n -= 8) {
+      uint64_t v;
+      memcpy(&v, p, 8);
+      __asm__("crc32q %1, %0" : "+r"(c) : "rm"(v));
+    }
+    uint32_t c32 = (uint32_t)c;
+    for (; n > 0; p++, n--) {
+      uint8_t b = *p;
+      __asm__("crc32b %1, %0" : "+r"(c32) : "rm"(b));
+    }
+    return ~c32;
+  }
+#endif
+  return hkvCrc32c(0, p, n);
+}
 
 /* ---- little-endian helpers ---- */
 static inline void hkvPut16(uint8_t *p, uint16_t v) {
