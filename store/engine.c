@@ -1289,16 +1289,6 @@ int hkv_delete(hkv_db *db, const void *pKey, size_t nKey) {
 
 /* ---- reads ---- */
 
-/*
-** The reader's probe without e->rw (bFastRead): a sequence lock on the
-** index (iIdxSeq, moved by writeLock/writeUnlock) detects a concurrent
-** change and retries; tables stay allocated while the handle's bProbe is
-** up (reapTables); only committed locations are followed, so the record is
-** in the file and never in the writer's buffer. Anything unusual (a slot
-** of the open transaction, a record that does not decode) goes to the
-** locked path, which knows the answer or the error. Returns 1 and the
-** record, 0 when the key is absent, -1 for the locked path.
-*/
 /* Compares a key with the record's copy: short keys (most) with two
 ** overlapping 8-byte loads, no call. */
 static inline int keyEqual(const uint8_t *p, const uint8_t *q, uint32_t n) {
@@ -1313,6 +1303,20 @@ static inline int keyEqual(const uint8_t *p, const uint8_t *q, uint32_t n) {
   return memcmp(p, q, n) == 0;
 }
 
+/*
+** The reader's probe without e->rw (bFastRead): a sequence lock on the
+** index (iIdxSeq, moved by writeLock/writeUnlock) detects a concurrent
+** change and retries; tables stay allocated while the handle's bProbe is
+** up (reapTables); only committed locations are followed, so the record is
+** in the file and never in the writer's buffer. Anything unusual (a slot
+** of the open transaction, a record that does not decode) goes to the
+** locked path, which knows the answer or the error. Returns 1 and the
+** record, 0 when the key is absent, -1 for the locked path.
+**
+** A probe ends: a table is at most 75% used and its slots only ever go from
+** empty to used (removal leaves a tombstone), so an empty one is always
+** ahead, whatever the writer does meanwhile.
+*/
 static inline __attribute__((always_inline)) int probeTable(
     HkvEngine *e, uint64_t *a, uint64_t h, const void *pKey, uint32_t nKey,
     uint64_t iCommitted, const uint8_t **ppRec, uint64_t *pnAvail) {
