@@ -1331,14 +1331,15 @@ static inline __attribute__((always_inline)) int probeTable(
     HkvSeg *sg =
         __atomic_load_n(&e->apSeg[HKV_LOC_SLOT(loc)], __ATOMIC_ACQUIRE);
     uint64_t off = HKV_LOC_OFF(loc);
-    if (!sg || (((uint64_t)sg->iSeq << 32) | off) >= iCommitted ||
-        off + HKV_REC_HDR + nKey > sg->nMap) {
-      return -1;
-    }
+    if (!sg || (((uint64_t)sg->iSeq << 32) | off) >= iCommitted) return -1;
+    /* A committed record lies in the file (nFile), wherever the mapping
+    ** ends: reading no further than nFile never faults. */
+    uint64_t nEnd = atomic_load_explicit(&sg->nFile, memory_order_relaxed);
+    if (nEnd > sg->nMap || off + HKV_REC_HDR + nKey > nEnd) return -1;
     const uint8_t *p = sg->pMap + off;
     if (hkvGet16(p + 6) == nKey && keyEqual(p + HKV_REC_HDR, pKey, nKey)) {
       *ppRec = p;
-      *pnAvail = sg->nMap - off;
+      *pnAvail = nEnd - off;
       return 1;
     }
   }
@@ -1397,10 +1398,12 @@ static int getLocked(hkv_db *db, const void *pKey, size_t nKey, uint64_t h,
   if (!pSlot) return dbSet(db, HKV_NOTFOUND, 0);
   HkvRec rec;
   char *zErr = 0;
-  int rc = k.rc ? k.rc
-                : hkvLogRead(e, k.loc,
-                             HKV_READ_VERIFY | (db->bWriter ? HKV_READ_OWN : 0),
-                             &rec, &zErr);
+  /* After a probe that met a bad record (k.rc) this read fails again, with
+  ** the message that names the file and offset. */
+  int rc =
+      hkvLogRead(e, k.loc, HKV_READ_VERIFY | (db->bWriter ? HKV_READ_OWN : 0),
+                 &rec, &zErr);
+  if (k.rc && !rc) rc = k.rc;
   if (rc) {
     if (!zErr)
       zErr = hkvMprintf("corrupt record in segment slot %u offset %u",

@@ -457,7 +457,14 @@ static inline const uint8_t *hkvLogBytes(HkvEngine *e, HkvLoc loc, int bOwn,
     return e->aBuf + (iOff - e->iBufOff);
   }
   HkvSeg *s = e->apSeg[iSlot];
-  *pn = s->nMap - iOff;
+  /* Bounded by the bytes known to be in the file, not the mapping, which
+  ** may run far past the end of the file: a length field damaged after
+  ** open then reads as a bad record instead of faulting (SIGBUS). Files
+  ** grow a whole record at a time, so a record that begins before nFile
+  ** ends by it; one that begins after it keeps the old bound. */
+  uint64_t nEnd = atomic_load_explicit(&s->nFile, memory_order_relaxed);
+  if (nEnd <= iOff || nEnd > s->nMap) nEnd = s->nMap;
+  *pn = nEnd - iOff;
   return s->pMap + iOff;
 }
 

@@ -5,6 +5,7 @@
 ** model test against a trivial in-test map.
 */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
 #include <sys/wait.h>
@@ -668,6 +669,37 @@ END_TEST
 START_TEST(readers_while_the_index_grows_locked) { readersWhileIndexGrows(0); }
 END_TEST
 
+/* A record's length damaged after open (bit rot under a running store):
+** the segment is mapped far past the end of its file, and a read that
+** trusted the length would run off the file and die of SIGBUS. A get must
+** report it as corruption, from a reader handle and from the writer's. */
+START_TEST(length_damaged_after_open) {
+  hkv_db *w = openStore(HKV_SYNC_NORMAL);
+  ck_rc(putStr(w, "a", "apple"), HKV_OK);
+  ck_rc(putStr(w, "b", "banana"), HKV_OK);
+  hkv_db *r = openStore(HKV_SYNC_NORMAL);
+  expectStr(r, "a", "apple");
+  char zSeg[600];
+  snprintf(zSeg, sizeof(zSeg), "%s/00000001.hkd", zStore);
+  int fd = open(zSeg, O_RDWR);
+  ck_assert_int_ge(fd, 0);
+  uint8_t aLen[4] = {0xA0, 0x86, 0x01, 0x00}; /* 100,000: past the file */
+  ck_assert_int_eq(pwrite(fd, aLen, 4, HKV_SEG_HDR + 8), 4);
+  close(fd);
+  const void *p;
+  size_t n;
+  ck_rc(hkv_get(r, "a", 1, &p, &n), HKV_CORRUPT);
+  ck_assert_msg(strstr(hkv_errmsg(r), "00000001.hkd"), "%s", hkv_errmsg(r));
+  ck_rc(hkv_begin(w), HKV_OK);
+  ck_rc(putStr(w, "c", "cherry"), HKV_OK); /* w is now the writer */
+  ck_rc(hkv_get(w, "a", 1, &p, &n), HKV_CORRUPT);
+  ck_rc(hkv_rollback(w), HKV_OK);
+  expectStr(r, "b", "banana"); /* the rest still reads */
+  hkv_close(r);
+  hkv_close(w);
+}
+END_TEST
+
 /* ---- the random model test ---- */
 
 #define MKEYS 64
@@ -797,6 +829,7 @@ int main(void) {
   tcase_add_test(tc, handles_share_one_engine);
   tcase_add_test(tc, readonly_open);
   tcase_add_test(tc, segments_rotate);
+  tcase_add_test(tc, length_damaged_after_open);
   tcase_add_test(tc, random_model);
   suite_add_tcase(s, tc);
   /* Threads get a case of their own, so valgrind can leave them out
