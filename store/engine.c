@@ -1358,14 +1358,24 @@ static int probeFast(hkv_db *db, const void *pKey, uint32_t nKey, uint64_t h,
     atomic_signal_fence(memory_order_seq_cst);
     uint64_t iCommitted =
         atomic_load_explicit(&e->iCommitted, memory_order_acquire);
-    uint64_t *aCur = __atomic_load_n(&e->idx.cur.a, __ATOMIC_ACQUIRE);
-    uint64_t *aOld = __atomic_load_n(&e->idx.old.a, __ATOMIC_ACQUIRE);
-    int r = 0;
-    if (aCur) {
-      r = probeTable(e, aCur, h, pKey, nKey, iCommitted, ppRec, pnAvail);
+    uint64_t *aFirst = __atomic_load_n(&e->idx.cur.a, __ATOMIC_ACQUIRE);
+    uint64_t *aThen = __atomic_load_n(&e->idx.old.a, __ATOMIC_ACQUIRE);
+    if (aThen) {
+      /* A key lives in one table or the other (index.c): look first where
+      ** it most likely is, in old when its home there is not migrated. */
+      uint64_t iHome = h >> (__builtin_clzll(aThen[HKV_TAB_MASK] + 1) + 1);
+      if (iHome >= __atomic_load_n(&e->idx.iMigrate, __ATOMIC_RELAXED)) {
+        uint64_t *aSwap = aFirst;
+        aFirst = aThen;
+        aThen = aSwap;
+      }
     }
-    if (r == 0 && aOld) {
-      r = probeTable(e, aOld, h, pKey, nKey, iCommitted, ppRec, pnAvail);
+    int r = 0;
+    if (aFirst) {
+      r = probeTable(e, aFirst, h, pKey, nKey, iCommitted, ppRec, pnAvail);
+    }
+    if (r == 0 && aThen) {
+      r = probeTable(e, aThen, h, pKey, nKey, iCommitted, ppRec, pnAvail);
     }
     atomic_thread_fence(memory_order_acquire);
     int bSame = atomic_load_explicit(&e->iIdxSeq, memory_order_relaxed) == v;
@@ -1418,20 +1428,22 @@ static int getLocked(hkv_db *db, const void *pKey, size_t nKey, uint64_t h,
 
 int hkv_get(hkv_db *db, const void *pKey, size_t nKey, const void **ppVal,
             size_t *pnVal) {
-  int rc = checkKey(db, pKey, nKey);
-  if (rc) return rc;
-  if (!ppVal || !pnVal) return dbErr(db, HKV_MISUSE, "NULL output pointer");
-  *ppVal = 0;
-  *pnVal = 0;
-  HkvEngine *e = db->e;
-  enterCall(db);
-  if (!db->bWriter && (rc = syncView(db)) != HKV_OK) return rc;
-  uint64_t h = keyHash(pKey, nKey);
-  if (!db->bWriter && e->bFastRead) {
+  HkvEngine *e;
+  /* The common case first, in one test: a reader handle with lock-free
+  ** probes, a valid key, output pointers. */
+  if (db && (e = db->e) != 0 && pKey && nKey - 1 < HKV_MAX_KEY && ppVal &&
+      pnVal && !db->bWriter && e->bFastRead) {
+    enterCall(db);
+    int rc = syncView(db);
+    if (rc) {
+      *ppVal = 0;
+      *pnVal = 0;
+      return rc;
+    }
+    uint64_t h = keyHash(pKey, nKey);
     const uint8_t *p = 0;
     uint64_t nAvail = 0;
     int r = probeFast(db, pKey, (uint32_t)nKey, h, &p, &nAvail);
-    if (r == 0) return dbSet(db, HKV_NOTFOUND, 0);
     if (r == 1) {
       /* A well-formed PUT whose checksum holds; anything else (a record
       ** that does not decode, a bad CRC) is for the locked path to report.
@@ -1446,8 +1458,19 @@ int hkv_get(hkv_db *db, const void *pKey, size_t nKey, const void **ppVal,
         return dbSet(db, HKV_OK, 0);
       }
     }
+    *ppVal = 0;
+    *pnVal = 0;
+    if (r == 0) return dbSet(db, HKV_NOTFOUND, 0);
+    return getLocked(db, pKey, nKey, h, ppVal, pnVal);
   }
-  return getLocked(db, pKey, nKey, h, ppVal, pnVal);
+  int rc = checkKey(db, pKey, nKey);
+  if (rc) return rc;
+  if (!ppVal || !pnVal) return dbErr(db, HKV_MISUSE, "NULL output pointer");
+  *ppVal = 0;
+  *pnVal = 0;
+  enterCall(db);
+  if (!db->bWriter && (rc = syncView(db)) != HKV_OK) return rc;
+  return getLocked(db, pKey, nKey, keyHash(pKey, nKey), ppVal, pnVal);
 }
 
 /* ---- transactions ---- */

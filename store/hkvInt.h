@@ -55,7 +55,19 @@ static inline uint32_t hkvCrc32cInline(const uint8_t *p, size_t n) {
       __asm__("crc32q %1, %0" : "+r"(c) : "rm"(v));
     }
     uint32_t c32 = (uint32_t)c;
-    for (; n > 0; p++, n--) {
+    if (n & 4) {
+      uint32_t v;
+      memcpy(&v, p, 4);
+      __asm__("crc32l %1, %0" : "+r"(c32) : "rm"(v));
+      p += 4;
+    }
+    if (n & 2) {
+      uint16_t v;
+      memcpy(&v, p, 2);
+      __asm__("crc32w %1, %0" : "+r"(c32) : "rm"(v));
+      p += 2;
+    }
+    if (n & 1) {
       uint8_t b = *p;
       __asm__("crc32b %1, %0" : "+r"(c32) : "rm"(b));
     }
