@@ -284,6 +284,9 @@ uint64_t *hkvEngineFindExact(HkvEngine *e, uint64_t h, HkvLoc loc) {
 uint64_t hkvEngineKeyHash(const void *p, size_t n) { return keyHash(p, n); }
 
 int hkvEngineFastReads(hkv_db *db) { return db && db->e && db->e->bFastRead; }
+int hkvEngineMigrating(hkv_db *db) {
+  return db && db->e && db->e->idx.old.a != NULL;
+}
 
 /* Replaying a batch of records: stage 0 fetches each key's home slot,
 ** stage 1 the record that slot names (the key is compared against it), so

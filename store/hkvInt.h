@@ -341,6 +341,7 @@ uint64_t *hkvEngineFindExact(HkvEngine *e, uint64_t h, HkvLoc loc);
 uint64_t hkvEngineKeyHash(const void *p, size_t n);
 void hkvEnginePrefetch(HkvEngine *e, uint64_t h, int iStage);
 int hkvEngineFastReads(hkv_db *db); /* tests: gets probe without e->rw */
+int hkvEngineMigrating(hkv_db *db); /* tests: the index is growing */
 void hkvEngineWriteLock(HkvEngine *e);
 void hkvEngineWriteUnlock(HkvEngine *e);
 void hkvReapRetired(HkvEngine *e); /* caller holds e->mu */

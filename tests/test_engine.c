@@ -700,6 +700,70 @@ START_TEST(length_damaged_after_open) {
 }
 END_TEST
 
+/* Gets while the index is half way through a growth: a key may live in
+** the old table or the new one, and a reader looks first where the key's
+** home slot says it most likely is. Keys moved early (updated), keys added
+** after the growth began and deleted keys each send some lookups to the
+** wrong table first; every answer must still be right, from a reader
+** (lock-free probe) and from the writer (locked). */
+START_TEST(gets_while_a_migration_is_pending) {
+  hkv_db *w = openStore(HKV_SYNC_OFF);
+  hkv_db *r = openStore(HKV_SYNC_OFF);
+  char k[32], v[32];
+  int n = 0;
+  /* Fill until a growth of a table of 64K slots or more begins. */
+  ck_rc(hkv_begin(w), HKV_OK);
+  while (!(hkvEngineMigrating(w) && n > 40000)) {
+    snprintf(k, sizeof(k), "key-%d", n);
+    snprintf(v, sizeof(v), "v%d", n);
+    ck_rc(putStr(w, k, v), HKV_OK);
+    n++;
+    ck_assert_int_lt(n, 200000);
+  }
+  ck_rc(hkv_commit(w), HKV_OK);
+  /* Change some keys while old still holds most: update (moves the key to
+  ** the new table), delete, add. */
+  ck_rc(hkv_begin(w), HKV_OK);
+  for (int i = 0; i < 60; i++) {
+    snprintf(k, sizeof(k), "key-%d", i * 97);
+    snprintf(v, sizeof(v), "u%d", i * 97);
+    ck_rc(putStr(w, k, v), HKV_OK);
+    snprintf(k, sizeof(k), "key-%d", i * 97 + 1);
+    ck_rc(hkv_delete(w, k, strlen(k)), HKV_OK);
+    snprintf(k, sizeof(k), "new-%d", i);
+    snprintf(v, sizeof(v), "n%d", i);
+    ck_rc(putStr(w, k, v), HKV_OK);
+  }
+  ck_rc(hkv_commit(w), HKV_OK);
+  ck_assert_msg(hkvEngineMigrating(w), "the growth ended too soon");
+  ck_assert(hkvEngineFastReads(r));
+  hkv_db *aDb[2] = {r, w};
+  for (int d = 0; d < 2; d++) {
+    if (d == 1) { /* make w the writer: its gets take the locked path */
+      ck_rc(hkv_begin(w), HKV_OK);
+      ck_rc(putStr(w, "other", "x"), HKV_OK);
+    }
+    for (int i = 0; i < n; i++) {
+      snprintf(k, sizeof(k), "key-%d", i);
+      int bDel = i % 97 == 1 && i / 97 < 60;
+      int bUpd = i % 97 == 0 && i / 97 < 60;
+      snprintf(v, sizeof(v), "%c%d", bUpd ? 'u' : 'v', i);
+      expectStr(aDb[d], k, bDel ? NULL : v);
+    }
+    for (int i = 0; i < 60; i++) {
+      snprintf(k, sizeof(k), "new-%d", i);
+      snprintf(v, sizeof(v), "n%d", i);
+      expectStr(aDb[d], k, v);
+      snprintf(k, sizeof(k), "never-%d", i);
+      expectStr(aDb[d], k, NULL);
+    }
+  }
+  ck_rc(hkv_rollback(w), HKV_OK);
+  hkv_close(r);
+  hkv_close(w);
+}
+END_TEST
+
 /* ---- the random model test ---- */
 
 #define MKEYS 64
@@ -830,6 +894,7 @@ int main(void) {
   tcase_add_test(tc, readonly_open);
   tcase_add_test(tc, segments_rotate);
   tcase_add_test(tc, length_damaged_after_open);
+  tcase_add_test(tc, gets_while_a_migration_is_pending);
   tcase_add_test(tc, random_model);
   suite_add_tcase(s, tc);
   /* Threads get a case of their own, so valgrind can leave them out
