@@ -94,6 +94,7 @@ typedef struct HkvBuf {
 typedef struct HkvConn HkvConn;
 typedef struct HkvVtab HkvVtab;
 typedef struct HkvTemp HkvTemp;
+typedef struct HkvResBuf HkvResBuf;
 
 /* A temporary store of an in-memory or temp database. */
 struct HkvTemp {
@@ -109,6 +110,10 @@ struct HkvConn {
   sqlite3 *db;
   HkvVtab *pVtabs; /* open tables, for hashkv_stats() */
   HkvTemp *pTemps;
+  HkvResBuf *pFreeRes; /* result buffers SQLite has given back */
+  int nFreeRes;
+  int nResOut;  /* result buffers SQLite holds */
+  int bClosing; /* connFree ran while some were out: the last one frees c */
 };
 
 struct HkvVtab {
@@ -289,11 +294,66 @@ static int encodeValue(HkvBuf *b, sqlite3_value *v, int bUtf8, int bKeyReal) {
   }
 }
 
+/*
+** TEXT and BLOB results of up to HKV_RES_SMALL bytes reach SQLite without
+** SQLite copying them: in a buffer of the connection's that SQLite gives
+** back through resultFree once it is done with the value (when the row
+** moves on, or later: an aggregate may hold it). resultFree keeps a few
+** for the next rows. With SQLITE_TRANSIENT, SQLite made its own copy with
+** a malloc and a free under its memory mutex per row: about 50 ns of a
+** 330 ns point SELECT. SQLite calls the destructor from calls on the
+** owning connection only, so the pool needs no lock; the connection's
+** data outlives every statement (connFree), and if it ever did not, the
+** last buffer returned frees it.
+*/
+#define HKV_RES_SMALL 240
+#define HKV_RES_POOL 4
+
+struct HkvResBuf {
+  HkvConn *pConn;
+  HkvResBuf *pNext;
+  /* followed by HKV_RES_SMALL + 1 bytes */
+};
+
+static void connRelease(HkvConn *c);
+
+static void resultFree(void *pData) {
+  HkvResBuf *b = (HkvResBuf *)((char *)pData - sizeof(HkvResBuf));
+  HkvConn *c = b->pConn;
+  c->nResOut--;
+  if (c->nFreeRes < HKV_RES_POOL && !c->bClosing) {
+    b->pNext = c->pFreeRes;
+    c->pFreeRes = b;
+    c->nFreeRes++;
+  } else {
+    sqlite3_free(b);
+  }
+  if (c->bClosing && c->nResOut == 0) connRelease(c);
+}
+
+/* A buffer for n bytes and a terminator, or NULL (then the caller has
+** SQLite copy, as before). */
+static unsigned char *resultBuf(HkvConn *c, sqlite3_int64 n) {
+  if (!c || n > HKV_RES_SMALL) return 0;
+  HkvResBuf *b = c->pFreeRes;
+  if (b) {
+    c->pFreeRes = b->pNext;
+    c->nFreeRes--;
+  } else {
+    b = sqlite3_malloc((int)(sizeof(HkvResBuf) + HKV_RES_SMALL + 1));
+    if (!b) return 0;
+    b->pConn = c;
+  }
+  c->nResOut++;
+  return (unsigned char *)(b + 1);
+}
+
 /* Sets the result from an encoded value in an HkvBuf (bAsKey: decode a key,
-*whose REAL
-** flag lives in the value's tag byte vFlag). */
-static void resultEncoded(sqlite3_context *ctx, const unsigned char *p,
-                          sqlite3_int64 n, int bAsKey, int bKeyReal) {
+ *whose REAL
+ ** flag lives in the value's tag byte vFlag). */
+static void resultEncoded(sqlite3_context *ctx, HkvConn *c,
+                          const unsigned char *p, sqlite3_int64 n, int bAsKey,
+                          int bKeyReal) {
   if (n < 1) {
     sqlite3_result_error(ctx, "hashkv: empty encoded value", -1);
     return;
@@ -325,16 +385,29 @@ static void resultEncoded(sqlite3_context *ctx, const unsigned char *p,
       ** stays marked as terminated text in SQLite, and sqlite3_column_text
       ** need not copy it once more to add the terminator. */
       if (n - 1 < INT_MAX && p[n] == 0 && !memchr(p + 1, 0, (size_t)n - 1)) {
-        sqlite3_result_text(ctx, (const char *)p + 1, -1, SQLITE_TRANSIENT);
+        unsigned char *z = resultBuf(c, n - 1);
+        if (z) {
+          memcpy(z, p + 1, (size_t)n); /* with the terminator */
+          sqlite3_result_text(ctx, (const char *)z, -1, resultFree);
+        } else {
+          sqlite3_result_text(ctx, (const char *)p + 1, -1, SQLITE_TRANSIENT);
+        }
       } else {
         sqlite3_result_text64(ctx, (const char *)p + 1, (sqlite3_uint64)n - 1,
                               SQLITE_TRANSIENT, SQLITE_UTF8);
       }
       return;
-    case HKV_TAG_BLOB:
-      sqlite3_result_blob64(ctx, p + 1, (sqlite3_uint64)n - 1,
-                            SQLITE_TRANSIENT);
+    case HKV_TAG_BLOB: {
+      unsigned char *z = resultBuf(c, n - 1);
+      if (z) {
+        memcpy(z, p + 1, (size_t)n - 1);
+        sqlite3_result_blob(ctx, z, (int)n - 1, resultFree);
+      } else {
+        sqlite3_result_blob64(ctx, p + 1, (sqlite3_uint64)n - 1,
+                              SQLITE_TRANSIENT);
+      }
       return;
+    }
   }
   sqlite3_result_error_code(ctx, SQLITE_CORRUPT_VTAB);
 }
@@ -564,6 +637,15 @@ static void removeStore(const char *zDir) {
   }
 }
 
+static void connRelease(HkvConn *c) {
+  while (c->pFreeRes) {
+    HkvResBuf *b = c->pFreeRes;
+    c->pFreeRes = b->pNext;
+    sqlite3_free(b);
+  }
+  sqlite3_free(c);
+}
+
 static void connFree(void *pArg) {
   HkvConn *c = pArg;
   while (c->pTemps) {
@@ -572,7 +654,11 @@ static void connFree(void *pArg) {
     removeStore(t->zDir);
     freeTemp(t);
   }
-  sqlite3_free(c);
+  if (c->nResOut > 0) {
+    c->bClosing = 1; /* the last result buffer returned frees c */
+  } else {
+    connRelease(c);
+  }
 }
 
 /* ---- create, connect, disconnect, destroy ---- */
@@ -963,15 +1049,16 @@ static int hkvEof(sqlite3_vtab_cursor *cur) { return ((HkvCursor *)cur)->bEof; }
 
 static int hkvColumn(sqlite3_vtab_cursor *cur, sqlite3_context *ctx, int i) {
   HkvCursor *pCur = (HkvCursor *)cur;
+  HkvConn *pConn = ((HkvVtab *)cur->pVtab)->pConn;
   int bKeyReal = pCur->val.n > 0 && (pCur->val.a[0] & HKV_TAG_KEYREAL);
   switch (i) {
     case HKV_COL_KEY:
       /* Never skipped for nochange: SQLite would pass NULL as the new key. */
-      resultEncoded(ctx, pCur->key.a, pCur->key.n, 1, bKeyReal);
+      resultEncoded(ctx, pConn, pCur->key.a, pCur->key.n, 1, bKeyReal);
       break;
     case HKV_COL_VALUE:
       if (sqlite3_vtab_nochange(ctx)) break; /* UPDATE not touching value */
-      resultEncoded(ctx, pCur->val.a, pCur->val.n, 0, 0);
+      resultEncoded(ctx, pConn, pCur->val.a, pCur->val.n, 0, 0);
       break;
     default:
       sqlite3_result_null(ctx);

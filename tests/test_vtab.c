@@ -501,6 +501,121 @@ START_TEST(text_in_every_encoding) {
 }
 END_TEST
 
+/* Text and blob results reach SQLite in buffers of the module's that SQLite
+** gives back when done (resultFree). Values SQLite keeps past their row
+** (aggregates, a row held while other statements read, sqlite3_value_dup,
+** a correlated subquery) must stay intact while later rows reuse buffers;
+** sizes on both sides of the pooled size, empty ones, NULs inside and a
+** UTF-16 database (SQLite converts, and frees the original) included. Each
+** query is checked against the same rows in a native table. */
+static void sameAnswer(sqlite3 *db, const char *zSql) {
+  /* zSql names the table TBL. */
+  char zKv[600], zN[600];
+  const char *zAt = strstr(zSql, "TBL");
+  ck_assert_ptr_nonnull(zAt);
+  snprintf(zKv, sizeof(zKv), "%.*skv%s", (int)(zAt - zSql), zSql, zAt + 3);
+  snprintf(zN, sizeof(zN), "%.*sn%s", (int)(zAt - zSql), zSql, zAt + 3);
+  sqlite3_stmt *a = 0, *b = 0;
+  ck_assert_msg(sqlite3_prepare_v2(db, zKv, -1, &a, 0) == SQLITE_OK, "%s: %s",
+                zKv, sqlite3_errmsg(db));
+  ck_assert_int_eq(sqlite3_prepare_v2(db, zN, -1, &b, 0), SQLITE_OK);
+  int nRow = 0;
+  for (;;) {
+    int ra = sqlite3_step(a), rb = sqlite3_step(b);
+    ck_assert_msg(ra == rb, "%s: %d against %d", zKv, ra, rb);
+    if (ra != SQLITE_ROW) break;
+    for (int i = 0; i < sqlite3_column_count(a); i++) {
+      int ta = sqlite3_column_type(a, i);
+      ck_assert_msg(ta == sqlite3_column_type(b, i),
+                    "%s: row %d column %d: type %d against %d", zKv, nRow, i,
+                    ta, sqlite3_column_type(b, i));
+      const void *pa = ta == SQLITE_TEXT
+                           ? (const void *)sqlite3_column_text(a, i)
+                           : sqlite3_column_blob(a, i);
+      const void *pb = ta == SQLITE_TEXT
+                           ? (const void *)sqlite3_column_text(b, i)
+                           : sqlite3_column_blob(b, i);
+      int na = sqlite3_column_bytes(a, i);
+      ck_assert_msg(na == sqlite3_column_bytes(b, i) &&
+                        (na == 0 || !memcmp(pa, pb, (size_t)na)),
+                    "%s: row %d column %d differs", zKv, nRow, i);
+    }
+    nRow++;
+  }
+  ck_assert_int_gt(nRow, 0);
+  sqlite3_finalize(a);
+  sqlite3_finalize(b);
+}
+
+static void resultsKeptBySqlite(const char *zEncoding) {
+  sqlite3 *db = openDb();
+  char z[200];
+  snprintf(z, sizeof(z), "PRAGMA encoding = '%s'", zEncoding);
+  execOk(db, z);
+  execOk(db,
+         "CREATE VIRTUAL TABLE kv USING hashkv(sync=off);"
+         "CREATE TABLE n(key PRIMARY KEY NOT NULL, value) WITHOUT ROWID;"
+         "CREATE TABLE t(k);"
+         "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM c "
+         "WHERE i < 300) INSERT INTO n SELECT 'k' || i, CASE i % 6 "
+         "WHEN 0 THEN printf('%.*c', i * 2, 'x') || i "
+         "WHEN 1 THEN randomblob(i) "
+         "WHEN 2 THEN 'v' || i || char(0) || 'tail' "
+         "WHEN 3 THEN '' WHEN 4 THEN x'' ELSE 'value-' || i END FROM c;"
+         "INSERT INTO kv SELECT * FROM n;"
+         "INSERT INTO t SELECT key FROM n WHERE substr(key, 2) % 3 = 0;");
+  sameAnswer(db,
+             "SELECT max(value), min(value), count(DISTINCT value) FROM TBL "
+             "WHERE key IN ('k1','k2','k3','k5','k6','k7','k11','k12')");
+  sameAnswer(db,
+             "SELECT group_concat(hex(value), '.') FROM "
+             "(SELECT key, value FROM TBL WHERE key IN "
+             "(SELECT key FROM n) ORDER BY key)");
+  sameAnswer(db, "SELECT k, (SELECT value FROM TBL WHERE key = t.k) FROM t");
+  sameAnswer(db, "SELECT max(value) FROM TBL GROUP BY length(value) % 7");
+  sameAnswer(db,
+             "SELECT a.value, b.value FROM TBL a JOIN n b ON a.key = b.key "
+             "WHERE a.key LIKE 'k1%' ORDER BY a.key");
+
+  /* A row held while other statements run through many rows; a dup'd
+  ** value outlives its statement. */
+  sqlite3_stmt *pHeld = 0, *pOther = 0;
+  ck_assert_int_eq(sqlite3_prepare_v2(db, "SELECT value FROM kv WHERE key='k5'",
+                                      -1, &pHeld, 0),
+                   SQLITE_OK);
+  ck_assert_int_eq(sqlite3_step(pHeld), SQLITE_ROW);
+  const unsigned char *zHeld = sqlite3_column_text(pHeld, 0);
+  char zCopy[64];
+  snprintf(zCopy, sizeof(zCopy), "%s", (const char *)zHeld);
+  ck_assert_str_eq(zCopy, "value-5");
+  sqlite3_value *pDup = sqlite3_value_dup(sqlite3_column_value(pHeld, 0));
+  ck_assert_ptr_nonnull(pDup);
+  ck_assert_int_eq(sqlite3_prepare_v2(db, "SELECT value FROM kv WHERE key = ?",
+                                      -1, &pOther, 0),
+                   SQLITE_OK);
+  for (int i = 1; i <= 300; i++) {
+    char k[16];
+    snprintf(k, sizeof(k), "k%d", i);
+    sqlite3_bind_text(pOther, 1, k, -1, SQLITE_TRANSIENT);
+    ck_assert_int_eq(sqlite3_step(pOther), SQLITE_ROW);
+    sqlite3_reset(pOther);
+  }
+  ck_assert_str_eq((const char *)zHeld, "value-5"); /* still the held row's */
+  sqlite3_finalize(pHeld);
+  sqlite3_finalize(pOther);
+  ck_assert_str_eq((const char *)sqlite3_value_text(pDup), "value-5");
+  sqlite3_value_free(pDup);
+  sqlite3_close(db);
+}
+
+START_TEST(results_kept_by_sqlite) {
+  resultsKeptBySqlite("UTF-8");
+  /* A second database file, in UTF-16. */
+  snprintf(zDbPath, sizeof(zDbPath), "%s/utf16.db", zTestDir);
+  resultsKeptBySqlite("UTF-16le");
+}
+END_TEST
+
 START_TEST(differential_against_native_table) {
   static const char *aConf[] = {"", "OR IGNORE ", "OR REPLACE ", "OR ABORT ",
                                 "OR FAIL "};
@@ -627,6 +742,7 @@ int main(void) {
   tcase_add_test(tc, relative_path_follows_the_database);
   tcase_add_test(tc, temporary_store_goes_with_the_connection);
   tcase_add_test(tc, text_in_every_encoding);
+  tcase_add_test(tc, results_kept_by_sqlite);
   tcase_add_test(tc, differential_against_native_table);
   tcase_add_test(tc, busy_timeout_across_processes);
   suite_add_tcase(s, tc);
