@@ -300,8 +300,9 @@ static int encodeValue(HkvBuf *b, sqlite3_value *v, int bUtf8, int bKeyReal) {
 ** back through resultFree once it is done with the value (when the row
 ** moves on, or later: an aggregate may hold it). resultFree keeps a few
 ** for the next rows. With SQLITE_TRANSIENT, SQLite made its own copy with
-** a malloc and a free under its memory mutex per row: about 50 ns of a
-** 330 ns point SELECT. SQLite calls the destructor from calls on the
+** a malloc and a free under its memory mutex per row: 410 instructions
+** of a point SELECT's 3,520 (287 -> 250 ns at 10,000 keys). SQLite calls the
+*destructor from calls on the
 ** owning connection only, so the pool needs no lock; the connection's
 ** data outlives every statement (connFree), and if it ever did not, the
 ** last buffer returned frees it.
