@@ -74,17 +74,7 @@ static void fFree(void *p) {
   if (p) nLive--;
   free(p);
 }
-static long nMapBytes; /* anonymous memory mapped and not yet unmapped */
-static void *fMapAnon(size_t n) {
-  if (hit(F_ALLOC)) return NULL;
-  void *p = hkvPosixEnv.xMapAnon(n);
-  if (p) nMapBytes += (long)n;
-  return p;
-}
-static void fUnmapAnon(void *p, size_t n) {
-  nMapBytes -= (long)n;
-  hkvPosixEnv.xUnmapAnon(p, n);
-}
+static void *fMapAnon(size_t n) { return hit(F_ALLOC) ? NULL : testMapAnon(n); }
 
 static HkvEnv faultEnv;
 static const char *zStoreForPl; /* the store the power loss images */
@@ -325,7 +315,7 @@ static void installFaults(int eKind, long n) {
   faultEnv.xRealloc = fRealloc;
   faultEnv.xFree = fFree;
   faultEnv.xMapAnon = fMapAnon;
-  faultEnv.xUnmapAnon = fUnmapAnon;
+  faultEnv.xUnmapAnon = testUnmapAnon;
   eFault = eKind;
   nFailAt = n;
   nCalls = 0;
@@ -455,13 +445,13 @@ static void faultLoop(int eKind, const char *zWhat) {
     zStore = testDirSetup();
     int aOk[NTXN] = {0}, aTried[NTXN] = {0};
     nLive = 0;
-    nMapBytes = 0;
+    *testMappedBytes() = 0;
     installFaults(eKind, n);
     runWorkload(zWhat, n, aOk, aTried);
     ck_assert_msg(nLive == 0, "%s N=%ld: %ld allocations leaked", zWhat, n,
                   nLive);
-    ck_assert_msg(nMapBytes == 0, "%s N=%ld: %ld bytes left mapped", zWhat, n,
-                  nMapBytes);
+    ck_assert_msg(*testMappedBytes() == 0, "%s N=%ld: %ld bytes left mapped",
+                  zWhat, n, *testMappedBytes());
     int bDone = !bFired;
     hkvEnvInstall(NULL);
     verify(aOk, aTried, zWhat, n);

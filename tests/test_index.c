@@ -33,24 +33,12 @@ static uint64_t *findKey(HkvIndex *p, uint64_t k) {
   return hkvIndexFind(p, hashKey(k), fakeMatch, &w);
 }
 
-/* Anonymous memory the index maps, counted to see it all given back. */
-static long nMapped;
-static void *countMap(size_t n) {
-  void *p = hkvPosixEnv.xMapAnon(n);
-  if (p) nMapped += (long)n;
-  return p;
-}
-static void countUnmap(void *p, size_t n) {
-  nMapped -= (long)n;
-  hkvPosixEnv.xUnmapAnon(p, n);
-}
-
 START_TEST(insert_find_remove_across_growth) {
   HkvEnv env = hkvPosixEnv;
-  env.xMapAnon = countMap;
-  env.xUnmapAnon = countUnmap;
+  env.xMapAnon = testMapAnon;
+  env.xUnmapAnon = testUnmapAnon;
   hkvEnvInstall(&env);
-  nMapped = 0;
+  *testMappedBytes() = 0;
   HkvIndex idx;
   hkvIndexInit(&idx);
   for (uint64_t i = 0; i < NKEYS; i++) {
@@ -79,7 +67,7 @@ START_TEST(insert_find_remove_across_growth) {
   ck_assert(hkvIndexHasRetired(&idx)); /* the 2 MiB table: not yet freed */
   hkvIndexReap(&idx);
   ck_assert(!hkvIndexHasRetired(&idx));
-  ck_assert_int_eq(nMapped, 4 * 1024 * 1024 + 4096);
+  ck_assert_int_eq(*testMappedBytes(), 4 * 1024 * 1024 + 4096);
   for (uint64_t i = 0; i < NKEYS; i += 2) {
     uint64_t *p = findKey(&idx, aKeyOf[i]);
     ck_assert_ptr_nonnull(p);
@@ -95,7 +83,7 @@ START_TEST(insert_find_remove_across_growth) {
     }
   }
   hkvIndexFree(&idx);
-  ck_assert_int_eq(nMapped, 0);
+  ck_assert_int_eq(*testMappedBytes(), 0);
   hkvEnvInstall(NULL);
 }
 END_TEST

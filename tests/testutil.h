@@ -61,4 +61,24 @@ static inline int runSuite(Suite *s) {
   return nFail ? EXIT_FAILURE : EXIT_SUCCESS;
 }
 
+#ifdef HKVINT_H
+/* Suites that see the OS layer (hkvInt.h included first) count the
+** anonymous memory the engine maps, to see it all given back: install
+** testMapAnon / testUnmapAnon in an HkvEnv; *testMappedBytes() is the
+** balance. */
+static inline long *testMappedBytes(void) {
+  static long n;
+  return &n;
+}
+static inline void *testMapAnon(size_t n) {
+  void *p = hkvPosixEnv.xMapAnon(n);
+  if (p) *testMappedBytes() += (long)n;
+  return p;
+}
+static inline void testUnmapAnon(void *p, size_t n) {
+  *testMappedBytes() -= (long)n;
+  hkvPosixEnv.xUnmapAnon(p, n);
+}
+#endif
+
 #endif
