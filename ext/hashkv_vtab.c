@@ -95,6 +95,7 @@ typedef struct HkvConn HkvConn;
 typedef struct HkvVtab HkvVtab;
 typedef struct HkvTemp HkvTemp;
 typedef struct HkvResBuf HkvResBuf;
+typedef struct HkvMove HkvMove;
 
 /* A temporary store of an in-memory or temp database. */
 struct HkvTemp {
@@ -104,12 +105,31 @@ struct HkvTemp {
   char *zDir;
 };
 
+/*
+** A rename this connection made of a table whose store lives at the default
+** location (or is temporary): the store that belonged to zFrom now answers
+** to zTo. SQLite tells a virtual table nothing when the transaction that
+** renamed it rolls back (xRename comes without xBegin, and the table is
+** disconnected right after), so the schema can name zFrom again while the
+** store sits under zTo. The next xConnect of zFrom that finds no store
+** looks here and moves it back, following later renames of the same store.
+*/
+struct HkvMove {
+  HkvMove *pNext;
+  char *zSchema;
+  char *zFrom; /* the table's name before this connection renamed it */
+  char *zTo;   /* the name it was given */
+  uint64_t iSeq; /* order of the renames */
+};
+
 /* Per connection: registered as the modules' client data, freed (and the
 ** temporary stores with it) when the connection closes. */
 struct HkvConn {
   sqlite3 *db;
   HkvVtab *pVtabs; /* open tables, for hashkv_stats() */
   HkvTemp *pTemps;
+  HkvMove *pMoves;     /* renames a rollback may undo */
+  uint64_t iMoveSeq;
   HkvResBuf *pFreeRes; /* result buffers SQLite has given back */
   int nFreeRes;
   int nResOut;  /* result buffers SQLite holds */
@@ -638,6 +658,128 @@ static void removeStore(const char *zDir) {
   }
 }
 
+/* ---- renames a rollback undid ---- */
+
+static char *resolveDir(sqlite3 *db, const char *zSchema, const char *zTable,
+                        const char *zPath, int *pbDefault);
+
+static void freeMove(HkvMove *m) {
+  sqlite3_free(m->zSchema);
+  sqlite3_free(m->zFrom);
+  sqlite3_free(m->zTo);
+  sqlite3_free(m);
+}
+
+/* The entry for table zName's store: with bTo, the newest that moved a
+** store to zName; else the oldest after iAfter that moved one from zName.
+** *ppp points at its link. */
+static HkvMove *findMove(HkvConn *c, const char *zSchema, const char *zName,
+                         int bTo, uint64_t iAfter, HkvMove ***ppp) {
+  HkvMove *pBest = 0;
+  for (HkvMove **pp = &c->pMoves; *pp; pp = &(*pp)->pNext) {
+    HkvMove *m = *pp;
+    if (sqlite3_stricmp(m->zSchema, zSchema) ||
+        strcmp(bTo ? m->zTo : m->zFrom, zName)) {
+      continue;
+    }
+    if (bTo ? (!pBest || m->iSeq > pBest->iSeq)
+            : (m->iSeq > iAfter && (!pBest || m->iSeq < pBest->iSeq))) {
+      pBest = m;
+      *ppp = pp;
+    }
+  }
+  return pBest;
+}
+
+/* Records that the store of table zFrom moved to zTo. */
+static int noteMove(HkvConn *c, const char *zSchema, const char *zFrom,
+                    const char *zTo) {
+  HkvMove *m = sqlite3_malloc(sizeof(*m));
+  if (!m) return SQLITE_NOMEM;
+  m->zSchema = sqlite3_mprintf("%s", zSchema);
+  m->zFrom = sqlite3_mprintf("%s", zFrom);
+  m->zTo = sqlite3_mprintf("%s", zTo);
+  if (!m->zSchema || !m->zFrom || !m->zTo) {
+    freeMove(m);
+    return SQLITE_NOMEM;
+  }
+  m->iSeq = ++c->iMoveSeq;
+  m->pNext = c->pMoves;
+  c->pMoves = m;
+  return SQLITE_OK;
+}
+
+static void dropMove(HkvConn *c, HkvMove *pDrop) {
+  for (HkvMove **pp = &c->pMoves; *pp; pp = &(*pp)->pNext) {
+    if (*pp == pDrop) {
+      *pp = pDrop->pNext;
+      freeMove(pDrop);
+      return;
+    }
+  }
+}
+
+/* 1 if the schema has a table named zName, or if it cannot tell. */
+static int tableExists(sqlite3 *db, const char *zSchema, const char *zName) {
+  sqlite3_stmt *pStmt = 0;
+  int bExists = 1;
+  char *zSql = sqlite3_mprintf(
+      "SELECT 1 FROM \"%w\".sqlite_schema WHERE type='table' AND name=?1",
+      zSchema);
+  if (zSql && sqlite3_prepare_v2(db, zSql, -1, &pStmt, 0) == SQLITE_OK &&
+      sqlite3_bind_text(pStmt, 1, zName, -1, SQLITE_STATIC) == SQLITE_OK) {
+    int rc = sqlite3_step(pStmt);
+    if (rc == SQLITE_DONE) bExists = 0;
+  }
+  sqlite3_finalize(pStmt);
+  sqlite3_free(zSql);
+  return bExists;
+}
+
+/*
+** xConnect of table zName found no store. If this connection renamed zName
+** (then maybe renamed the result again, and so on) and the schema has no
+** table under the last name, those renames rolled back: the store goes
+** back, the default directory renamed, a temporary store filed under zName
+** again. 1 if it moved something.
+*/
+static int undoMove(HkvConn *c, sqlite3 *db, const char *zSchema,
+                    const char *zName, const char *zDir) {
+  HkvMove *aHop[64];
+  int nHop = 0;
+  HkvMove **pp;
+  HkvMove *m = findMove(c, zSchema, zName, 0, 0, &pp);
+  /* Start from the newest rename of zName: older ones were undone or
+  ** renamed back already. */
+  for (HkvMove *q = m; q; q = findMove(c, zSchema, zName, 0, q->iSeq, &pp)) {
+    m = q;
+  }
+  while (m && nHop < (int)(sizeof(aHop) / sizeof(aHop[0]))) {
+    aHop[nHop++] = m;
+    m = findMove(c, zSchema, m->zTo, 0, m->iSeq, &pp);
+  }
+  if (nHop == 0) return 0;
+  const char *zNow = aHop[nHop - 1]->zTo;
+  if (tableExists(db, zSchema, zNow)) return 0;
+  int bMoved = 0;
+  if (zDir) {
+    int bDefault;
+    char *zNowDir = resolveDir(db, zSchema, zNow, 0, &bDefault);
+    bMoved = zNowDir && rename(zNowDir, zDir) == 0;
+    sqlite3_free(zNowDir);
+  } else {
+    HkvTemp *t = findTemp(c, zSchema, zNow, 0);
+    char *z = t ? sqlite3_mprintf("%s", zName) : 0;
+    if (z) {
+      sqlite3_free(t->zTable);
+      t->zTable = z;
+      bMoved = 1;
+    }
+  }
+  for (int i = 0; bMoved && i < nHop; i++) dropMove(c, aHop[i]);
+  return bMoved;
+}
+
 static void connRelease(HkvConn *c) {
   while (c->pFreeRes) {
     HkvResBuf *b = c->pFreeRes;
@@ -654,6 +796,11 @@ static void connFree(void *pArg) {
     c->pTemps = t->pNext;
     removeStore(t->zDir);
     freeTemp(t);
+  }
+  while (c->pMoves) {
+    HkvMove *m = c->pMoves;
+    c->pMoves = m->pNext;
+    freeMove(m);
   }
   if (c->nResOut > 0) {
     c->bClosing = 1; /* the last result buffer returned frees c */
@@ -742,6 +889,9 @@ static int hkvInit(sqlite3 *db, void *pAux, int argc, const char *const *argv,
   if (!p->zDir) {
     /* In-memory or temporary database with no path: a temporary store. */
     HkvTemp *t = findTemp(c, argv[1], argv[2], 0);
+    if (!t && !bCreate && undoMove(c, db, argv[1], argv[2], 0)) {
+      t = findTemp(c, argv[1], argv[2], 0);
+    }
     if (t) {
       p->zDir = sqlite3_mprintf("%s", t->zDir);
     } else if (bCreate) {
@@ -784,6 +934,9 @@ static int hkvInit(sqlite3 *db, void *pAux, int argc, const char *const *argv,
     goto done;
   }
   if (!bCreate) a.opts.flags |= HKV_OPEN_NOCREATE;
+  if (!bCreate && p->bDefault && access(p->zDir, F_OK) != 0) {
+    undoMove(c, db, argv[1], argv[2], p->zDir);
+  }
   /* A read-only connection (SQLITE_OPEN_READONLY, "?mode=ro", or a database
   ** on a read-only file system) opens the store read-only too: it works
   ** beside a writer in another process, and on a read-only disk. */
@@ -848,6 +1001,12 @@ static int hkvDestroy(sqlite3_vtab *pVtab) {
     return storeErr(p, rc); /* another connection has it open */
   }
   p->pStore = 0; /* closed by hkv_destroy */
+  HkvMove **ppMove;
+  HkvMove *m;
+  while ((m = findMove(p->pConn, p->zSchema, p->zName, 1, 0, &ppMove)) != 0) {
+    *ppMove = m->pNext; /* its store is gone: nothing to move back */
+    freeMove(m);
+  }
   if (p->bTemp) {
     HkvTemp **pp = 0;
     HkvTemp *t = findTemp(p->pConn, p->zSchema, p->zName, &pp);
@@ -1269,6 +1428,13 @@ static int hkvRename(sqlite3_vtab *pVtab, const char *zNew) {
       sqlite3_free(t->zTable);
       t->zTable = z;
     }
+  }
+  /* Should the transaction roll back, the next xConnect of the old name
+  ** moves the store back (undoMove). Without the note a rollback would
+  ** leave the table without its store: the rename has happened, so an
+  ** out-of-memory here is not an error of the rename. */
+  if (p->bDefault || p->bTemp) {
+    noteMove(p->pConn, p->zSchema, p->zName, zNew);
   }
   char *z = sqlite3_mprintf("%s", zNew);
   if (!z) return SQLITE_NOMEM;
