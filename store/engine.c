@@ -1806,10 +1806,10 @@ int hkv_clear(hkv_db *db) {
   return dbSet(db, rc, zKeep);
 }
 
-int hkv_destroy(hkv_db *db) {
-  if (!db || !db->e) return HKV_MISUSE;
+/* HKV_BUSY unless db is its store's only handle in any process; with
+** bTake the other processes stay out (the presence byte is kept). */
+static int soleHandle(hkv_db *db, int bTake) {
   HkvEngine *e = db->e;
-  if (db->bReadonly) return dbErr(db, HKV_READONLY, 0);
   pthread_mutex_lock(&registryMu);
   int nRef = e->nRef;
   pthread_mutex_unlock(&registryMu);
@@ -1817,9 +1817,25 @@ int hkv_destroy(hkv_db *db) {
     return dbErr(db, HKV_BUSY, "store is open in other handles");
   }
   if (e->lockFd >= 0 &&
-      hkvEnv->xLock(e->lockFd, HKV_BYTE_PRESENT, HKV_LOCK_EX) != 0) {
+      hkvEnv->xLock(e->lockFd, HKV_BYTE_PRESENT,
+                    bTake ? HKV_LOCK_EX : HKV_LOCK_PROBE) != 0) {
     return dbErr(db, HKV_BUSY, "store is open in another process");
   }
+  return HKV_OK;
+}
+
+int hkv_sole_handle(hkv_db *db) {
+  if (!db || !db->e) return HKV_MISUSE;
+  int rc = soleHandle(db, 0);
+  return rc ? rc : dbSet(db, HKV_OK, 0);
+}
+
+int hkv_destroy(hkv_db *db) {
+  if (!db || !db->e) return HKV_MISUSE;
+  HkvEngine *e = db->e;
+  if (db->bReadonly) return dbErr(db, HKV_READONLY, 0);
+  int rcSole = soleHandle(db, 1);
+  if (rcSole) return rcSole;
   if (db->bTxn) rollbackTxn(db);
   char *zErr = 0;
   int rc = hkvLogRemoveAll(e, &zErr);

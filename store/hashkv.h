@@ -130,6 +130,14 @@ int hkv_close(hkv_db *db);
 */
 int hkv_destroy(hkv_db *db);
 
+/*
+** HKV_OK if db is the only handle on its store, in this process and in
+** every other: what hkv_destroy needs. HKV_BUSY, with a message saying
+** which, otherwise. Takes no lock, so the answer holds only until another
+** handle opens the store.
+*/
+int hkv_sole_handle(hkv_db *db);
+
 /* Message of the last failed call on db (or "not an error"). Valid until
 ** the next call on db. */
 const char *hkv_errmsg(hkv_db *db);

@@ -494,7 +494,8 @@ START_TEST(reader_threads_beside_writer_process) {
 }
 END_TEST
 
-/* Destroying a store another process has open is refused. */
+/* Destroying a store another process has open is refused; hkv_sole_handle
+** tells beforehand, and takes nothing. */
 START_TEST(destroy_refused_while_shared) {
   hkv_db *db = openStore();
   ck_rc(putU64(db, "k", 1), HKV_OK);
@@ -509,10 +510,19 @@ START_TEST(destroy_refused_while_shared) {
     _exit(ok ? 0 : 1);
   }
   waitFlag(b, 0, 1);
+  ck_rc(hkv_sole_handle(db), HKV_BUSY);
+  ck_assert_ptr_nonnull(strstr(hkv_errmsg(db), "another process"));
   ck_rc(hkv_destroy(db), HKV_BUSY);
   ck_assert_uint_eq(getU64(db, "k"), 1);
   b->aFlag[1] = 1;
   ck_assert_int_eq(waitChild(pid), 0);
+  /* The same in this process: a second handle, then only ours. */
+  hkv_db *db2 = openWith(0, 0, 0);
+  ck_rc(hkv_sole_handle(db), HKV_BUSY);
+  ck_assert_ptr_nonnull(strstr(hkv_errmsg(db), "other handles"));
+  hkv_close(db2);
+  ck_rc(hkv_sole_handle(db), HKV_OK);
+  ck_rc(hkv_sole_handle(db), HKV_OK); /* took nothing */
   ck_rc(hkv_destroy(db), HKV_OK);
   ck_assert_int_ne(access(zStore, F_OK), 0);
 }
