@@ -96,6 +96,7 @@ typedef struct HkvVtab HkvVtab;
 typedef struct HkvTemp HkvTemp;
 typedef struct HkvResBuf HkvResBuf;
 typedef struct HkvMove HkvMove;
+typedef struct HkvDrop HkvDrop;
 
 /* A temporary store of an in-memory or temp database. */
 struct HkvTemp {
@@ -103,6 +104,7 @@ struct HkvTemp {
   char *zSchema;
   char *zTable;
   char *zDir;
+  int bDropped; /* DROP TABLE set it aside (HkvDrop) */
 };
 
 /*
@@ -122,6 +124,27 @@ struct HkvMove {
   uint64_t iSeq; /* order of the renames */
 };
 
+/*
+** A table this connection dropped. SQLite calls xDestroy inside the DROP's
+** transaction and nothing after it, whether that transaction commits or
+** rolls back. So the store is not deleted at once: its directory is renamed
+** to zTrash (a temporary store is only marked), and the drop is settled once
+** the transaction is over: if the schema has the table again (ROLLBACK,
+** ROLLBACK TO, a failed commit) the store goes back where it was, else it is
+** deleted (settleDrops, at the connection's next CREATE or connect, and at
+** its close).
+*/
+struct HkvDrop {
+  HkvDrop *pNext;
+  char *zSchema;
+  char *zTable;
+  char *zDir;    /* where the store lived (NULL for a temporary store) */
+  char *zTrash;  /* where it waits */
+  char *zDbFile; /* the database file, to look at its schema at close */
+  HkvTemp *pTemp; /* a temporary store, still in HkvConn.pTemps */
+  int bDefault;   /* zDir is the default location (follows the name) */
+};
+
 /* Per connection: registered as the modules' client data, freed (and the
 ** temporary stores with it) when the connection closes. */
 struct HkvConn {
@@ -129,6 +152,7 @@ struct HkvConn {
   HkvVtab *pVtabs; /* open tables, for hashkv_stats() */
   HkvTemp *pTemps;
   HkvMove *pMoves;     /* renames a rollback may undo */
+  HkvDrop *pDrops;     /* drops not yet settled */
   uint64_t iMoveSeq;
   HkvResBuf *pFreeRes; /* result buffers SQLite has given back */
   int nFreeRes;
@@ -626,7 +650,7 @@ static HkvTemp *findTemp(HkvConn *c, const char *zSchema, const char *zTable,
                          HkvTemp ***pppPrev) {
   HkvTemp **pp = &c->pTemps;
   while (*pp) {
-    if (!sqlite3_stricmp((*pp)->zSchema, zSchema) &&
+    if (!(*pp)->bDropped && !sqlite3_stricmp((*pp)->zSchema, zSchema) &&
         !sqlite3_stricmp((*pp)->zTable, zTable)) {
       if (pppPrev) *pppPrev = pp;
       return *pp;
@@ -780,6 +804,184 @@ static int undoMove(HkvConn *c, sqlite3 *db, const char *zSchema,
   return bMoved;
 }
 
+/* ---- drops, settled when their transaction is over ---- */
+
+static void freeDrop(HkvDrop *d) {
+  sqlite3_free(d->zSchema);
+  sqlite3_free(d->zTable);
+  sqlite3_free(d->zDir);
+  sqlite3_free(d->zTrash);
+  sqlite3_free(d->zDbFile);
+  sqlite3_free(d);
+}
+
+static void unlinkTemp(HkvConn *c, HkvTemp *t) {
+  for (HkvTemp **pp = &c->pTemps; *pp; pp = &(*pp)->pNext) {
+    if (*pp == t) {
+      *pp = t->pNext;
+      return;
+    }
+  }
+}
+
+/* Ends drop d (unlinked by the caller): its store back under the table's
+** name (bRestore), or deleted. A store that cannot go back (the rename
+** fails, or something else took its place) stays whole in zTrash. */
+static void endDrop(HkvConn *c, HkvDrop *d, int bRestore) {
+  if (d->pTemp) {
+    if (bRestore) {
+      d->pTemp->bDropped = 0;
+    } else {
+      unlinkTemp(c, d->pTemp);
+      removeStore(d->pTemp->zDir);
+      freeTemp(d->pTemp);
+    }
+  } else if (!bRestore) {
+    removeStore(d->zTrash);
+  } else if (access(d->zDir, F_OK) != 0) {
+    (void)rename(d->zTrash, d->zDir);
+  }
+  freeDrop(d);
+}
+
+/* 1 if database file zFile has table zTable, 0 if not, -1 if it cannot
+** tell. For the close, when the connection itself can no longer ask. */
+static int tableInFile(const char *zFile, const char *zTable) {
+  sqlite3 *db = 0;
+  sqlite3_stmt *pStmt = 0;
+  int r = -1;
+  if (sqlite3_open_v2(zFile, &db, SQLITE_OPEN_READONLY, 0) == SQLITE_OK &&
+      sqlite3_prepare_v2(db,
+                         "SELECT 1 FROM sqlite_schema "
+                         "WHERE type='table' AND name=?1",
+                         -1, &pStmt, 0) == SQLITE_OK &&
+      sqlite3_bind_text(pStmt, 1, zTable, -1, SQLITE_STATIC) == SQLITE_OK) {
+    int rc = sqlite3_step(pStmt);
+    r = rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+  }
+  sqlite3_finalize(pStmt);
+  sqlite3_close(db);
+  return r;
+}
+
+/*
+** Whether the table of drop d is in the schema: under the name it was
+** dropped with or, when this connection renamed it before (a rollback undoes
+** the rename with the drop), under an earlier name. Asks xHas (the
+** connection, or a connection of our own at close): 1 yes, 0 no, -1 cannot
+** tell. With 1, *pzName is the name it has (d's or a move's).
+*/
+static int dropTableFound(HkvConn *c, HkvDrop *d,
+                          int (*xHas)(void *, const char *), void *pCtx,
+                          const char **pzName) {
+  const char *zName = d->zTable;
+  uint64_t iBefore = UINT64_MAX;
+  for (int nHop = 0; nHop < 64; nHop++) {
+    int r = xHas(pCtx, zName);
+    if (r != 0) {
+      *pzName = zName;
+      return r;
+    }
+    /* the newest rename to zName before the last one followed */
+    HkvMove *pPrev = 0;
+    for (HkvMove *m = c->pMoves; m; m = m->pNext) {
+      if (!sqlite3_stricmp(m->zSchema, d->zSchema) && !strcmp(m->zTo, zName) &&
+          m->iSeq < iBefore && (!pPrev || m->iSeq > pPrev->iSeq)) {
+        pPrev = m;
+      }
+    }
+    if (!pPrev) return 0;
+    zName = pPrev->zFrom;
+    iBefore = pPrev->iSeq;
+  }
+  return -1;
+}
+
+typedef struct HasCtx {
+  sqlite3 *db;
+  const char *zSchema;
+  const char *zNew; /* a table being created there: not the dropped one */
+} HasCtx;
+static int hasInSchema(void *pCtx, const char *zName) {
+  HasCtx *h = pCtx;
+  if (h->zNew && !sqlite3_stricmp(h->zNew, zName)) return 0;
+  return tableExists(h->db, h->zSchema, zName);
+}
+static int hasInFile(void *pCtx, const char *zName) {
+  return tableInFile((const char *)pCtx, zName);
+}
+
+/* Ends drop d (unlinked by the caller) by what dropTableFound said: -1
+** leaves a default or named store whole in zTrash; 0 deletes it; 1 puts it
+** back, under the name the table has now when its store sits at the
+** default location. */
+static void settleDrop(HkvConn *c, sqlite3 *db, HkvDrop *d, int r,
+                       const char *zName) {
+  if (r < 0 && !d->pTemp) {
+    freeDrop(d);
+    return;
+  }
+  if (r > 0 && d->bDefault && db && strcmp(zName, d->zTable) != 0) {
+    int bDefault;
+    char *zDir = resolveDir(db, d->zSchema, zName, 0, &bDefault);
+    if (!zDir) {
+      freeDrop(d);
+      return;
+    }
+    sqlite3_free(d->zDir);
+    d->zDir = zDir;
+  }
+  if (r > 0 && d->pTemp && strcmp(zName, d->zTable) != 0) {
+    char *z = sqlite3_mprintf("%s", zName);
+    if (z) {
+      sqlite3_free(d->pTemp->zTable);
+      d->pTemp->zTable = z;
+    }
+  }
+  endDrop(c, d, r > 0);
+}
+
+/* Settles the drops whose transaction is over: called between statements
+** of an autocommit connection (xCreate and xConnect come from a later
+** statement than any DROP), it asks whether the schema has the table, so
+** the drop was undone, or has not, so the drop stands. From xCreate,
+** zNewSchema.zNew is the table being created: already in the schema, and
+** proof that the dropped table of that name is gone for good. */
+static void settleDrops(HkvConn *c, sqlite3 *db, const char *zNewSchema,
+                        const char *zNew) {
+  HkvDrop **pp = &c->pDrops;
+  while (*pp) {
+    HkvDrop *d = *pp;
+    if (!sqlite3_get_autocommit(db)) { /* a transaction is open */
+      pp = &d->pNext;
+      continue;
+    }
+    *pp = d->pNext;
+    HasCtx h = {db, d->zSchema,
+                zNew && !sqlite3_stricmp(zNewSchema, d->zSchema) ? zNew : 0};
+    const char *zName = 0;
+    int r = dropTableFound(c, d, hasInSchema, &h, &zName);
+    if (r < 0) r = 1; /* cannot tell: keep the data */
+    settleDrop(c, db, d, r, zName);
+  }
+}
+
+/* xConnect of table zName found no store: if this connection dropped
+** zName, the schema has it again (the drop rolled back, maybe to a
+** savepoint), so its store goes back. 1 if it did. */
+static int undoDrop(HkvConn *c, const char *zSchema, const char *zName) {
+  for (HkvDrop **pp = &c->pDrops; *pp; pp = &(*pp)->pNext) {
+    HkvDrop *d = *pp;
+    if (!sqlite3_stricmp(d->zSchema, zSchema) &&
+        !sqlite3_stricmp(d->zTable, zName)) {
+      *pp = d->pNext;
+      endDrop(c, d, 1);
+      return 1;
+    }
+  }
+  return 0;
+}
+
 static void connRelease(HkvConn *c) {
   while (c->pFreeRes) {
     HkvResBuf *b = c->pFreeRes;
@@ -791,6 +993,24 @@ static void connRelease(HkvConn *c) {
 
 static void connFree(void *pArg) {
   HkvConn *c = pArg;
+  /* The connection's transaction is over; a drop it made stands unless
+  ** the database file has the table (checked through a connection of our
+  ** own). When that cannot be told, the store is left whole in zTrash. */
+  while (c->pDrops) {
+    HkvDrop *d = c->pDrops;
+    c->pDrops = d->pNext;
+    if (d->pTemp) {
+      freeDrop(d); /* removed with the other temporary stores below */
+      continue;
+    }
+    const char *zName = 0;
+    int r = d->zDbFile ? dropTableFound(c, d, hasInFile, d->zDbFile, &zName)
+                       : -1;
+    if (r > 0 && d->bDefault && strcmp(zName, d->zTable) != 0) {
+      r = -1; /* under another name: left whole in zTrash */
+    }
+    settleDrop(c, 0, d, r, zName);
+  }
   while (c->pTemps) {
     HkvTemp *t = c->pTemps;
     c->pTemps = t->pNext;
@@ -869,6 +1089,17 @@ static int hkvInit(sqlite3 *db, void *pAux, int argc, const char *const *argv,
   HkvArgs a;
   memset(&a, 0, sizeof(a));
   HkvVtab *p = 0;
+  settleDrops(c, db, argv[1], bCreate ? argv[2] : 0);
+  for (HkvDrop *d = c->pDrops; bCreate && d; d = d->pNext) {
+    if (!sqlite3_stricmp(d->zSchema, argv[1]) &&
+        !sqlite3_stricmp(d->zTable, argv[2])) {
+      *pzErr = sqlite3_mprintf(
+          "hashkv: table %s was dropped in this transaction; commit before "
+          "creating it again",
+          argv[2]);
+      return SQLITE_ERROR;
+    }
+  }
   int rc = parseArgs(argc, argv, &a, pzErr);
   if (rc) goto done;
   p = sqlite3_malloc(sizeof(*p));
@@ -889,7 +1120,9 @@ static int hkvInit(sqlite3 *db, void *pAux, int argc, const char *const *argv,
   if (!p->zDir) {
     /* In-memory or temporary database with no path: a temporary store. */
     HkvTemp *t = findTemp(c, argv[1], argv[2], 0);
-    if (!t && !bCreate && undoMove(c, db, argv[1], argv[2], 0)) {
+    if (!t && !bCreate &&
+        (undoDrop(c, argv[1], argv[2]) ||
+         undoMove(c, db, argv[1], argv[2], 0))) {
       t = findTemp(c, argv[1], argv[2], 0);
     }
     if (t) {
@@ -918,6 +1151,7 @@ static int hkvInit(sqlite3 *db, void *pAux, int argc, const char *const *argv,
       t->zSchema = sqlite3_mprintf("%s", argv[1]);
       t->zTable = sqlite3_mprintf("%s", argv[2]);
       t->zDir = zTemplate;
+      t->bDropped = 0;
       t->pNext = c->pTemps;
       c->pTemps = t;
       p->zDir = sqlite3_mprintf("%s", zTemplate);
@@ -934,7 +1168,8 @@ static int hkvInit(sqlite3 *db, void *pAux, int argc, const char *const *argv,
     goto done;
   }
   if (!bCreate) a.opts.flags |= HKV_OPEN_NOCREATE;
-  if (!bCreate && p->bDefault && access(p->zDir, F_OK) != 0) {
+  if (!bCreate && !p->bTemp && access(p->zDir, F_OK) != 0 &&
+      !undoDrop(c, argv[1], argv[2]) && p->bDefault) {
     undoMove(c, db, argv[1], argv[2], p->zDir);
   }
   /* A read-only connection (SQLITE_OPEN_READONLY, "?mode=ro", or a database
@@ -994,26 +1229,54 @@ static int hkvDisconnect(sqlite3_vtab *pVtab) {
 }
 
 /* DROP TABLE: the data goes with the table. */
+/*
+** DROP TABLE: the data goes with the table, once the DROP commits. The
+** store is set aside (HkvDrop) and deleted when the transaction turns out
+** to have committed; a rollback brings it back.
+*/
 static int hkvDestroy(sqlite3_vtab *pVtab) {
   HkvVtab *p = (HkvVtab *)pVtab;
-  int rc = hkv_destroy(p->pStore);
-  if (rc == HKV_BUSY) {
-    return storeErr(p, rc); /* another connection has it open */
+  HkvConn *c = p->pConn;
+  int rc = hkv_sole_handle(p->pStore);
+  if (rc) return storeErr(p, rc); /* another connection has it open */
+  HkvDrop *d = sqlite3_malloc(sizeof(*d));
+  if (!d) return SQLITE_NOMEM;
+  memset(d, 0, sizeof(*d));
+  const char *zFile = sqlite3_db_filename(p->db, p->zSchema);
+  d->zSchema = sqlite3_mprintf("%s", p->zSchema);
+  d->zTable = sqlite3_mprintf("%s", p->zName);
+  d->zDbFile = zFile && zFile[0] ? sqlite3_mprintf("%s", zFile) : 0;
+  d->bDefault = p->bDefault;
+  if (!p->bTemp) {
+    d->zDir = sqlite3_mprintf("%s", p->zDir);
+    d->zTrash = sqlite3_mprintf("%s.dropped-%d-%llu", p->zDir, (int)getpid(),
+                                (unsigned long long)++c->iMoveSeq);
   }
-  p->pStore = 0; /* closed by hkv_destroy */
-  HkvMove **ppMove;
-  HkvMove *m;
-  while ((m = findMove(p->pConn, p->zSchema, p->zName, 1, 0, &ppMove)) != 0) {
-    *ppMove = m->pNext; /* its store is gone: nothing to move back */
-    freeMove(m);
+  if (!d->zSchema || !d->zTable || (zFile && zFile[0] && !d->zDbFile) ||
+      (!p->bTemp && (!d->zDir || !d->zTrash))) {
+    freeDrop(d);
+    return SQLITE_NOMEM;
   }
   if (p->bTemp) {
-    HkvTemp **pp = 0;
-    HkvTemp *t = findTemp(p->pConn, p->zSchema, p->zName, &pp);
-    if (t) {
-      *pp = t->pNext;
-      freeTemp(t);
+    d->pTemp = findTemp(c, p->zSchema, p->zName, 0);
+    if (d->pTemp) d->pTemp->bDropped = 1;
+    hkv_close(p->pStore);
+  } else {
+    /* The engine works through a descriptor of its directory: the rename
+    ** does not disturb it, and it is closed before anything else can find
+    ** the store under the new name. */
+    hkv_close(p->pStore);
+    if (rename(p->zDir, d->zTrash) != 0) {
+      /* Cannot set it aside: deleted now, as the DROP asks. */
+      removeStore(p->zDir);
+      freeDrop(d);
+      d = 0;
     }
+  }
+  p->pStore = 0;
+  if (d) {
+    d->pNext = c->pDrops;
+    c->pDrops = d;
   }
   vtabUnlink(p);
   vtabFree(p);

@@ -5,6 +5,7 @@
 ** temporary stores, threads, and a differential test that runs long random
 ** statement sequences on kv and on a native table side by side.
 */
+#include <dirent.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <sys/mman.h>
@@ -230,6 +231,65 @@ static void *bankWriter(void *p) {
   sqlite3_close(db);
   return 0;
 }
+
+/* Entries of the test directory whose names start with zPrefix. */
+static int countEntries(const char *zPrefix) {
+  DIR *d = opendir(zTestDir);
+  ck_assert_ptr_nonnull(d);
+  int n = 0;
+  struct dirent *pEnt;
+  while ((pEnt = readdir(d)) != 0) {
+    if (!strncmp(pEnt->d_name, zPrefix, strlen(zPrefix))) n++;
+  }
+  closedir(d);
+  return n;
+}
+
+/* DROP TABLE deletes the store's files only once the DROP has committed:
+** a rollback brings the table back whole, a commit leaves no file behind,
+** whether the connection goes on or closes. */
+START_TEST(drop_deletes_when_committed) {
+  sqlite3 *db = openDb();
+  execOk(db,
+         "CREATE VIRTUAL TABLE kv USING hashkv;"
+         "INSERT INTO kv VALUES(1, 'one'), (2, 'two');");
+  execOk(db, "BEGIN; DROP TABLE kv;");
+  ck_assert_int_eq(countEntries("test.db-kv.hkv"), 1); /* set aside */
+  execOk(db, "ROLLBACK");
+  ck_assert_int_eq(queryInt(db, "SELECT count(*) FROM kv"), 2);
+  ck_assert_int_eq(countEntries("test.db-kv.hkv"), 1);
+
+  /* Dropped in autocommit, then the connection closes: nothing left. */
+  execOk(db, "DROP TABLE kv");
+  ck_assert_int_eq(sqlite3_close(db), SQLITE_OK);
+  ck_assert_int_eq(countEntries("test.db-kv.hkv"), 0);
+
+  /* Committed inside a transaction: gone at the next CREATE. */
+  db = openDb();
+  execOk(db,
+         "CREATE VIRTUAL TABLE a USING hashkv; INSERT INTO a VALUES(1, 1);"
+         "BEGIN; DROP TABLE a; COMMIT;"
+         "CREATE VIRTUAL TABLE b USING hashkv; INSERT INTO b VALUES(1, 1);");
+  ck_assert_int_eq(countEntries("test.db-a.hkv"), 0);
+
+  /* Rolled back, and the connection closes before it opens the table
+  ** again: the store is back where the table looks for it. */
+  execOk(db, "BEGIN; DROP TABLE b; ROLLBACK;");
+  ck_assert_int_eq(sqlite3_close(db), SQLITE_OK);
+  ck_assert_int_eq(countEntries("test.db-b.hkv"), 1);
+  db = openDb();
+  ck_assert_int_eq(queryInt(db, "SELECT count(*) FROM b"), 1);
+
+  /* A second connection holding the store makes the DROP fail, whole. */
+  sqlite3 *db2 = openDb();
+  ck_assert_int_eq(queryInt(db2, "SELECT count(*) FROM b"), 1);
+  ck_assert_int_eq(sqlite3_exec(db, "DROP TABLE b", 0, 0, 0), SQLITE_BUSY);
+  ck_assert_int_eq(countEntries("test.db-b.hkv"), 1);
+  ck_assert_int_eq(queryInt(db, "SELECT count(*) FROM b"), 1);
+  sqlite3_close(db2);
+  sqlite3_close(db);
+}
+END_TEST
 
 START_TEST(connections_in_threads) {
   sqlite3 *db = openDb();
@@ -741,6 +801,7 @@ int main(void) {
   tcase_add_test(tc, connect_never_creates_a_store);
   tcase_add_test(tc, relative_path_follows_the_database);
   tcase_add_test(tc, temporary_store_goes_with_the_connection);
+  tcase_add_test(tc, drop_deletes_when_committed);
   tcase_add_test(tc, text_in_every_encoding);
   tcase_add_test(tc, results_kept_by_sqlite);
   tcase_add_test(tc, differential_against_native_table);

@@ -1,0 +1,62 @@
+-- DROP TABLE inside transactions: the store goes only when the DROP
+-- commits; ROLLBACK and ROLLBACK TO bring the table back with every row,
+-- as for a native table.
+CREATE VIRTUAL TABLE kv USING hashkv;
+CREATE TABLE n(key PRIMARY KEY NOT NULL, value) WITHOUT ROWID;
+INSERT INTO kv VALUES('a', 1), ('b', 2);
+INSERT INTO n VALUES('a', 1), ('b', 2);
+.echo -- dropped, rolled back
+BEGIN;
+DROP TABLE kv;
+DROP TABLE n;
+SELECT count(*) FROM sqlite_schema WHERE name IN ('kv', 'n');
+ROLLBACK;
+SELECT * FROM kv ORDER BY key;
+SELECT * FROM n ORDER BY key;
+.echo -- undone by ROLLBACK TO
+SAVEPOINT s;
+DROP TABLE kv;
+ROLLBACK TO s;
+RELEASE s;
+SELECT count(*) FROM kv;
+.echo -- created again in the dropping transaction: refused, nothing lost
+BEGIN;
+DROP TABLE kv;
+CREATE VIRTUAL TABLE kv USING hashkv;
+ROLLBACK;
+SELECT count(*) FROM kv;
+.echo -- renamed, then dropped, all rolled back
+BEGIN;
+ALTER TABLE kv RENAME TO k2;
+DROP TABLE k2;
+ROLLBACK;
+SELECT * FROM kv ORDER BY key;
+.echo -- survives a reopen
+.reopen
+SELECT count(*) FROM kv;
+.echo -- a named store, dropped and rolled back, then dropped for good
+CREATE VIRTUAL TABLE p USING hashkv(path='p.hkv');
+INSERT INTO p VALUES(1, 'one');
+BEGIN;
+DROP TABLE p;
+ROLLBACK;
+SELECT * FROM p;
+DROP TABLE p;
+CREATE VIRTUAL TABLE p USING hashkv(path='p.hkv');
+SELECT count(*) FROM p;
+.echo -- committed in a transaction: the next table of that name is empty
+BEGIN;
+DROP TABLE kv;
+COMMIT;
+CREATE VIRTUAL TABLE kv USING hashkv;
+SELECT count(*) FROM kv;
+.echo -- a temporary store
+CREATE VIRTUAL TABLE temp.t USING hashkv;
+INSERT INTO t VALUES(1, 1);
+BEGIN;
+DROP TABLE t;
+ROLLBACK;
+SELECT count(*) FROM t;
+DROP TABLE t;
+CREATE VIRTUAL TABLE temp.t USING hashkv;
+SELECT count(*) FROM t;
