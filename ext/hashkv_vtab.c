@@ -743,17 +743,18 @@ static void dropMove(HkvConn *c, HkvMove *pDrop) {
   }
 }
 
-/* 1 if the schema has a table named zName, or if it cannot tell. */
+/* 1 if the schema has a table named zName, 0 if not, -1 if it cannot tell
+** (no such schema any more, out of memory). */
 static int tableExists(sqlite3 *db, const char *zSchema, const char *zName) {
   sqlite3_stmt *pStmt = 0;
-  int bExists = 1;
+  int bExists = -1;
   char *zSql = sqlite3_mprintf(
       "SELECT 1 FROM \"%w\".sqlite_schema WHERE type='table' AND name=?1",
       zSchema);
   if (zSql && sqlite3_prepare_v2(db, zSql, -1, &pStmt, 0) == SQLITE_OK &&
       sqlite3_bind_text(pStmt, 1, zName, -1, SQLITE_STATIC) == SQLITE_OK) {
     int rc = sqlite3_step(pStmt);
-    if (rc == SQLITE_DONE) bExists = 0;
+    bExists = rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
   }
   sqlite3_finalize(pStmt);
   sqlite3_free(zSql);
@@ -784,7 +785,7 @@ static int undoMove(HkvConn *c, sqlite3 *db, const char *zSchema,
   }
   if (nHop == 0) return 0;
   const char *zNow = aHop[nHop - 1]->zTo;
-  if (tableExists(db, zSchema, zNow)) return 0;
+  if (tableExists(db, zSchema, zNow) != 0) return 0;
   int bMoved = 0;
   if (zDir) {
     int bDefault;
@@ -912,12 +913,13 @@ static int hasInFile(void *pCtx, const char *zName) {
 }
 
 /* Ends drop d (unlinked by the caller) by what dropTableFound said: -1
-** leaves a default or named store whole in zTrash; 0 deletes it; 1 puts it
-** back, under the name the table has now when its store sits at the
-** default location. */
+** leaves a default or named store whole in zTrash (a temporary one is kept
+** until the close); 0 deletes it; 1 puts it back, under the name the table
+** has now when its store sits at the default location. */
 static void settleDrop(HkvConn *c, sqlite3 *db, HkvDrop *d, int r,
                        const char *zName) {
-  if (r < 0 && !d->pTemp) {
+  if (r < 0) { /* a temporary store is kept: it goes at the close anyway */
+    if (d->pTemp) d->pTemp->bDropped = 0;
     freeDrop(d);
     return;
   }
@@ -956,12 +958,15 @@ static void settleDrops(HkvConn *c, sqlite3 *db, const char *zNewSchema,
       pp = &d->pNext;
       continue;
     }
-    *pp = d->pNext;
     HasCtx h = {db, d->zSchema,
                 zNew && !sqlite3_stricmp(zNewSchema, d->zSchema) ? zNew : 0};
     const char *zName = 0;
     int r = dropTableFound(c, d, hasInSchema, &h, &zName);
-    if (r < 0) r = 1; /* cannot tell: keep the data */
+    if (r < 0) { /* cannot tell now: again later, or at the close */
+      pp = &d->pNext;
+      continue;
+    }
+    *pp = d->pNext;
     settleDrop(c, db, d, r, zName);
   }
 }

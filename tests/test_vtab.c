@@ -287,7 +287,20 @@ START_TEST(drop_deletes_when_committed) {
   ck_assert_int_eq(countEntries("test.db-b.hkv"), 1);
   ck_assert_int_eq(queryInt(db, "SELECT count(*) FROM b"), 1);
   sqlite3_close(db2);
+
+  /* An attached database detached before the drop is settled: the close
+  ** asks the database file itself. */
+  char zSql[600];
+  snprintf(zSql, sizeof(zSql),
+           "ATTACH '%s/o.db' AS o;"
+           "CREATE VIRTUAL TABLE o.kv USING hashkv; INSERT INTO o.kv VALUES(1, 1);"
+           "DROP TABLE o.kv; DETACH o;"
+           "CREATE VIRTUAL TABLE c USING hashkv;",
+           zTestDir);
+  execOk(db, zSql);
+  ck_assert_int_eq(countEntries("o.db-kv.hkv"), 1); /* not settled yet */
   sqlite3_close(db);
+  ck_assert_int_eq(countEntries("o.db-kv.hkv"), 0);
 }
 END_TEST
 
