@@ -1254,7 +1254,10 @@ static int hkvDestroy(sqlite3_vtab *pVtab) {
   d->bDefault = p->bDefault;
   if (!p->bTemp) {
     d->zDir = sqlite3_mprintf("%s", p->zDir);
-    d->zTrash = sqlite3_mprintf("%s.dropped-%d-%llu", p->zDir, (int)getpid(),
+    int nDir = (int)strlen(p->zDir);
+    while (nDir > 1 && p->zDir[nDir - 1] == '/') nDir--; /* path='x.hkv/' */
+    d->zTrash = sqlite3_mprintf("%.*s.dropped-%d-%llu", nDir, p->zDir,
+                                (int)getpid(),
                                 (unsigned long long)++c->iMoveSeq);
   }
   if (!d->zSchema || !d->zTable || (zFile && zFile[0] && !d->zDbFile) ||

@@ -44,6 +44,13 @@ SELECT * FROM p;
 DROP TABLE p;
 CREATE VIRTUAL TABLE p USING hashkv(path='p.hkv');
 SELECT count(*) FROM p;
+.echo -- a path given with a trailing slash
+CREATE VIRTUAL TABLE q USING hashkv(path='q.hkv/');
+INSERT INTO q VALUES(1, 'one');
+BEGIN;
+DROP TABLE q;
+ROLLBACK;
+SELECT * FROM q;
 .echo -- committed in a transaction: the next table of that name is empty
 BEGIN;
 DROP TABLE kv;
