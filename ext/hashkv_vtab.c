@@ -97,6 +97,7 @@ typedef struct HkvTemp HkvTemp;
 typedef struct HkvResBuf HkvResBuf;
 typedef struct HkvMove HkvMove;
 typedef struct HkvDrop HkvDrop;
+typedef struct HkvOpen HkvOpen;
 
 /* A temporary store of an in-memory or temp database. */
 struct HkvTemp {
@@ -143,6 +144,25 @@ struct HkvDrop {
   char *zDbFile; /* the database file, to look at its schema at close */
   HkvTemp *pTemp; /* a temporary store, still in HkvConn.pTemps */
   int bDefault;   /* zDir is the default location (follows the name) */
+  int bVersion;   /* iVersion was read */
+  unsigned int iVersion; /* the database's data version at the DROP */
+};
+
+/*
+** A store this connection has open: one handle, shared by every instance of
+** every table on that store (found by device and inode). SQLite connects a
+** table again inside a transaction (after ROLLBACK TO undoes a schema
+** change, after ALTER TABLE RENAME, after CREATE VIRTUAL TABLE) and keeps
+** the old instance in the transaction; sharing the handle, the new instance
+** sees the transaction's writes and adds its own to it, as a native table
+** would.
+*/
+struct HkvOpen {
+  HkvOpen *pNext;
+  dev_t dev;
+  ino_t ino;
+  hkv_db *pStore;
+  int nRef;
 };
 
 /* Per connection: registered as the modules' client data, freed (and the
@@ -153,6 +173,7 @@ struct HkvConn {
   HkvTemp *pTemps;
   HkvMove *pMoves;     /* renames a rollback may undo */
   HkvDrop *pDrops;     /* drops not yet settled */
+  HkvOpen *pOpen;      /* stores open, shared by their tables */
   uint64_t iMoveSeq;
   HkvResBuf *pFreeRes; /* result buffers SQLite has given back */
   int nFreeRes;
@@ -667,6 +688,53 @@ static void freeTemp(HkvTemp *t) {
   sqlite3_free(t);
 }
 
+/* ---- store handles, shared within the connection ---- */
+
+/* Opens the store at zDir, or shares the handle this connection has on
+** it. On failure *ppStore is a handle for the message (hkv_open's rule). */
+static int storeOpen(HkvConn *c, const char *zDir, const hkv_options *pOpts,
+                     hkv_db **ppStore) {
+  struct stat st;
+  if (stat(zDir, &st) == 0) {
+    for (HkvOpen *o = c->pOpen; o; o = o->pNext) {
+      if (o->dev == st.st_dev && o->ino == st.st_ino) {
+        o->nRef++;
+        *ppStore = o->pStore;
+        return HKV_OK;
+      }
+    }
+  }
+  int rc = hkv_open(zDir, pOpts, ppStore);
+  if (rc) return rc;
+  HkvOpen *o = sqlite3_malloc(sizeof(*o));
+  if (o && stat(zDir, &st) == 0) {
+    o->dev = st.st_dev;
+    o->ino = st.st_ino;
+    o->pStore = *ppStore;
+    o->nRef = 1;
+    o->pNext = c->pOpen;
+    c->pOpen = o;
+  } else {
+    sqlite3_free(o); /* the handle works all the same, unshared */
+  }
+  return HKV_OK;
+}
+
+/* Gives back one table instance's use of pStore; the last closes it. */
+static void storeRelease(HkvConn *c, hkv_db *pStore) {
+  if (!pStore) return;
+  for (HkvOpen **pp = &c->pOpen; *pp; pp = &(*pp)->pNext) {
+    HkvOpen *o = *pp;
+    if (o->pStore == pStore) {
+      if (--o->nRef > 0) return;
+      *pp = o->pNext;
+      sqlite3_free(o);
+      break;
+    }
+  }
+  hkv_close(pStore);
+}
+
 /* Deletes a store directory that no handle of ours has open. */
 static void removeStore(const char *zDir) {
   hkv_db *pStore = 0;
@@ -675,7 +743,7 @@ static void removeStore(const char *zDir) {
   o.flags = HKV_OPEN_NOCREATE;
   o.sync = HKV_SYNC_OFF;
   if (hkv_open(zDir, &o, &pStore) == HKV_OK) {
-    hkv_destroy(pStore);
+    if (hkv_destroy(pStore) == HKV_BUSY) hkv_close(pStore);
   } else {
     hkv_close(pStore);
     rmdir(zDir);
@@ -943,10 +1011,24 @@ static void settleDrop(HkvConn *c, sqlite3 *db, HkvDrop *d, int r,
   endDrop(c, d, r > 0);
 }
 
-/* Settles the drops whose transaction is over: called between statements
-** of an autocommit connection (xCreate and xConnect come from a later
-** statement than any DROP), it asks whether the schema has the table, so
-** the drop was undone, or has not, so the drop stands. From xCreate,
+/* 1 once the transaction that made drop d is over: the connection is in
+** autocommit mode (a DROP in autocommit mode ends with its statement), or
+** the database's data version has moved since the DROP, which a commit of
+** this connection does and a rollback does not (no other connection
+** commits while the DROP's transaction holds the write lock). */
+static int dropTxnOver(sqlite3 *db, const HkvDrop *d) {
+  unsigned int v = 0;
+  if (sqlite3_get_autocommit(db)) return 1;
+  return d->bVersion &&
+         sqlite3_file_control(db, d->zSchema, SQLITE_FCNTL_DATA_VERSION, &v) ==
+             SQLITE_OK &&
+         v != d->iVersion;
+}
+
+/* Settles the drops whose transaction is over (dropTxnOver; xCreate and
+** xConnect come from a later statement than any DROP): it asks whether the
+** schema has the table, so the drop was undone, or has not, so the drop
+** stands. From xCreate,
 ** zNewSchema.zNew is the table being created: already in the schema, and
 ** proof that the dropped table of that name is gone for good. */
 static void settleDrops(HkvConn *c, sqlite3 *db, const char *zNewSchema,
@@ -954,7 +1036,7 @@ static void settleDrops(HkvConn *c, sqlite3 *db, const char *zNewSchema,
   HkvDrop **pp = &c->pDrops;
   while (*pp) {
     HkvDrop *d = *pp;
-    if (!sqlite3_get_autocommit(db)) { /* a transaction is open */
+    if (!dropTxnOver(db, d)) {
       pp = &d->pNext;
       continue;
     }
@@ -1027,6 +1109,12 @@ static void connFree(void *pArg) {
     c->pMoves = m->pNext;
     freeMove(m);
   }
+  while (c->pOpen) { /* every table is disconnected by now: none left */
+    HkvOpen *o = c->pOpen;
+    c->pOpen = o->pNext;
+    hkv_close(o->pStore);
+    sqlite3_free(o);
+  }
   if (c->nResOut > 0) {
     c->bClosing = 1; /* the last result buffer returned frees c */
   } else {
@@ -1057,7 +1145,7 @@ static void cursorFree(HkvCursor *pCur);
 static void vtabFree(HkvVtab *p) {
   if (!p) return;
   if (p->pSpare) cursorFree(p->pSpare);
-  hkv_close(p->pStore);
+  storeRelease(p->pConn, p->pStore);
   sqlite3_free(p->zSchema);
   sqlite3_free(p->zName);
   sqlite3_free(p->zDir);
@@ -1183,7 +1271,7 @@ static int hkvInit(sqlite3 *db, void *pAux, int argc, const char *const *argv,
   if (!bCreate && sqlite3_db_readonly(db, argv[1]) == 1) {
     a.opts.flags |= HKV_OPEN_READONLY;
   }
-  int hrc = hkv_open(p->zDir, &a.opts, &p->pStore);
+  int hrc = storeOpen(c, p->zDir, &a.opts, &p->pStore);
   if (hrc) {
     *pzErr = sqlite3_mprintf("hashkv: %s", hkv_errmsg(p->pStore));
     rc = sqliteCode(hrc);
@@ -1215,9 +1303,29 @@ done:
   return rc;
 }
 
+/*
+** SQLite counts a table it has just created as part of the open
+** transaction without calling xBegin: the rows a later statement of the
+** same transaction writes come without it, and a ROLLBACK must take them
+** back (it calls xRollback), so the store's transaction starts here. For a
+** CREATE in autocommit mode SQLite ends it at once with xSync and xCommit.
+*/
 static int hkvCreate(sqlite3 *db, void *pAux, int argc, const char *const *argv,
                      sqlite3_vtab **ppVtab, char **pzErr) {
-  return hkvInit(db, pAux, argc, argv, ppVtab, pzErr, 1);
+  int rc = hkvInit(db, pAux, argc, argv, ppVtab, pzErr, 1);
+  if (rc == SQLITE_OK) {
+    HkvVtab *p = (HkvVtab *)*ppVtab;
+    int hrc =
+        hkv_in_transaction(p->pStore) ? HKV_OK : hkv_begin(p->pStore);
+    if (hrc) {
+      *pzErr = sqlite3_mprintf("hashkv: %s", hkv_errmsg(p->pStore));
+      rc = sqliteCode(hrc);
+      vtabUnlink(p);
+      vtabFree(p);
+      *ppVtab = 0;
+    }
+  }
+  return rc;
 }
 
 static int hkvConnect(sqlite3 *db, void *pAux, int argc,
@@ -1244,6 +1352,15 @@ static int hkvDestroy(sqlite3_vtab *pVtab) {
   HkvConn *c = p->pConn;
   int rc = hkv_sole_handle(p->pStore);
   if (rc) return storeErr(p, rc); /* another connection has it open */
+  for (HkvVtab *q = c->pVtabs; q; q = q->pNextVtab) {
+    if (q != p && q->pStore == p->pStore &&
+        (sqlite3_stricmp(q->zSchema, p->zSchema) ||
+         sqlite3_stricmp(q->zName, p->zName))) {
+      /* another table of this connection on the same store */
+      return vtabErr(p, SQLITE_BUSY, "hashkv: store is open for table %s",
+                     q->zName);
+    }
+  }
   HkvDrop *d = sqlite3_malloc(sizeof(*d));
   if (!d) return SQLITE_NOMEM;
   memset(d, 0, sizeof(*d));
@@ -1252,6 +1369,9 @@ static int hkvDestroy(sqlite3_vtab *pVtab) {
   d->zTable = sqlite3_mprintf("%s", p->zName);
   d->zDbFile = zFile && zFile[0] ? sqlite3_mprintf("%s", zFile) : 0;
   d->bDefault = p->bDefault;
+  d->bVersion = sqlite3_file_control(p->db, p->zSchema,
+                                     SQLITE_FCNTL_DATA_VERSION,
+                                     &d->iVersion) == SQLITE_OK;
   if (!p->bTemp) {
     d->zDir = sqlite3_mprintf("%s", p->zDir);
     int nDir = (int)strlen(p->zDir);
@@ -1268,12 +1388,13 @@ static int hkvDestroy(sqlite3_vtab *pVtab) {
   if (p->bTemp) {
     d->pTemp = findTemp(c, p->zSchema, p->zName, 0);
     if (d->pTemp) d->pTemp->bDropped = 1;
-    hkv_close(p->pStore);
+    storeRelease(c, p->pStore);
   } else {
     /* The engine works through a descriptor of its directory: the rename
-    ** does not disturb it, and it is closed before anything else can find
-    ** the store under the new name. */
-    hkv_close(p->pStore);
+    ** does not disturb it (nor an older instance of the table that SQLite
+    ** keeps until the transaction ends), and our use of it ends before
+    ** anything else can find the store under the new name. */
+    storeRelease(c, p->pStore);
     if (rename(p->zDir, d->zTrash) != 0) {
       /* Cannot set it aside: deleted now, as the DROP asks. */
       removeStore(p->zDir);
