@@ -776,6 +776,15 @@ START_TEST(differential_against_native_table) {
       } else if (op < 95) {
         /* The second connection sees the committed state of both. */
         compareTables(db2, step, "second connection");
+      } else if (op < 98) {
+        /* A schema change: a ROLLBACK TO that undoes it, or a rollback,
+        ** makes SQLite connect kv again while the transaction is open. */
+        char z[60];
+        snprintf(z, sizeof(z),
+                 rnd(2) ? "CREATE TABLE IF NOT EXISTS sc%u(x)"
+                        : "DROP TABLE IF EXISTS sc%u",
+                 rnd(3));
+        execOk(db, z);
       }
       if (sqlite3_get_autocommit(db)) {
         bTxn = 0;
