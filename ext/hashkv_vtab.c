@@ -917,18 +917,10 @@ static void endDrop(HkvConn *c, HkvDrop *d, int bRestore) {
 ** tell. For the close, when the connection itself can no longer ask. */
 static int tableInFile(const char *zFile, const char *zTable) {
   sqlite3 *db = 0;
-  sqlite3_stmt *pStmt = 0;
   int r = -1;
-  if (sqlite3_open_v2(zFile, &db, SQLITE_OPEN_READONLY, 0) == SQLITE_OK &&
-      sqlite3_prepare_v2(db,
-                         "SELECT 1 FROM sqlite_schema "
-                         "WHERE type='table' AND name=?1",
-                         -1, &pStmt, 0) == SQLITE_OK &&
-      sqlite3_bind_text(pStmt, 1, zTable, -1, SQLITE_STATIC) == SQLITE_OK) {
-    int rc = sqlite3_step(pStmt);
-    r = rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+  if (sqlite3_open_v2(zFile, &db, SQLITE_OPEN_READONLY, 0) == SQLITE_OK) {
+    r = tableExists(db, "main", zTable);
   }
-  sqlite3_finalize(pStmt);
   sqlite3_close(db);
   return r;
 }
