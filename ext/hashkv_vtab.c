@@ -811,13 +811,15 @@ static void dropMove(HkvConn *c, HkvMove *pDrop) {
   }
 }
 
-/* 1 if the schema has a table named zName, 0 if not, -1 if it cannot tell
+/* 1 if the schema has a table named zName (names compare as SQLite
+** compares them, ignoring ASCII case), 0 if not, -1 if it cannot tell
 ** (no such schema any more, out of memory). */
 static int tableExists(sqlite3 *db, const char *zSchema, const char *zName) {
   sqlite3_stmt *pStmt = 0;
   int bExists = -1;
   char *zSql = sqlite3_mprintf(
-      "SELECT 1 FROM \"%w\".sqlite_schema WHERE type='table' AND name=?1",
+      "SELECT 1 FROM \"%w\".sqlite_schema "
+      "WHERE type='table' AND name=?1 COLLATE NOCASE",
       zSchema);
   if (zSql && sqlite3_prepare_v2(db, zSql, -1, &pStmt, 0) == SQLITE_OK &&
       sqlite3_bind_text(pStmt, 1, zName, -1, SQLITE_STATIC) == SQLITE_OK) {

@@ -83,3 +83,14 @@ BEGIN;
 CREATE VIRTUAL TABLE r USING hashkv;
 SELECT count(*) FROM r;
 COMMIT;
+.echo -- names in another case
+CREATE VIRTUAL TABLE mixed USING hashkv;
+INSERT INTO mixed VALUES(1, 1);
+BEGIN;
+ALTER TABLE MIXED RENAME TO Mixed2;
+DROP TABLE mixed2;
+ROLLBACK;
+SELECT count(*) FROM Mixed;
+DROP TABLE MIXED;
+CREATE VIRTUAL TABLE mixed USING hashkv;
+SELECT count(*) FROM mixed;
