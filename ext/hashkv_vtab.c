@@ -1022,9 +1022,9 @@ static int dropTxnOver(sqlite3 *db, const HkvDrop *d) {
 /* Settles the drops whose transaction is over (dropTxnOver; xCreate and
 ** xConnect come from a later statement than any DROP): it asks whether the
 ** schema has the table, so the drop was undone, or has not, so the drop
-** stands. From xCreate,
-** zNewSchema.zNew is the table being created: already in the schema, and
-** proof that the dropped table of that name is gone for good. */
+** stands. From xCreate, zNewSchema.zNew is the table being created: already
+** in the schema, and proof that the dropped table of that name is gone for
+** good. */
 static void settleDrops(HkvConn *c, sqlite3 *db, const char *zNewSchema,
                         const char *zNew) {
   HkvDrop **pp = &c->pDrops;
@@ -1335,7 +1335,6 @@ static int hkvDisconnect(sqlite3_vtab *pVtab) {
   return SQLITE_OK;
 }
 
-/* DROP TABLE: the data goes with the table. */
 /*
 ** DROP TABLE: the data goes with the table, once the DROP commits. The
 ** store is set aside (HkvDrop) and deleted when the transaction turns out
@@ -1379,16 +1378,15 @@ static int hkvDestroy(sqlite3_vtab *pVtab) {
     freeDrop(d);
     return SQLITE_NOMEM;
   }
+  /* The engine works through a descriptor of its directory: the rename
+  ** below does not disturb it (nor an older instance of the table that
+  ** SQLite keeps until the transaction ends), and our use of it ends before
+  ** anything else can find the store under the new name. */
+  storeRelease(c, p->pStore);
   if (p->bTemp) {
     d->pTemp = findTemp(c, p->zSchema, p->zName, 0);
     if (d->pTemp) d->pTemp->bDropped = 1;
-    storeRelease(c, p->pStore);
   } else {
-    /* The engine works through a descriptor of its directory: the rename
-    ** does not disturb it (nor an older instance of the table that SQLite
-    ** keeps until the transaction ends), and our use of it ends before
-    ** anything else can find the store under the new name. */
-    storeRelease(c, p->pStore);
     if (rename(p->zDir, d->zTrash) != 0) {
       /* Cannot set it aside: deleted now, as the DROP asks. */
       removeStore(p->zDir);
