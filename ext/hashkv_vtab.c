@@ -134,6 +134,12 @@ struct HkvMove {
 ** ROLLBACK TO, a failed commit) the store goes back where it was, else it is
 ** deleted (settleDrops, at the connection's next CREATE or connect, and at
 ** its close).
+**
+** A CREATE VIRTUAL TABLE is noted the same way (bCreate) when its store
+** lies at the default location and holds no row: SQLite does not tell the
+** module when that CREATE rolls back either. Once the transaction is over,
+** a schema without the table means the CREATE was undone, and its store,
+** still without a row, is deleted; else the note is forgotten.
 */
 struct HkvDrop {
   HkvDrop *pNext;
@@ -144,6 +150,7 @@ struct HkvDrop {
   char *zDbFile; /* the database file, to look at its schema at close */
   HkvTemp *pTemp; /* a temporary store, still in HkvConn.pTemps */
   int bDefault;   /* zDir is the default location (follows the name) */
+  int bCreate;    /* a CREATE, not a drop: zDir is its store, zTrash NULL */
   int bVersion;   /* iVersion was read */
   unsigned int iVersion; /* the database's data version at the DROP */
 };
@@ -735,19 +742,30 @@ static void storeRelease(HkvConn *c, hkv_db *pStore) {
   hkv_close(pStore);
 }
 
-/* Deletes a store directory that no handle of ours has open. */
-static void removeStore(const char *zDir) {
+/* Deletes the store directory zDir, or with bIfEmpty only a store that
+** holds no live key. HKV_BUSY, nothing deleted, while a handle (of this
+** connection, another, or another process) has it open; else HKV_OK. */
+static int removeStore(const char *zDir, int bIfEmpty) {
   hkv_db *pStore = 0;
   hkv_options o;
   hkv_options_init(&o);
   o.flags = HKV_OPEN_NOCREATE;
   o.sync = HKV_SYNC_OFF;
-  if (hkv_open(zDir, &o, &pStore) == HKV_OK) {
-    if (hkv_destroy(pStore) == HKV_BUSY) hkv_close(pStore);
-  } else {
+  int rc = hkv_open(zDir, &o, &pStore);
+  if (rc != HKV_OK) {
     hkv_close(pStore);
-    rmdir(zDir);
+    if (rc == HKV_BUSY) return HKV_BUSY;
+    rmdir(zDir); /* not a store: goes only if empty */
+    return HKV_OK;
   }
+  hkv_stats st;
+  if (bIfEmpty && (hkv_stats_get(pStore, &st) != HKV_OK || st.live_keys)) {
+    hkv_close(pStore);
+    return HKV_OK;
+  }
+  rc = hkv_destroy(pStore);
+  if (rc == HKV_BUSY) hkv_close(pStore);
+  return rc == HKV_BUSY ? HKV_BUSY : HKV_OK;
 }
 
 /* ---- renames a rollback undid ---- */
@@ -904,11 +922,11 @@ static void endDrop(HkvConn *c, HkvDrop *d, int bRestore) {
       d->pTemp->bDropped = 0;
     } else {
       unlinkTemp(c, d->pTemp);
-      removeStore(d->pTemp->zDir);
+      removeStore(d->pTemp->zDir, 0);
       freeTemp(d->pTemp);
     }
   } else if (!bRestore) {
-    removeStore(d->zTrash);
+    removeStore(d->zTrash, 0);
   } else if (access(d->zDir, F_OK) != 0) {
     (void)rename(d->zTrash, d->zDir);
   }
@@ -1005,6 +1023,15 @@ static void settleDrop(HkvConn *c, sqlite3 *db, HkvDrop *d, int r,
   endDrop(c, d, r > 0);
 }
 
+/* Settles the CREATE noted in d by r, whether the schema has its table (1),
+** has not (0), or cannot tell (-1): a table absent takes its store with it
+** unless the store has a row by now. 0 if it must wait (cannot tell, or the
+** store is in use), 1 if d is done. */
+static int settleCreate(HkvDrop *d, int r) {
+  if (r < 0) return 0;
+  return r > 0 || removeStore(d->zDir, 1) != HKV_BUSY;
+}
+
 /* 1 once the transaction that made drop d is over: the connection is in
 ** autocommit mode (a DROP in autocommit mode ends with its statement), or
 ** the database's data version has moved since the DROP, which a commit of
@@ -1036,6 +1063,19 @@ static void settleDrops(HkvConn *c, sqlite3 *db, const char *zNewSchema,
     }
     HasCtx h = {db, d->zSchema,
                 zNew && !sqlite3_stricmp(zNewSchema, d->zSchema) ? zNew : 0};
+    if (d->bCreate) {
+      /* Created again now: the new table takes the store. */
+      int r = h.zNew && !sqlite3_stricmp(h.zNew, d->zTable)
+                  ? 1
+                  : tableExists(db, d->zSchema, d->zTable);
+      if (settleCreate(d, r)) {
+        *pp = d->pNext;
+        freeDrop(d);
+      } else {
+        pp = &d->pNext;
+      }
+      continue;
+    }
     const char *zName = 0;
     int r = dropTableFound(c, d, hasInSchema, &h, &zName);
     if (r < 0) { /* cannot tell now: again later, or at the close */
@@ -1053,7 +1093,7 @@ static void settleDrops(HkvConn *c, sqlite3 *db, const char *zNewSchema,
 static int undoDrop(HkvConn *c, const char *zSchema, const char *zName) {
   for (HkvDrop **pp = &c->pDrops; *pp; pp = &(*pp)->pNext) {
     HkvDrop *d = *pp;
-    if (!sqlite3_stricmp(d->zSchema, zSchema) &&
+    if (!d->bCreate && !sqlite3_stricmp(d->zSchema, zSchema) &&
         !sqlite3_stricmp(d->zTable, zName)) {
       *pp = d->pNext;
       endDrop(c, d, 1);
@@ -1084,6 +1124,11 @@ static void connFree(void *pArg) {
       freeDrop(d); /* removed with the other temporary stores below */
       continue;
     }
+    if (d->bCreate) { /* a store in use now stays: a leftover at worst */
+      settleCreate(d, d->zDbFile ? tableInFile(d->zDbFile, d->zTable) : -1);
+      freeDrop(d);
+      continue;
+    }
     const char *zName = 0;
     int r = d->zDbFile ? dropTableFound(c, d, hasInFile, d->zDbFile, &zName)
                        : -1;
@@ -1095,7 +1140,7 @@ static void connFree(void *pArg) {
   while (c->pTemps) {
     HkvTemp *t = c->pTemps;
     c->pTemps = t->pNext;
-    removeStore(t->zDir);
+    removeStore(t->zDir, 0);
     freeTemp(t);
   }
   while (c->pMoves) {
@@ -1178,7 +1223,7 @@ static int hkvInit(sqlite3 *db, void *pAux, int argc, const char *const *argv,
   HkvVtab *p = 0;
   settleDrops(c, db, argv[1], bCreate ? argv[2] : 0);
   for (HkvDrop *d = c->pDrops; bCreate && d; d = d->pNext) {
-    if (!sqlite3_stricmp(d->zSchema, argv[1]) &&
+    if (!d->bCreate && !sqlite3_stricmp(d->zSchema, argv[1]) &&
         !sqlite3_stricmp(d->zTable, argv[2])) {
       *pzErr = sqlite3_mprintf(
           "hashkv: table %s was dropped in this transaction; commit before "
@@ -1297,6 +1342,46 @@ done:
   return rc;
 }
 
+/* A note of table p for the list of drops (HkvDrop), NULL if out of
+** memory: its names, the database file, the data version now and, unless
+** the store is temporary, its directory. */
+static HkvDrop *dropNew(HkvVtab *p) {
+  HkvDrop *d = sqlite3_malloc(sizeof(*d));
+  if (!d) return 0;
+  memset(d, 0, sizeof(*d));
+  const char *zFile = sqlite3_db_filename(p->db, p->zSchema);
+  d->zSchema = sqlite3_mprintf("%s", p->zSchema);
+  d->zTable = sqlite3_mprintf("%s", p->zName);
+  d->zDbFile = zFile && zFile[0] ? sqlite3_mprintf("%s", zFile) : 0;
+  d->zDir = p->bTemp ? 0 : sqlite3_mprintf("%s", p->zDir);
+  d->bDefault = p->bDefault;
+  d->bVersion = sqlite3_file_control(p->db, p->zSchema,
+                                     SQLITE_FCNTL_DATA_VERSION,
+                                     &d->iVersion) == SQLITE_OK;
+  if (!d->zSchema || !d->zTable || (zFile && zFile[0] && !d->zDbFile) ||
+      (!p->bTemp && !d->zDir)) {
+    freeDrop(d);
+    return 0;
+  }
+  return d;
+}
+
+/* Notes a CREATE whose store lies at the default location and holds no
+** row, so that the store goes if the CREATE rolls back (HkvDrop). Without
+** memory for the note, such a store only stays behind, empty. */
+static void noteCreate(HkvVtab *p) {
+  hkv_stats st;
+  if (!p->bDefault || p->bTemp || hkv_stats_get(p->pStore, &st) != HKV_OK ||
+      st.live_keys != 0) {
+    return;
+  }
+  HkvDrop *d = dropNew(p);
+  if (!d) return;
+  d->bCreate = 1;
+  d->pNext = p->pConn->pDrops;
+  p->pConn->pDrops = d;
+}
+
 /*
 ** SQLite counts a table it has just created as part of the open
 ** transaction without calling xBegin: the rows a later statement of the
@@ -1311,6 +1396,7 @@ static int hkvCreate(sqlite3 *db, void *pAux, int argc, const char *const *argv,
     HkvVtab *p = (HkvVtab *)*ppVtab;
     int hrc =
         hkv_in_transaction(p->pStore) ? HKV_OK : hkv_begin(p->pStore);
+    if (hrc == HKV_OK) noteCreate(p);
     if (hrc) {
       *pzErr = sqlite3_mprintf("hashkv: %s", hkv_errmsg(p->pStore));
       rc = sqliteCode(hrc);
@@ -1354,27 +1440,16 @@ static int hkvDestroy(sqlite3_vtab *pVtab) {
                      q->zName);
     }
   }
-  HkvDrop *d = sqlite3_malloc(sizeof(*d));
+  HkvDrop *d = dropNew(p);
   if (!d) return SQLITE_NOMEM;
-  memset(d, 0, sizeof(*d));
-  const char *zFile = sqlite3_db_filename(p->db, p->zSchema);
-  d->zSchema = sqlite3_mprintf("%s", p->zSchema);
-  d->zTable = sqlite3_mprintf("%s", p->zName);
-  d->zDbFile = zFile && zFile[0] ? sqlite3_mprintf("%s", zFile) : 0;
-  d->bDefault = p->bDefault;
-  d->bVersion = sqlite3_file_control(p->db, p->zSchema,
-                                     SQLITE_FCNTL_DATA_VERSION,
-                                     &d->iVersion) == SQLITE_OK;
   if (!p->bTemp) {
-    d->zDir = sqlite3_mprintf("%s", p->zDir);
     int nDir = (int)strlen(p->zDir);
     while (nDir > 1 && p->zDir[nDir - 1] == '/') nDir--; /* path='x.hkv/' */
     d->zTrash = sqlite3_mprintf("%.*s.dropped-%d-%llu", nDir, p->zDir,
                                 (int)getpid(),
                                 (unsigned long long)++c->iMoveSeq);
   }
-  if (!d->zSchema || !d->zTable || (zFile && zFile[0] && !d->zDbFile) ||
-      (!p->bTemp && (!d->zDir || !d->zTrash))) {
+  if (!p->bTemp && !d->zTrash) {
     freeDrop(d);
     return SQLITE_NOMEM;
   }
@@ -1389,7 +1464,7 @@ static int hkvDestroy(sqlite3_vtab *pVtab) {
   } else {
     if (rename(p->zDir, d->zTrash) != 0) {
       /* Cannot set it aside: deleted now, as the DROP asks. */
-      removeStore(p->zDir);
+      removeStore(p->zDir, 0);
       freeDrop(d);
       d = 0;
     }

@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 #include <time.h>
 
+#include "hashkv.h"
 #include "testutil.h"
 
 int sqlite3_hashkv_init(sqlite3 *db, char **pzErrMsg, const void *pApi);
@@ -301,6 +302,65 @@ START_TEST(drop_deletes_when_committed) {
   ck_assert_int_eq(countEntries("o.db-kv.hkv"), 1); /* not settled yet */
   sqlite3_close(db);
   ck_assert_int_eq(countEntries("o.db-kv.hkv"), 0);
+}
+END_TEST
+
+/* A CREATE VIRTUAL TABLE that rolls back takes its new store at the
+** default location with it, once its transaction is over; a committed one
+** keeps its store, and a store the user named or that holds rows stays. */
+START_TEST(rolled_back_create_leaves_nothing) {
+  sqlite3 *db = openDb();
+  execOk(db,
+         "BEGIN; CREATE VIRTUAL TABLE kv USING hashkv;"
+         "INSERT INTO kv VALUES(1, 'one'); ROLLBACK;");
+  ck_assert_int_eq(countEntries("test.db-kv.hkv"), 1); /* not settled yet */
+  execOk(db, "CREATE VIRTUAL TABLE other USING hashkv");
+  ck_assert_int_eq(countEntries("test.db-kv.hkv"), 0);
+
+  /* Undone by ROLLBACK TO in a transaction that commits; settled at the
+  ** close. A committed CREATE keeps its store, rows or none. */
+  execOk(db,
+         "BEGIN; SAVEPOINT s; CREATE VIRTUAL TABLE k2 USING hashkv;"
+         "ROLLBACK TO s; RELEASE s; COMMIT;"
+         "BEGIN; CREATE VIRTUAL TABLE k3 USING hashkv; COMMIT;");
+  ck_assert_int_eq(sqlite3_close(db), SQLITE_OK);
+  ck_assert_int_eq(countEntries("test.db-k2.hkv"), 0);
+  ck_assert_int_eq(countEntries("test.db-k3.hkv"), 1);
+  ck_assert_int_eq(countEntries("test.db-other.hkv"), 1);
+
+  /* Created again after the rollback: the new table has the store. */
+  db = openDb();
+  execOk(db,
+         "BEGIN; CREATE VIRTUAL TABLE k4 USING hashkv; ROLLBACK;"
+         "CREATE VIRTUAL TABLE k4 USING hashkv; INSERT INTO k4 VALUES(1, 1);");
+  ck_assert_int_eq(sqlite3_close(db), SQLITE_OK);
+  db = openDb();
+  ck_assert_int_eq(queryInt(db, "SELECT count(*) FROM k4"), 1);
+
+  /* A path the user gave is theirs: the directory stays. */
+  execOk(db,
+         "BEGIN; CREATE VIRTUAL TABLE k5 USING hashkv(path='mine.hkv');"
+         "ROLLBACK;");
+  ck_assert_int_eq(sqlite3_close(db), SQLITE_OK);
+  ck_assert_int_eq(countEntries("mine.hkv"), 1);
+
+  /* A store found at the default location with rows in it is never
+  ** deleted, whatever becomes of the CREATE that opened it. */
+  char zDir[600];
+  snprintf(zDir, sizeof(zDir), "%s/test.db-k6.hkv", zTestDir);
+  hkv_db *pStore = 0;
+  ck_assert_int_eq(hkv_open(zDir, 0, &pStore), HKV_OK);
+  ck_assert_int_eq(hkv_put(pStore, "k", 1, "v", 1), HKV_OK);
+  ck_assert_int_eq(hkv_close(pStore), HKV_OK);
+  db = openDb();
+  execOk(db, "BEGIN; CREATE VIRTUAL TABLE k6 USING hashkv; ROLLBACK;");
+  ck_assert_int_eq(sqlite3_close(db), SQLITE_OK);
+  ck_assert_int_eq(countEntries("test.db-k6.hkv"), 1);
+  ck_assert_int_eq(hkv_open(zDir, 0, &pStore), HKV_OK);
+  const void *pV;
+  size_t nV;
+  ck_assert_int_eq(hkv_get(pStore, "k", 1, &pV, &nV), HKV_OK);
+  hkv_close(pStore);
 }
 END_TEST
 
@@ -824,6 +884,7 @@ int main(void) {
   tcase_add_test(tc, relative_path_follows_the_database);
   tcase_add_test(tc, temporary_store_goes_with_the_connection);
   tcase_add_test(tc, drop_deletes_when_committed);
+  tcase_add_test(tc, rolled_back_create_leaves_nothing);
   tcase_add_test(tc, text_in_every_encoding);
   tcase_add_test(tc, results_kept_by_sqlite);
   tcase_add_test(tc, differential_against_native_table);
