@@ -115,14 +115,21 @@ struct HkvTemp {
 ** renamed it rolls back (xRename comes without xBegin, and the table is
 ** disconnected right after), so the schema can name zFrom again while the
 ** store sits under zTo. The next xConnect of zFrom that finds no store
-** looks here and moves it back, following later renames of the same store.
+** looks here and moves it back, following later renames of the same store;
+** and once the transaction is over, the connection's next CREATE or connect
+** of any table, or its close, does the same for every rename that rolled
+** back (settleMoves), then forgets them.
 */
 struct HkvMove {
   HkvMove *pNext;
   char *zSchema;
   char *zFrom; /* the table's name before this connection renamed it */
   char *zTo;   /* the name it was given */
+  char *zDbFile; /* the database file, for a store at the default location */
   uint64_t iSeq; /* order of the renames */
+  int bOver;     /* its transaction is over (settleMoves) */
+  int bVersion;  /* iVersion was read */
+  unsigned int iVersion; /* the database's data version at the rename */
 };
 
 /*
@@ -773,7 +780,14 @@ static int removeStore(const char *zDir, int bIfEmpty) {
 static char *resolveDir(sqlite3 *db, const char *zSchema, const char *zTable,
                         const char *zPath, int *pbDefault);
 
+/* The default location of table zTable's store, beside database file
+** zFile. */
+static char *defaultDir(const char *zFile, const char *zTable) {
+  return sqlite3_mprintf("%s-%s.hkv", zFile, zTable);
+}
+
 static void freeMove(HkvMove *m) {
+  sqlite3_free(m->zDbFile);
   sqlite3_free(m->zSchema);
   sqlite3_free(m->zFrom);
   sqlite3_free(m->zTo);
@@ -801,15 +815,20 @@ static HkvMove *findMove(HkvConn *c, const char *zSchema, const char *zName,
   return pBest;
 }
 
-/* Records that the store of table zFrom moved to zTo. */
-static int noteMove(HkvConn *c, const char *zSchema, const char *zFrom,
-                    const char *zTo) {
+/* Records that the store of table zFrom moved to zTo (zDbFile: the
+** database file, when the store is at the default location). */
+static int noteMove(HkvConn *c, sqlite3 *db, const char *zSchema,
+                    const char *zFrom, const char *zTo, const char *zDbFile) {
   HkvMove *m = sqlite3_malloc(sizeof(*m));
   if (!m) return SQLITE_NOMEM;
+  memset(m, 0, sizeof(*m));
   m->zSchema = sqlite3_mprintf("%s", zSchema);
   m->zFrom = sqlite3_mprintf("%s", zFrom);
   m->zTo = sqlite3_mprintf("%s", zTo);
-  if (!m->zSchema || !m->zFrom || !m->zTo) {
+  m->zDbFile = zDbFile ? sqlite3_mprintf("%s", zDbFile) : 0;
+  m->bVersion = sqlite3_file_control(db, zSchema, SQLITE_FCNTL_DATA_VERSION,
+                                     &m->iVersion) == SQLITE_OK;
+  if (!m->zSchema || !m->zFrom || !m->zTo || (zDbFile && !m->zDbFile)) {
     freeMove(m);
     return SQLITE_NOMEM;
   }
@@ -849,15 +868,42 @@ static int tableExists(sqlite3 *db, const char *zSchema, const char *zName) {
   return bExists;
 }
 
+/* 1 if database file zFile has table zTable, 0 if not, -1 if it cannot
+** tell. For the close, when the connection itself can no longer ask. */
+static int tableInFile(const char *zFile, const char *zTable) {
+  sqlite3 *db = 0;
+  int r = -1;
+  if (sqlite3_open_v2(zFile, &db, SQLITE_OPEN_READONLY, 0) == SQLITE_OK) {
+    r = tableExists(db, "main", zTable);
+  }
+  sqlite3_close(db);
+  return r;
+}
+
+typedef struct HasCtx {
+  sqlite3 *db;
+  const char *zSchema;
+  const char *zNew; /* a table being created there: not the dropped one */
+} HasCtx;
+static int hasInSchema(void *pCtx, const char *zName) {
+  HasCtx *h = pCtx;
+  if (h->zNew && !sqlite3_stricmp(h->zNew, zName)) return 0;
+  return tableExists(h->db, h->zSchema, zName);
+}
+static int hasInFile(void *pCtx, const char *zName) {
+  return tableInFile((const char *)pCtx, zName);
+}
+
 /*
-** xConnect of table zName found no store. If this connection renamed zName
-** (then maybe renamed the result again, and so on) and the schema has no
-** table under the last name, those renames rolled back: the store goes
-** back, the default directory renamed, a temporary store filed under zName
-** again. 1 if it moved something.
+** Table zName has no store at zDir (NULL: its temporary store is not filed
+** under its name). If this connection renamed zName (then maybe renamed the
+** result again, and so on) and the schema has no table under the last name
+** (asked through xHas: the connection, or one of our own at close), those
+** renames rolled back: the store goes back, the default directory renamed,
+** a temporary store filed under zName again. 1 if it moved something.
 */
-static int undoMove(HkvConn *c, sqlite3 *db, const char *zSchema,
-                    const char *zName, const char *zDir) {
+static int undoMove(HkvConn *c, int (*xHas)(void *, const char *), void *pCtx,
+                    const char *zSchema, const char *zName, const char *zDir) {
   HkvMove *aHop[64];
   int nHop = 0;
   HkvMove **pp;
@@ -873,11 +919,11 @@ static int undoMove(HkvConn *c, sqlite3 *db, const char *zSchema,
   }
   if (nHop == 0) return 0;
   const char *zNow = aHop[nHop - 1]->zTo;
-  if (tableExists(db, zSchema, zNow) != 0) return 0;
+  if (xHas(pCtx, zNow) != 0) return 0;
   int bMoved = 0;
   if (zDir) {
-    int bDefault;
-    char *zNowDir = resolveDir(db, zSchema, zNow, 0, &bDefault);
+    const char *zFile = aHop[nHop - 1]->zDbFile;
+    char *zNowDir = zFile ? defaultDir(zFile, zNow) : 0;
     bMoved = zNowDir && rename(zNowDir, zDir) == 0;
     sqlite3_free(zNowDir);
   } else {
@@ -933,18 +979,6 @@ static void endDrop(HkvConn *c, HkvDrop *d, int bRestore) {
   freeDrop(d);
 }
 
-/* 1 if database file zFile has table zTable, 0 if not, -1 if it cannot
-** tell. For the close, when the connection itself can no longer ask. */
-static int tableInFile(const char *zFile, const char *zTable) {
-  sqlite3 *db = 0;
-  int r = -1;
-  if (sqlite3_open_v2(zFile, &db, SQLITE_OPEN_READONLY, 0) == SQLITE_OK) {
-    r = tableExists(db, "main", zTable);
-  }
-  sqlite3_close(db);
-  return r;
-}
-
 /*
 ** Whether the table of drop d is in the schema: under the name it was
 ** dropped with or, when this connection renamed it before (a rollback undoes
@@ -976,20 +1010,6 @@ static int dropTableFound(HkvConn *c, HkvDrop *d,
     iBefore = pPrev->iSeq;
   }
   return -1;
-}
-
-typedef struct HasCtx {
-  sqlite3 *db;
-  const char *zSchema;
-  const char *zNew; /* a table being created there: not the dropped one */
-} HasCtx;
-static int hasInSchema(void *pCtx, const char *zName) {
-  HasCtx *h = pCtx;
-  if (h->zNew && !sqlite3_stricmp(h->zNew, zName)) return 0;
-  return tableExists(h->db, h->zSchema, zName);
-}
-static int hasInFile(void *pCtx, const char *zName) {
-  return tableInFile((const char *)pCtx, zName);
 }
 
 /* Ends drop d (unlinked by the caller) by what dropTableFound said: -1
@@ -1037,13 +1057,17 @@ static int settleCreate(HkvDrop *d, int r) {
 ** the database's data version has moved since the DROP, which a commit of
 ** this connection does and a rollback does not (no other connection
 ** commits while the DROP's transaction holds the write lock). */
-static int dropTxnOver(sqlite3 *db, const HkvDrop *d) {
+static int txnOver(sqlite3 *db, const char *zSchema, int bVersion,
+                   unsigned int iVersion) {
   unsigned int v = 0;
   if (sqlite3_get_autocommit(db)) return 1;
-  return d->bVersion &&
-         sqlite3_file_control(db, d->zSchema, SQLITE_FCNTL_DATA_VERSION, &v) ==
+  return bVersion &&
+         sqlite3_file_control(db, zSchema, SQLITE_FCNTL_DATA_VERSION, &v) ==
              SQLITE_OK &&
-         v != d->iVersion;
+         v != iVersion;
+}
+static int dropTxnOver(sqlite3 *db, const HkvDrop *d) {
+  return txnOver(db, d->zSchema, d->bVersion, d->iVersion);
 }
 
 /* Settles the drops whose transaction is over (dropTxnOver; xCreate and
@@ -1103,6 +1127,52 @@ static int undoDrop(HkvConn *c, const char *zSchema, const char *zName) {
   return 0;
 }
 
+/*
+** Settles the renames whose transaction is over (txnOver), asking db's
+** schema (db NULL, at the close: all are over, and the database file is
+** asked through a connection of our own). A table
+** whose default directory is missing while a rename of it rolled back gets
+** its store back (undoMove); then those renames are forgotten, whether they
+** were undone or committed: nothing can change them any more.
+*/
+static void settleMoves(HkvConn *c, sqlite3 *db) {
+  for (HkvMove *m = c->pMoves; m; m = m->pNext) {
+    m->bOver = !db || txnOver(db, m->zSchema, m->bVersion, m->iVersion);
+  }
+  for (HkvMove *m = c->pMoves; m;) {
+    int bUndone = 0;
+    HasCtx h = {db, m->zSchema, 0};
+    if (!m->bOver) {
+      /* its transaction goes on */
+    } else if (m->zDbFile) {
+      char *zDir = defaultDir(m->zDbFile, m->zFrom);
+      char *zFile = db ? 0 : sqlite3_mprintf("%s", m->zDbFile);
+      int (*xHas)(void *, const char *) = db ? hasInSchema : hasInFile;
+      void *pCtx = db ? (void *)&h : (void *)zFile;
+      if (zDir && access(zDir, F_OK) != 0 && (db || zFile) &&
+          xHas(pCtx, m->zFrom) == 1) {
+        bUndone = undoMove(c, xHas, pCtx, m->zSchema, m->zFrom, zDir);
+      }
+      sqlite3_free(zFile);
+      sqlite3_free(zDir);
+    } else if (db && !findTemp(c, m->zSchema, m->zFrom, 0) &&
+               hasInSchema(&h, m->zFrom) == 1) {
+      /* a temporary store (at the close they all go) */
+      bUndone = undoMove(c, hasInSchema, &h, m->zSchema, m->zFrom, 0);
+    }
+    m = bUndone ? c->pMoves : m->pNext; /* undoMove freed some: again */
+  }
+  for (HkvMove **pp = &c->pMoves; *pp;) {
+    HkvMove *m = *pp;
+    if (m->bOver) {
+      *pp = m->pNext;
+      freeMove(m);
+    } else {
+      pp = &m->pNext;
+    }
+  }
+}
+
 static void connRelease(HkvConn *c) {
   while (c->pFreeRes) {
     HkvResBuf *b = c->pFreeRes;
@@ -1143,11 +1213,7 @@ static void connFree(void *pArg) {
     removeStore(t->zDir, 0);
     freeTemp(t);
   }
-  while (c->pMoves) {
-    HkvMove *m = c->pMoves;
-    c->pMoves = m->pNext;
-    freeMove(m);
-  }
+  settleMoves(c, 0); /* forgets them all */
   while (c->pOpen) { /* every table is disconnected by now: none left */
     HkvOpen *o = c->pOpen;
     c->pOpen = o->pNext;
@@ -1176,7 +1242,7 @@ static char *resolveDir(sqlite3 *db, const char *zSchema, const char *zTable,
   }
   if (!bFile) return 0; /* a temporary store */
   *pbDefault = 1;
-  return sqlite3_mprintf("%s-%s.hkv", zFile, zTable);
+  return defaultDir(zFile, zTable);
 }
 
 static void cursorFree(HkvCursor *pCur);
@@ -1221,7 +1287,9 @@ static int hkvInit(sqlite3 *db, void *pAux, int argc, const char *const *argv,
   HkvArgs a;
   memset(&a, 0, sizeof(a));
   HkvVtab *p = 0;
+  HasCtx h = {db, argv[1], 0};
   settleDrops(c, db, argv[1], bCreate ? argv[2] : 0);
+  settleMoves(c, db);
   for (HkvDrop *d = c->pDrops; bCreate && d; d = d->pNext) {
     if (!d->bCreate && !sqlite3_stricmp(d->zSchema, argv[1]) &&
         !sqlite3_stricmp(d->zTable, argv[2])) {
@@ -1254,7 +1322,7 @@ static int hkvInit(sqlite3 *db, void *pAux, int argc, const char *const *argv,
     HkvTemp *t = findTemp(c, argv[1], argv[2], 0);
     if (!t && !bCreate &&
         (undoDrop(c, argv[1], argv[2]) ||
-         undoMove(c, db, argv[1], argv[2], 0))) {
+         undoMove(c, hasInSchema, &h, argv[1], argv[2], 0))) {
       t = findTemp(c, argv[1], argv[2], 0);
     }
     if (t) {
@@ -1302,7 +1370,7 @@ static int hkvInit(sqlite3 *db, void *pAux, int argc, const char *const *argv,
   if (!bCreate) a.opts.flags |= HKV_OPEN_NOCREATE;
   if (!bCreate && !p->bTemp && access(p->zDir, F_OK) != 0 &&
       !undoDrop(c, argv[1], argv[2]) && p->bDefault) {
-    undoMove(c, db, argv[1], argv[2], p->zDir);
+    undoMove(c, hasInSchema, &h, argv[1], argv[2], p->zDir);
   }
   /* A read-only connection (SQLITE_OPEN_READONLY, "?mode=ro", or a database
   ** on a read-only file system) opens the store read-only too: it works
@@ -1893,7 +1961,8 @@ static int hkvRename(sqlite3_vtab *pVtab, const char *zNew) {
   ** leave the table without its store: the rename has happened, so an
   ** out-of-memory here is not an error of the rename. */
   if (p->bDefault || p->bTemp) {
-    noteMove(p->pConn, p->zSchema, p->zName, zNew);
+    noteMove(p->pConn, p->db, p->zSchema, p->zName, zNew,
+             p->bDefault ? sqlite3_db_filename(p->db, p->zSchema) : 0);
   }
   char *z = sqlite3_mprintf("%s", zNew);
   if (!z) return SQLITE_NOMEM;

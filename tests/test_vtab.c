@@ -364,6 +364,39 @@ START_TEST(rolled_back_create_leaves_nothing) {
 }
 END_TEST
 
+/* A RENAME that rolls back, where the connection then closes or opens
+** another table without touching the renamed one: the store goes back to
+** the old name's default location, so that every connection finds it. */
+START_TEST(rolled_back_rename_puts_the_store_back) {
+  sqlite3 *db = openDb();
+  execOk(db,
+         "CREATE VIRTUAL TABLE kv USING hashkv; INSERT INTO kv VALUES(1, 1);"
+         "BEGIN; ALTER TABLE kv RENAME TO kv2; ROLLBACK;");
+  ck_assert_int_eq(sqlite3_close(db), SQLITE_OK);
+  ck_assert_int_eq(countEntries("test.db-kv.hkv"), 1);
+  ck_assert_int_eq(countEntries("test.db-kv2.hkv"), 0);
+
+  /* Two renames in a row, undone together; the next CREATE settles it and
+  ** a second connection reads the table. */
+  db = openDb();
+  sqlite3 *db2 = openDb();
+  execOk(db,
+         "BEGIN; ALTER TABLE kv RENAME TO a; ALTER TABLE a RENAME TO b;"
+         "ROLLBACK; CREATE VIRTUAL TABLE other USING hashkv;");
+  ck_assert_int_eq(countEntries("test.db-kv.hkv"), 1);
+  ck_assert_int_eq(queryInt(db2, "SELECT count(*) FROM kv"), 1);
+  sqlite3_close(db2);
+
+  /* Committed: the store stays under the new name. */
+  execOk(db, "BEGIN; ALTER TABLE kv RENAME TO kv3; COMMIT;");
+  ck_assert_int_eq(sqlite3_close(db), SQLITE_OK);
+  ck_assert_int_eq(countEntries("test.db-kv.hkv"), 0);
+  db = openDb();
+  ck_assert_int_eq(queryInt(db, "SELECT count(*) FROM kv3"), 1);
+  sqlite3_close(db);
+}
+END_TEST
+
 START_TEST(connections_in_threads) {
   sqlite3 *db = openDb();
   execOk(db,
@@ -885,6 +918,7 @@ int main(void) {
   tcase_add_test(tc, temporary_store_goes_with_the_connection);
   tcase_add_test(tc, drop_deletes_when_committed);
   tcase_add_test(tc, rolled_back_create_leaves_nothing);
+  tcase_add_test(tc, rolled_back_rename_puts_the_store_back);
   tcase_add_test(tc, text_in_every_encoding);
   tcase_add_test(tc, results_kept_by_sqlite);
   tcase_add_test(tc, differential_against_native_table);
