@@ -207,6 +207,7 @@ struct HkvVtab {
   int bDefault; /* zDir was derived from the table name */
   int bTemp;    /* a temporary store */
   int bUtf8;    /* the database's text encoding is UTF-8 */
+  int bJoined;  /* xBegin found the store's transaction open (hkvBegin) */
   HkvBuf key;   /* scratch encodings for xUpdate */
   HkvBuf val;
   HkvBuf old;
@@ -1806,6 +1807,7 @@ static int hkvUpdate(sqlite3_vtab *pVtab, int argc, sqlite3_value **argv,
   HkvVtab *p = (HkvVtab *)pVtab;
   int bReal, rc;
   (void)pRowid;
+  p->bJoined = 0;
   if (hkv_in_transaction(p->pStore)) {
     rc = takeWrite(p);
     if (rc) return rc;
@@ -1889,7 +1891,11 @@ static int hkvUpdate(sqlite3_vtab *pVtab, int argc, sqlite3_value **argv,
 
 static int hkvBegin(sqlite3_vtab *pVtab) {
   HkvVtab *p = (HkvVtab *)pVtab;
-  if (!hkv_in_transaction(p->pStore)) {
+  /* Another instance on this store (HkvOpen) began its transaction: this
+  ** one joins it, and the xSavepoint SQLite sends next names levels the
+  ** store knows already (hkvSavepoint). */
+  p->bJoined = hkv_in_transaction(p->pStore);
+  if (!p->bJoined) {
     int rc = hkv_begin(p->pStore);
     if (rc) return storeErr(p, rc);
   }
@@ -1906,15 +1912,9 @@ static int hkvBegin(sqlite3_vtab *pVtab) {
 #define HKV_TXN_METHOD(zName, xCall)                      \
   static int zName(sqlite3_vtab *pVtab) {                 \
     HkvVtab *p = (HkvVtab *)pVtab;                        \
+    p->bJoined = 0;                                       \
     if (!hkv_in_transaction(p->pStore)) return SQLITE_OK; \
     int rc = xCall(p->pStore);                            \
-    return rc ? storeErr(p, rc) : SQLITE_OK;              \
-  }
-#define HKV_SAVEPOINT_METHOD(zName, xCall)                \
-  static int zName(sqlite3_vtab *pVtab, int iSavepoint) { \
-    HkvVtab *p = (HkvVtab *)pVtab;                        \
-    if (!hkv_in_transaction(p->pStore)) return SQLITE_OK; \
-    int rc = xCall(p->pStore, iSavepoint);                \
     return rc ? storeErr(p, rc) : SQLITE_OK;              \
   }
 
@@ -1923,9 +1923,50 @@ static int hkvBegin(sqlite3_vtab *pVtab) {
 HKV_TXN_METHOD(hkvSync, hkv_prepare)
 HKV_TXN_METHOD(hkvCommit, hkv_commit)
 HKV_TXN_METHOD(hkvRollback, hkv_rollback)
-HKV_SAVEPOINT_METHOD(hkvSavepoint, hkv_savepoint)
-HKV_SAVEPOINT_METHOD(hkvRelease, hkv_release)
-HKV_SAVEPOINT_METHOD(hkvRollbackTo, hkv_rollback_to)
+
+/*
+** Savepoints: SQLite's levels are the store's (hkv_savepoint). Every
+** instance of every table on a store shares its handle, and SQLite calls
+** each one in the transaction: a level the store has marked already stays
+** where it is, and the call that comes with xBegin of an instance joining
+** the store's transaction marks nothing (the levels it names were opened
+** before, and are marked, or were opened before the store's transaction
+** began). A level the store never marked is one of those: rolling back to
+** it takes back the store's whole transaction, which stays open (a table
+** created inside a savepoint, then written, then undone by ROLLBACK TO);
+** releasing it changes nothing.
+*/
+static int hkvSavepoint(sqlite3_vtab *pVtab, int iSavepoint) {
+  HkvVtab *p = (HkvVtab *)pVtab;
+  int bJoined = p->bJoined;
+  p->bJoined = 0;
+  if (!hkv_in_transaction(p->pStore) || bJoined ||
+      iSavepoint < hkv_savepoint_levels(p->pStore)) {
+    return SQLITE_OK;
+  }
+  int rc = hkv_savepoint(p->pStore, iSavepoint);
+  return rc ? storeErr(p, rc) : SQLITE_OK;
+}
+
+static int hkvRollbackTo(sqlite3_vtab *pVtab, int iSavepoint) {
+  HkvVtab *p = (HkvVtab *)pVtab;
+  p->bJoined = 0;
+  if (!hkv_in_transaction(p->pStore)) return SQLITE_OK;
+  if (iSavepoint >= hkv_savepoint_levels(p->pStore)) iSavepoint = -1;
+  int rc = hkv_rollback_to(p->pStore, iSavepoint);
+  return rc ? storeErr(p, rc) : SQLITE_OK;
+}
+
+static int hkvRelease(sqlite3_vtab *pVtab, int iSavepoint) {
+  HkvVtab *p = (HkvVtab *)pVtab;
+  p->bJoined = 0;
+  if (!hkv_in_transaction(p->pStore) ||
+      iSavepoint >= hkv_savepoint_levels(p->pStore)) {
+    return SQLITE_OK;
+  }
+  int rc = hkv_release(p->pStore, iSavepoint);
+  return rc ? storeErr(p, rc) : SQLITE_OK;
+}
 
 /* ---- rename ---- */
 

@@ -1541,8 +1541,11 @@ int hkv_savepoint(hkv_db *db, int iLevel) {
     db->nMarkAlloc = nNew;
   }
   HkvMark m = {db->nUndo, db->bWriter ? hkvLogEnd(db->e) : 0};
-  /* Levels below iLevel that this handle never saw start here too. */
-  for (int i = db->nMark; i < iLevel; i++) db->aMark[i] = m;
+  /* Levels below iLevel that this handle never saw were opened before its
+  ** transaction (SQLite's savepoints before a table joined it): they start
+  ** where the transaction does, as level -1 does in hkv_rollback_to. */
+  HkvMark mStart = {0, 0};
+  for (int i = db->nMark; i < iLevel; i++) db->aMark[i] = mStart;
   db->aMark[iLevel] = m;
   db->nMark = iLevel + 1;
   return dbSet(db, HKV_OK, 0);
@@ -1577,6 +1580,10 @@ int hkv_rollback_to(hkv_db *db, int iLevel) {
   }
   db->nMark = iLevel + 1;
   return dbSet(db, HKV_OK, 0);
+}
+
+int hkv_savepoint_levels(hkv_db *db) {
+  return db && db->e && db->bTxn ? db->nMark : 0;
 }
 
 int hkv_release(hkv_db *db, int iLevel) {

@@ -184,10 +184,13 @@ int hkv_delete(hkv_db *db, const void *pKey, size_t nKey);
 **   hkv_rollback: undoes everything. After hkv_prepare it revokes the
 **     durable commit with an abort record, so a reopen does not show it.
 ** Savepoints are numbered like SQLite's: hkv_savepoint(db, n) marks level n
-** (dropping marks >= n); hkv_rollback_to(db, n) undoes writes after mark n
-** and keeps it (n = -1: back to the start of the transaction, which stays
-** open); hkv_release(db, n) drops marks >= n and keeps the writes.
-** All return MISUSE outside a transaction or for an unknown level.
+** (dropping marks >= n; levels below n not marked yet are marked at the
+** start of the transaction, as if opened before it); hkv_rollback_to(db, n)
+** undoes writes after mark n and keeps it (n = -1: back to the start of the
+** transaction, which stays open); hkv_release(db, n) drops marks >= n and
+** keeps the writes. All return MISUSE outside a transaction or for an
+** unknown level. hkv_savepoint_levels(db) is the number of levels marked
+** (0 .. n-1; 0 outside a transaction).
 */
 int hkv_begin(hkv_db *db);
 int hkv_prepare(hkv_db *db);
@@ -196,6 +199,7 @@ int hkv_rollback(hkv_db *db);
 int hkv_savepoint(hkv_db *db, int iLevel);
 int hkv_rollback_to(hkv_db *db, int iLevel);
 int hkv_release(hkv_db *db, int iLevel);
+int hkv_savepoint_levels(hkv_db *db);
 
 /* Nonzero if db has an open transaction. */
 int hkv_in_transaction(hkv_db *db);

@@ -331,8 +331,24 @@ START_TEST(nested_savepoints) {
   expectStr(db, "k", "0");
   expectStr(r, "k", "0");
   ck_rc(putStr(db, "k", "5"), HKV_OK);
+  ck_assert_int_eq(hkv_savepoint_levels(db), 1);
   ck_rc(hkv_commit(db), HKV_OK);
+  ck_assert_int_eq(hkv_savepoint_levels(db), 0);
   expectStr(r, "k", "5");
+
+  /* Levels skipped over were opened before the transaction: they start
+  ** where it does, whatever it wrote before the first mark. */
+  ck_rc(hkv_begin(db), HKV_OK);
+  ck_rc(putStr(db, "k", "6"), HKV_OK);
+  ck_rc(hkv_savepoint(db, 2), HKV_OK);
+  ck_assert_int_eq(hkv_savepoint_levels(db), 3);
+  ck_rc(putStr(db, "k", "7"), HKV_OK);
+  ck_rc(hkv_rollback_to(db, 2), HKV_OK);
+  expectStr(db, "k", "6");
+  ck_rc(hkv_rollback_to(db, 1), HKV_OK);
+  expectStr(db, "k", "5");
+  ck_assert_int_eq(hkv_savepoint_levels(db), 2);
+  ck_rc(hkv_commit(db), HKV_OK);
   hkv_close(db);
   hkv_close(r);
   db = openStore(HKV_SYNC_OFF);
