@@ -158,6 +158,8 @@ struct HkvDrop {
   HkvTemp *pTemp; /* a temporary store, still in HkvConn.pTemps */
   int bDefault;   /* zDir is the default location (follows the name) */
   int bCreate;    /* a CREATE, not a drop: zDir is its store, zTrash NULL */
+  int bFresh;     /* a drop of a table created in its transaction, unwritten */
+  uint64_t iSeq;  /* a CREATE: renames after it have a larger HkvMove.iSeq */
   int bVersion;   /* iVersion was read */
   unsigned int iVersion; /* the database's data version at the DROP */
 };
@@ -976,6 +978,10 @@ static void endDrop(HkvConn *c, HkvDrop *d, int bRestore) {
     removeStore(d->zTrash, 0);
   } else if (access(d->zDir, F_OK) != 0) {
     (void)rename(d->zTrash, d->zDir);
+  } else if (d->bFresh) {
+    /* Created again in the DROP's transaction: the new store stands, and
+    ** this one never held a committed row. */
+    removeStore(d->zTrash, 1);
   }
   freeDrop(d);
 }
@@ -1044,13 +1050,37 @@ static void settleDrop(HkvConn *c, sqlite3 *db, HkvDrop *d, int r,
   endDrop(c, d, r > 0);
 }
 
-/* Settles the CREATE noted in d by r, whether the schema has its table (1),
-** has not (0), or cannot tell (-1): a table absent takes its store with it
-** unless the store has a row by now. 0 if it must wait (cannot tell, or the
-** store is in use), 1 if d is done. */
-static int settleCreate(HkvDrop *d, int r) {
-  if (r < 0) return 0;
-  return r > 0 || removeStore(d->zDir, 1) != HKV_BUSY;
+/*
+** Settles the CREATE noted in d, asking xHas whether the schema has its
+** table: under its name, or under the name renames made after the CREATE
+** gave it (zNew, a table being created now, counts as present). Either
+** present: the note is done. Neither: the CREATE was undone, and its store,
+** under the last name, goes unless it holds a row by now. 0 if it must wait
+** (cannot tell, or the store is in use), 1 if d is done.
+*/
+static int settleCreate(HkvConn *c, HkvDrop *d,
+                        int (*xHas)(void *, const char *), void *pCtx,
+                        const char *zNew) {
+  const char *zName = d->zTable;
+  uint64_t iAfter = d->iSeq;
+  HkvMove **pp;
+  for (int nHop = 0; nHop < 64; nHop++) {
+    HkvMove *m = findMove(c, d->zSchema, zName, 0, iAfter, &pp);
+    if (!m) break;
+    zName = m->zTo;
+    iAfter = m->iSeq;
+  }
+  int bRenamed = zName != d->zTable;
+  int r1 = zNew && !sqlite3_stricmp(zNew, d->zTable) ? 1 : xHas(pCtx, d->zTable);
+  int r2 = !bRenamed ? 0
+           : zNew && !sqlite3_stricmp(zNew, zName) ? 1
+                                                   : xHas(pCtx, zName);
+  if (r1 < 0 || r2 < 0) return 0;
+  if (r1 > 0 || r2 > 0) return 1;
+  char *zDir = bRenamed ? defaultDir(d->zDbFile, zName) : 0;
+  int rc = bRenamed && !zDir ? HKV_OK : removeStore(zDir ? zDir : d->zDir, 1);
+  sqlite3_free(zDir);
+  return rc != HKV_BUSY;
 }
 
 /* 1 once the transaction that made drop d is over: the connection is in
@@ -1089,11 +1119,8 @@ static void settleDrops(HkvConn *c, sqlite3 *db, const char *zNewSchema,
     HasCtx h = {db, d->zSchema,
                 zNew && !sqlite3_stricmp(zNewSchema, d->zSchema) ? zNew : 0};
     if (d->bCreate) {
-      /* Created again now: the new table takes the store. */
-      int r = h.zNew && !sqlite3_stricmp(h.zNew, d->zTable)
-                  ? 1
-                  : tableExists(db, d->zSchema, d->zTable);
-      if (settleCreate(d, r)) {
+      HasCtx hAll = {db, d->zSchema, 0};
+      if (settleCreate(c, d, hasInSchema, &hAll, h.zNew)) {
         *pp = d->pNext;
         freeDrop(d);
       } else {
@@ -1196,7 +1223,7 @@ static void connFree(void *pArg) {
       continue;
     }
     if (d->bCreate) { /* a store in use now stays: a leftover at worst */
-      settleCreate(d, d->zDbFile ? tableInFile(d->zDbFile, d->zTable) : -1);
+      if (d->zDbFile) settleCreate(c, d, hasInFile, d->zDbFile, 0);
       freeDrop(d);
       continue;
     }
@@ -1292,7 +1319,7 @@ static int hkvInit(sqlite3 *db, void *pAux, int argc, const char *const *argv,
   settleDrops(c, db, argv[1], bCreate ? argv[2] : 0);
   settleMoves(c, db);
   for (HkvDrop *d = c->pDrops; bCreate && d; d = d->pNext) {
-    if (!d->bCreate && !sqlite3_stricmp(d->zSchema, argv[1]) &&
+    if (!d->bCreate && !d->bFresh && !sqlite3_stricmp(d->zSchema, argv[1]) &&
         !sqlite3_stricmp(d->zTable, argv[2])) {
       *pzErr = sqlite3_mprintf(
           "hashkv: table %s was dropped in this transaction; commit before "
@@ -1447,6 +1474,7 @@ static void noteCreate(HkvVtab *p) {
   HkvDrop *d = dropNew(p);
   if (!d) return;
   d->bCreate = 1;
+  d->iSeq = p->pConn->iMoveSeq;
   d->pNext = p->pConn->pDrops;
   p->pConn->pDrops = d;
 }
@@ -1498,19 +1526,44 @@ static int hkvDisconnect(sqlite3_vtab *pVtab) {
 static int hkvDestroy(sqlite3_vtab *pVtab) {
   HkvVtab *p = (HkvVtab *)pVtab;
   HkvConn *c = p->pConn;
+  /* SQLite calls nothing of this table again in the DROP's transaction:
+  ** its writes there could not follow a ROLLBACK TO a savepoint before the
+  ** DROP (the table comes back as it was at the savepoint). So a table
+  ** written in the open transaction is not dropped, as SQLite refuses to
+  ** drop a table a statement still reads ("database table is locked"). */
+  if (hkv_txn_dirty(p->pStore)) {
+    return vtabErr(p, SQLITE_LOCKED,
+                   "hashkv: table %s was written in this transaction; "
+                   "commit before dropping it",
+                   p->zName);
+  }
   int rc = hkv_sole_handle(p->pStore);
   if (rc) return storeErr(p, rc); /* another connection has it open */
   for (HkvVtab *q = c->pVtabs; q; q = q->pNextVtab) {
+    /* Another table of this connection on the same store. An instance
+    ** SQLite keeps only for the transaction's end, under a name the schema
+    ** no longer has (renamed, or a rename undone by ROLLBACK TO), is this
+    ** table's own. (xDestroy may run SQL, as FTS's does.) */
     if (q != p && q->pStore == p->pStore &&
         (sqlite3_stricmp(q->zSchema, p->zSchema) ||
-         sqlite3_stricmp(q->zName, p->zName))) {
-      /* another table of this connection on the same store */
+         sqlite3_stricmp(q->zName, p->zName)) &&
+        tableExists(p->db, q->zSchema, q->zName) != 0) {
       return vtabErr(p, SQLITE_BUSY, "hashkv: store is open for table %s",
                      q->zName);
     }
   }
   HkvDrop *d = dropNew(p);
   if (!d) return SQLITE_NOMEM;
+  /* Created in this transaction, and not written (above): its store never
+  ** held a committed row, so a CREATE of the name may follow at once (the
+  ** new table gets a new store; settled, this one goes). */
+  for (HkvDrop *q = c->pDrops; q; q = q->pNext) {
+    if (q->bCreate && !sqlite3_stricmp(q->zSchema, p->zSchema) &&
+        !sqlite3_stricmp(q->zTable, p->zName) &&
+        !txnOver(p->db, q->zSchema, q->bVersion, q->iVersion)) {
+      d->bFresh = 1;
+    }
+  }
   if (!p->bTemp) {
     int nDir = (int)strlen(p->zDir);
     while (nDir > 1 && p->zDir[nDir - 1] == '/') nDir--; /* path='x.hkv/' */

@@ -1488,6 +1488,8 @@ int hkv_begin(hkv_db *db) {
 
 int hkv_in_transaction(hkv_db *db) { return db && db->bTxn; }
 
+int hkv_txn_dirty(hkv_db *db) { return db && db->bTxn && db->nUndo > 0; }
+
 int hkv_write_lock(hkv_db *db) {
   if (!db || !db->e) return HKV_MISUSE;
   enterCall(db);

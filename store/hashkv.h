@@ -204,6 +204,10 @@ int hkv_savepoint_levels(hkv_db *db);
 /* Nonzero if db has an open transaction. */
 int hkv_in_transaction(hkv_db *db);
 
+/* Nonzero if db's open transaction holds writes: puts or deletes not
+** rolled back (0 outside a transaction). */
+int hkv_txn_dirty(hkv_db *db);
+
 /*
 ** Takes the write lock for db's open transaction now, as its first write
 ** would (SQLite's BEGIN IMMEDIATE): from then on its reads see the newest

@@ -337,6 +337,17 @@ START_TEST(rolled_back_create_leaves_nothing) {
   db = openDb();
   ck_assert_int_eq(queryInt(db, "SELECT count(*) FROM k4"), 1);
 
+  /* Created, renamed, and rolled back together: the store went with the
+  ** name, and goes from there. */
+  execOk(db,
+         "BEGIN; CREATE VIRTUAL TABLE k7 USING hashkv;"
+         "ALTER TABLE k7 RENAME TO k8; ROLLBACK;");
+  ck_assert_int_eq(countEntries("test.db-k8.hkv"), 1); /* not settled yet */
+  ck_assert_int_eq(sqlite3_close(db), SQLITE_OK);
+  ck_assert_int_eq(countEntries("test.db-k7.hkv"), 0);
+  ck_assert_int_eq(countEntries("test.db-k8.hkv"), 0);
+  db = openDb();
+
   /* A path the user gave is theirs: the directory stays. */
   execOk(db,
          "BEGIN; CREATE VIRTUAL TABLE k5 USING hashkv(path='mine.hkv');"
@@ -538,7 +549,20 @@ static const char *nameNow(sqlite3 *db, const char *zA, const char *zB) {
   return queryInt(db, zSql) ? zB : zA;
 }
 
+/* 1 if db's schema has table zA or zB. */
+static int tableNow(sqlite3 *db, const char *zA, const char *zB) {
+  char zSql[200];
+  snprintf(zSql, sizeof(zSql),
+           "SELECT count(*) FROM sqlite_schema WHERE name IN ('%s', '%s')", zA,
+           zB);
+  return queryInt(db, zSql) != 0;
+}
+
 static void compareTables(sqlite3 *db, int iStep, const char *zWhat) {
+  int bKv = tableNow(db, "kv", "kvr");
+  ck_assert_msg(bKv == tableNow(db, "n", "nr"), "step %d (%s): kv %s, n not",
+                iStep, zWhat, bKv ? "exists" : "is gone");
+  if (!bKv) return;
   char *a = dump(db, nameNow(db, "kv", "kvr"));
   char *b = dump(db, nameNow(db, "n", "nr"));
   ck_assert_msg(strcmp(a, b) == 0, "step %d (%s): kv=[%s] n=[%s]", iStep, zWhat,
@@ -818,7 +842,8 @@ START_TEST(differential_against_native_table) {
            "CREATE TABLE n(key PRIMARY KEY NOT NULL, value) WITHOUT ROWID;");
     ck_assert_int_eq(sqlite3_open(zDb, &db2), SQLITE_OK);
     int bTxn = 0, nSave = 0;
-    int bRenamed = 0; /* a rename in the open transaction */
+    int bRenamed = 0; /* a rename or DROP in the open transaction */
+    int bDropped = 0; /* a DROP in the open transaction */
     for (int step = 0; step < 1500; step++) {
       char zSql[800], k1[32], k2[32], k3[32], v1[32], v2[32], v3[32];
       randKey(k1, sizeof(k1));
@@ -893,6 +918,35 @@ START_TEST(differential_against_native_table) {
         ** while a rename is open: a connection that opens the table then
         ** finds no store under the committed name, as the README says.) */
         compareTables(db2, step, "second connection");
+      } else if (op < 96 && !tableNow(db, "kv", "kvr")) {
+        /* Dropped: created again, but not in the transaction that dropped
+        ** it (the module refuses that, as the README says). */
+        if (!bDropped) {
+          stepExec(db,
+                   "CREATE VIRTUAL TABLE kv USING hashkv(sync=off);"
+                   "CREATE TABLE n(key PRIMARY KEY NOT NULL, value) WITHOUT "
+                   "ROWID");
+        }
+      } else if (op < 96 && rnd(8) == 0) {
+        /* Dropped, both tables; a rollback or ROLLBACK TO may bring them
+        ** back with every row. The second connection must not hold the
+        ** store (a DROP would be refused with SQLITE_BUSY). */
+        sqlite3_close(db2);
+        int bKvr = strcmp(nameNow(db, "kv", "kvr"), "kv") != 0;
+        if (bTrace) fprintf(stderr, "   DROP TABLE %s\n", bKvr ? "kvr" : "kv");
+        int rc = sqlite3_exec(db, bKvr ? "DROP TABLE kvr" : "DROP TABLE kv",
+                              0, 0, 0);
+        if (rc == SQLITE_OK) {
+          stepExec(db, bKvr ? "DROP TABLE nr" : "DROP TABLE n");
+          if (!sqlite3_get_autocommit(db)) bRenamed = bDropped = 1;
+        } else {
+          if (bTrace) fprintf(stderr, "   -> %s\n", sqlite3_errmsg(db));
+          /* Refused, nothing changed, only for a table written in the
+          ** open transaction (README). */
+          ck_assert_int_eq(rc, SQLITE_LOCKED);
+          ck_assert(!sqlite3_get_autocommit(db));
+        }
+        ck_assert_int_eq(sqlite3_open(zDb, &db2), SQLITE_OK);
       } else if (op < 96) {
         /* Renamed, both tables, inside or outside a transaction; a rollback
         ** or ROLLBACK TO may undo it, and kv's store must follow. */
@@ -916,8 +970,9 @@ START_TEST(differential_against_native_table) {
         bTxn = 0;
         nSave = 0;
         bRenamed = 0;
+        bDropped = 0;
       }
-      if (zSql[0]) {
+      if (zSql[0] && tableNow(db, "kv", "kvr")) {
         if (bTrace) fprintf(stderr, "%d: %s\n", step, zSql);
         char zE1[300], zE2[300];
         int nC1, nC2;
@@ -933,6 +988,11 @@ START_TEST(differential_against_native_table) {
       compareTables(db, step, zSql);
     }
     if (!sqlite3_get_autocommit(db)) stepExec(db, "COMMIT");
+    if (!tableNow(db, "kv", "kvr")) {
+      stepExec(db,
+               "CREATE VIRTUAL TABLE kv USING hashkv(sync=off);"
+               "CREATE TABLE n(key PRIMARY KEY NOT NULL, value) WITHOUT ROWID");
+    }
     stepExec(db, strcmp(nameNow(db, "kv", "kvr"), "kv")
                    ? "INSERT INTO kvr(kvr) VALUES('integrity-check')"
                    : "INSERT INTO kv(kv) VALUES('integrity-check')");
