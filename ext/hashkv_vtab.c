@@ -1139,18 +1139,61 @@ static void settleDrops(HkvConn *c, sqlite3 *db, const char *zNewSchema,
   }
 }
 
-/* xConnect of table zName found no store: if this connection dropped
-** zName, the schema has it again (the drop rolled back, maybe to a
-** savepoint), so its store goes back. 1 if it did. */
-static int undoDrop(HkvConn *c, const char *zSchema, const char *zName) {
+/* 1 if this connection's renames lead from table zFrom to zTo (zTo not
+** zFrom), in the order undoMove follows them. */
+static int renamedTo(HkvConn *c, const char *zSchema, const char *zFrom,
+                     const char *zTo) {
+  HkvMove **pp;
+  HkvMove *m = findMove(c, zSchema, zFrom, 0, 0, &pp);
+  for (HkvMove *q = m; q; q = findMove(c, zSchema, zFrom, 0, q->iSeq, &pp)) {
+    m = q;
+  }
+  for (int nHop = 0; m && nHop < 64; nHop++) {
+    if (!sqlite3_stricmp(m->zTo, zTo)) return 1;
+    m = findMove(c, zSchema, m->zTo, 0, m->iSeq, &pp);
+  }
+  return 0;
+}
+
+/*
+** xConnect of table zName found no store (at zDir; NULL for a temporary
+** one): if this connection dropped zName, or the name renames of zName
+** led to, or a table whose store lived at zDir, the schema has the table
+** again (the drop rolled back, maybe to a savepoint, and the renames with
+** it), so its store goes back, under zName. 1 if it did.
+*/
+static int undoDrop(HkvConn *c, const char *zSchema, const char *zName,
+                    const char *zDir) {
   for (HkvDrop **pp = &c->pDrops; *pp; pp = &(*pp)->pNext) {
     HkvDrop *d = *pp;
-    if (!d->bCreate && !sqlite3_stricmp(d->zSchema, zSchema) &&
-        !sqlite3_stricmp(d->zTable, zName)) {
-      *pp = d->pNext;
-      endDrop(c, d, 1);
-      return 1;
+    if (d->bCreate || sqlite3_stricmp(d->zSchema, zSchema)) continue;
+    int bSame = !sqlite3_stricmp(d->zTable, zName);
+    if (!bSame && !(zDir && d->zDir && !strcmp(d->zDir, zDir)) &&
+        !renamedTo(c, zSchema, zName, d->zTable)) {
+      continue;
     }
+    if (!bSame) { /* back under the name the rollback gave it */
+      char *zTable = sqlite3_mprintf("%s", zName);
+      char *zTo = zDir ? sqlite3_mprintf("%s", zDir) : 0;
+      if (!zTable || (zDir && !zTo)) {
+        sqlite3_free(zTable);
+        sqlite3_free(zTo);
+        return 0;
+      }
+      if (d->pTemp) {
+        sqlite3_free(d->pTemp->zTable);
+        d->pTemp->zTable = zTable;
+      } else {
+        sqlite3_free(zTable);
+      }
+      if (zTo) {
+        sqlite3_free(d->zDir);
+        d->zDir = zTo;
+      }
+    }
+    *pp = d->pNext;
+    endDrop(c, d, 1);
+    return 1;
   }
   return 0;
 }
@@ -1349,7 +1392,7 @@ static int hkvInit(sqlite3 *db, void *pAux, int argc, const char *const *argv,
     /* In-memory or temporary database with no path: a temporary store. */
     HkvTemp *t = findTemp(c, argv[1], argv[2], 0);
     if (!t && !bCreate &&
-        (undoDrop(c, argv[1], argv[2]) ||
+        (undoDrop(c, argv[1], argv[2], 0) ||
          undoMove(c, hasInSchema, &h, argv[1], argv[2], 0))) {
       t = findTemp(c, argv[1], argv[2], 0);
     }
@@ -1397,7 +1440,7 @@ static int hkvInit(sqlite3 *db, void *pAux, int argc, const char *const *argv,
   }
   if (!bCreate) a.opts.flags |= HKV_OPEN_NOCREATE;
   if (!bCreate && !p->bTemp && access(p->zDir, F_OK) != 0 &&
-      !undoDrop(c, argv[1], argv[2]) && p->bDefault) {
+      !undoDrop(c, argv[1], argv[2], p->zDir) && p->bDefault) {
     undoMove(c, hasInSchema, &h, argv[1], argv[2], p->zDir);
   }
   /* A read-only connection (SQLITE_OPEN_READONLY, "?mode=ro", or a database
