@@ -972,6 +972,20 @@ START_TEST(differential_against_native_table) {
                         : "DROP TABLE IF EXISTS sc%u",
                  rnd(3));
         stepExec(db, z);
+      } else if (op < 99 && tableNow(db, "kv", "kvr")) {
+        /* The 'clear' command is a DELETE of every row, in the open
+        ** transaction too. */
+        int bKvr = strcmp(nameNow(db, "kv", "kvr"), "kv") != 0;
+        stepExec(db, bKvr ? "INSERT INTO kvr(kvr) VALUES('clear');"
+                            "DELETE FROM nr"
+                          : "INSERT INTO kv(kv) VALUES('clear');"
+                            "DELETE FROM n");
+      } else if (op < 100 && tableNow(db, "kv", "kvr") &&
+                 sqlite3_get_autocommit(db)) {
+        /* Compaction changes no row. */
+        int bKvr = strcmp(nameNow(db, "kv", "kvr"), "kv") != 0;
+        stepExec(db, bKvr ? "INSERT INTO kvr(kvr) VALUES('compact')"
+                          : "INSERT INTO kv(kv) VALUES('compact')");
       }
       if (sqlite3_get_autocommit(db)) {
         bTxn = 0;
