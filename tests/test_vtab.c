@@ -506,11 +506,12 @@ static int runOn(sqlite3 *db, const char *zTmpl, const char *zTab, char *zErr,
   rc = sqlite3_extended_errcode(db);
   if (rc == SQLITE_DONE || rc == SQLITE_ROW) rc = SQLITE_OK;
   snprintf(zErr, nErr, "%s", rc ? sqlite3_errmsg(db) : "");
+  const char *zBare = strrchr(zTab, '.') ? strrchr(zTab, '.') + 1 : zTab;
   char zCol[40];
-  snprintf(zCol, sizeof(zCol), "%s.key", zTab);
+  snprintf(zCol, sizeof(zCol), "%s.key", zBare);
   char *z = strstr(zErr, zCol);
   if (z) { /* "kv.key" and "n.key" both become "T.key" */
-    size_t nTab = strlen(zTab);
+    size_t nTab = strlen(zBare);
     memmove(z + 1, z + nTab, strlen(z + nTab) + 1);
     z[0] = 'T';
   }
@@ -535,9 +536,37 @@ static char *dump(sqlite3 *db, const char *zTab) {
 
 /* HKV_DIFF_TRACE set: the differential test prints each step. */
 static int bTrace;
+
+/* The differential test's tables live in schema zPfx ("" is main, or
+** "aux."): '$' in its SQL stands for that prefix. */
+static const char *zPfx = "";
+static void expandPfx(char *zOut, size_t nOut, const char *zIn) {
+  size_t j = 0;
+  for (const char *p = zIn; *p && j + 8 < nOut; p++) {
+    if (*p == '$') {
+      j += (size_t)snprintf(zOut + j, nOut - j, "%s", zPfx);
+    } else {
+      zOut[j++] = *p;
+    }
+  }
+  zOut[j] = 0;
+}
+static int stepTry(sqlite3 *db, const char *zSql) {
+  char z[1024];
+  expandPfx(z, sizeof(z), zSql);
+  if (bTrace) fprintf(stderr, "   %s\n", z);
+  return sqlite3_exec(db, z, 0, 0, 0);
+}
 static void stepExec(sqlite3 *db, const char *zSql) {
-  if (bTrace) fprintf(stderr, "   %s\n", zSql);
-  execOk(db, zSql);
+  char z[1024];
+  expandPfx(z, sizeof(z), zSql);
+  if (bTrace) fprintf(stderr, "   %s\n", z);
+  execOk(db, z);
+}
+/* zName in the test's schema, in z. */
+static const char *qualified(char *z, size_t n, const char *zName) {
+  snprintf(z, n, "%s%s", zPfx, zName);
+  return z;
 }
 
 /* The name table zA has in db's schema: the differential test renames kv
@@ -545,7 +574,7 @@ static void stepExec(sqlite3 *db, const char *zSql) {
 static const char *nameNow(sqlite3 *db, const char *zA, const char *zB) {
   char zSql[200];
   snprintf(zSql, sizeof(zSql),
-           "SELECT count(*) FROM sqlite_schema WHERE name = '%s'", zB);
+           "SELECT count(*) FROM %ssqlite_schema WHERE name = '%s'", zPfx, zB);
   return queryInt(db, zSql) ? zB : zA;
 }
 
@@ -553,8 +582,8 @@ static const char *nameNow(sqlite3 *db, const char *zA, const char *zB) {
 static int tableNow(sqlite3 *db, const char *zA, const char *zB) {
   char zSql[200];
   snprintf(zSql, sizeof(zSql),
-           "SELECT count(*) FROM sqlite_schema WHERE name IN ('%s', '%s')", zA,
-           zB);
+           "SELECT count(*) FROM %ssqlite_schema WHERE name IN ('%s', '%s')",
+           zPfx, zA, zB);
   return queryInt(db, zSql) != 0;
 }
 
@@ -563,8 +592,9 @@ static void compareTables(sqlite3 *db, int iStep, const char *zWhat) {
   ck_assert_msg(bKv == tableNow(db, "n", "nr"), "step %d (%s): kv %s, n not",
                 iStep, zWhat, bKv ? "exists" : "is gone");
   if (!bKv) return;
-  char *a = dump(db, nameNow(db, "kv", "kvr"));
-  char *b = dump(db, nameNow(db, "n", "nr"));
+  char z1[40], z2[40];
+  char *a = dump(db, qualified(z1, sizeof(z1), nameNow(db, "kv", "kvr")));
+  char *b = dump(db, qualified(z2, sizeof(z2), nameNow(db, "n", "nr")));
   ck_assert_msg(strcmp(a, b) == 0, "step %d (%s): kv=[%s] n=[%s]", iStep, zWhat,
                 a, b);
   free(a);
@@ -823,6 +853,19 @@ START_TEST(results_kept_by_sqlite) {
 }
 END_TEST
 
+/* Opens the differential test's database, with the attached one when its
+** tables live there. */
+static sqlite3 *diffOpen(const char *zDb) {
+  sqlite3 *db = 0;
+  ck_assert_int_eq(sqlite3_open(zDb, &db), SQLITE_OK);
+  if (zPfx[0]) {
+    char zSql[700];
+    snprintf(zSql, sizeof(zSql), "ATTACH '%s-aux' AS aux", zDb);
+    execOk(db, zSql);
+  }
+  return db;
+}
+
 START_TEST(differential_against_native_table) {
   static const char *aConf[] = {"", "OR IGNORE ", "OR REPLACE ", "OR ABORT ",
                                 "OR FAIL "};
@@ -835,19 +878,20 @@ START_TEST(differential_against_native_table) {
     char zDb[500];
     /* Every third seed on an in-memory database: temporary stores (a
     ** reconnect starts from nothing; the second connection has its own). */
+    /* And every third other one in an attached database. */
     int bMem = seed % 3 == 0;
+    zPfx = seed % 3 == 1 ? "aux." : "";
     if (bMem) {
       snprintf(zDb, sizeof(zDb), ":memory:");
     } else {
       snprintf(zDb, sizeof(zDb), "%s/diff%u.db", zTestDir, seed);
     }
-    sqlite3 *db = 0, *db2 = 0;
-    ck_assert_int_eq(sqlite3_open(zDb, &db), SQLITE_OK);
-    execOk(db,
-           "PRAGMA journal_mode=WAL;"
-           "CREATE VIRTUAL TABLE kv USING hashkv(sync=off);"
-           "CREATE TABLE n(key PRIMARY KEY NOT NULL, value) WITHOUT ROWID;");
-    ck_assert_int_eq(sqlite3_open(zDb, &db2), SQLITE_OK);
+    sqlite3 *db = diffOpen(zDb), *db2;
+    stepExec(db,
+             "PRAGMA $journal_mode=WAL;"
+             "CREATE VIRTUAL TABLE $kv USING hashkv(sync=off);"
+             "CREATE TABLE $n(key PRIMARY KEY NOT NULL, value) WITHOUT ROWID;");
+    db2 = diffOpen(zDb);
     int bTxn = 0, nSave = 0;
     int bRenamed = 0; /* a rename or DROP in the open transaction */
     int bDropped = 0; /* a DROP in the open transaction */
@@ -916,8 +960,8 @@ START_TEST(differential_against_native_table) {
       } else if (op < 91 && sqlite3_get_autocommit(db)) {
         sqlite3_close(db);
         sqlite3_close(db2);
-        ck_assert_int_eq(sqlite3_open(zDb, &db), SQLITE_OK);
-        ck_assert_int_eq(sqlite3_open(zDb, &db2), SQLITE_OK);
+        db = diffOpen(zDb);
+        db2 = diffOpen(zDb);
         bTxn = 0;
         nSave = 0;
       } else if (op < 95 && !bRenamed) {
@@ -930,8 +974,8 @@ START_TEST(differential_against_native_table) {
         ** it (the module refuses that, as the README says). */
         if (!bDropped) {
           stepExec(db,
-                   "CREATE VIRTUAL TABLE kv USING hashkv(sync=off);"
-                   "CREATE TABLE n(key PRIMARY KEY NOT NULL, value) WITHOUT "
+                   "CREATE VIRTUAL TABLE $kv USING hashkv(sync=off);"
+                   "CREATE TABLE $n(key PRIMARY KEY NOT NULL, value) WITHOUT "
                    "ROWID");
         }
       } else if (op < 96 && rnd(8) == 0) {
@@ -940,11 +984,9 @@ START_TEST(differential_against_native_table) {
         ** store (a DROP would be refused with SQLITE_BUSY). */
         sqlite3_close(db2);
         int bKvr = strcmp(nameNow(db, "kv", "kvr"), "kv") != 0;
-        if (bTrace) fprintf(stderr, "   DROP TABLE %s\n", bKvr ? "kvr" : "kv");
-        int rc = sqlite3_exec(db, bKvr ? "DROP TABLE kvr" : "DROP TABLE kv",
-                              0, 0, 0);
+        int rc = stepTry(db, bKvr ? "DROP TABLE $kvr" : "DROP TABLE $kv");
         if (rc == SQLITE_OK) {
-          stepExec(db, bKvr ? "DROP TABLE nr" : "DROP TABLE n");
+          stepExec(db, bKvr ? "DROP TABLE $nr" : "DROP TABLE $n");
           if (!sqlite3_get_autocommit(db)) bRenamed = bDropped = 1;
         } else {
           if (bTrace) fprintf(stderr, "   -> %s\n", sqlite3_errmsg(db));
@@ -953,15 +995,15 @@ START_TEST(differential_against_native_table) {
           ck_assert_int_eq(rc, SQLITE_LOCKED);
           ck_assert(!sqlite3_get_autocommit(db));
         }
-        ck_assert_int_eq(sqlite3_open(zDb, &db2), SQLITE_OK);
+        db2 = diffOpen(zDb);
       } else if (op < 96) {
         /* Renamed, both tables, inside or outside a transaction; a rollback
         ** or ROLLBACK TO may undo it, and kv's store must follow. */
         int bBack = strcmp(nameNow(db, "kv", "kvr"), "kv") != 0;
-        stepExec(db, bBack ? "ALTER TABLE kvr RENAME TO kv;"
-                           "ALTER TABLE nr RENAME TO n"
-                         : "ALTER TABLE kv RENAME TO kvr;"
-                           "ALTER TABLE n RENAME TO nr");
+        stepExec(db, bBack ? "ALTER TABLE $kvr RENAME TO kv;"
+                           "ALTER TABLE $nr RENAME TO n"
+                         : "ALTER TABLE $kv RENAME TO kvr;"
+                           "ALTER TABLE $n RENAME TO nr");
         if (!sqlite3_get_autocommit(db)) bRenamed = 1;
       } else if (op < 98) {
         /* A schema change: a ROLLBACK TO that undoes it, or a rollback,
@@ -976,16 +1018,16 @@ START_TEST(differential_against_native_table) {
         /* The 'clear' command is a DELETE of every row, in the open
         ** transaction too. */
         int bKvr = strcmp(nameNow(db, "kv", "kvr"), "kv") != 0;
-        stepExec(db, bKvr ? "INSERT INTO kvr(kvr) VALUES('clear');"
-                            "DELETE FROM nr"
-                          : "INSERT INTO kv(kv) VALUES('clear');"
-                            "DELETE FROM n");
+        stepExec(db, bKvr ? "INSERT INTO $kvr(kvr) VALUES('clear');"
+                            "DELETE FROM $nr"
+                          : "INSERT INTO $kv(kv) VALUES('clear');"
+                            "DELETE FROM $n");
       } else if (op < 100 && tableNow(db, "kv", "kvr") &&
                  sqlite3_get_autocommit(db)) {
         /* Compaction changes no row. */
         int bKvr = strcmp(nameNow(db, "kv", "kvr"), "kv") != 0;
-        stepExec(db, bKvr ? "INSERT INTO kvr(kvr) VALUES('compact')"
-                          : "INSERT INTO kv(kv) VALUES('compact')");
+        stepExec(db, bKvr ? "INSERT INTO $kvr(kvr) VALUES('compact')"
+                          : "INSERT INTO $kv(kv) VALUES('compact')");
       }
       if (sqlite3_get_autocommit(db)) {
         bTxn = 0;
@@ -1003,10 +1045,13 @@ START_TEST(differential_against_native_table) {
         }
         char zE1[300], zE2[300];
         int nC1, nC2;
-        int rc1 = runOn(dbW, zSql, nameNow(dbW, "kv", "kvr"), zE1, sizeof(zE1),
-                        &nC1);
-        int rc2 = runOn(dbW, zSql, nameNow(dbW, "n", "nr"), zE2, sizeof(zE2),
-                        &nC2);
+        char zT1[40], zT2[40];
+        int rc1 =
+            runOn(dbW, zSql, qualified(zT1, sizeof(zT1), nameNow(dbW, "kv", "kvr")),
+                  zE1, sizeof(zE1), &nC1);
+        int rc2 =
+            runOn(dbW, zSql, qualified(zT2, sizeof(zT2), nameNow(dbW, "n", "nr")),
+                  zE2, sizeof(zE2), &nC2);
         ck_assert_msg(rc1 == rc2 && !strcmp(zE1, zE2) && nC1 == nC2,
                       "seed %u step %d: %s\nkv: %d %s changes %d\nn:  %d %s "
                       "changes %d",
@@ -1017,15 +1062,15 @@ START_TEST(differential_against_native_table) {
     if (!sqlite3_get_autocommit(db)) stepExec(db, "COMMIT");
     if (!tableNow(db, "kv", "kvr")) {
       stepExec(db,
-               "CREATE VIRTUAL TABLE kv USING hashkv(sync=off);"
-               "CREATE TABLE n(key PRIMARY KEY NOT NULL, value) WITHOUT ROWID");
+               "CREATE VIRTUAL TABLE $kv USING hashkv(sync=off);"
+               "CREATE TABLE $n(key PRIMARY KEY NOT NULL, value) WITHOUT ROWID");
     }
     stepExec(db, strcmp(nameNow(db, "kv", "kvr"), "kv")
-                   ? "INSERT INTO kvr(kvr) VALUES('integrity-check')"
-                   : "INSERT INTO kv(kv) VALUES('integrity-check')");
+                   ? "INSERT INTO $kvr(kvr) VALUES('integrity-check')"
+                   : "INSERT INTO $kv(kv) VALUES('integrity-check')");
     sqlite3_close(db2);
     sqlite3_close(db);
-    ck_assert_int_eq(sqlite3_open(zDb, &db), SQLITE_OK);
+    db = diffOpen(zDb);
     compareTables(db, -1, "reopened");
     sqlite3_close(db);
   }
