@@ -56,6 +56,7 @@
 SQLITE_EXTENSION_INIT1
 #endif
 
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1244,6 +1245,67 @@ static void settleMoves(HkvConn *c, sqlite3 *db) {
   }
 }
 
+/*
+** xConnect found no store at zDir (not temporary), and this connection has
+** no drop or rename of its own to undo. Another connection, of this process
+** or of one that died, may have set it aside for a DROP
+** (<zDir>.dropped-<pid>-<n>) whose transaction rolled back and that it has
+** not settled yet (it does so at its next CREATE, connect or close). If no
+** transaction is writing the database file (a connection of our own gets
+** its write lock at once: a DROP holds it to its end) and that file's
+** schema has the table, the DROP did not commit, and the store goes back.
+** Only one set-aside directory may be there, and it must be a store (its
+** LOCK file). 1 if it went back.
+*/
+static int adoptDropped(sqlite3 *db, const char *zSchema, const char *zTable,
+                        const char *zDir) {
+  const char *zFile = sqlite3_db_filename(db, zSchema);
+  if (!zFile || !zFile[0]) return 0;
+  int nDir = (int)strlen(zDir);
+  while (nDir > 1 && zDir[nDir - 1] == '/') nDir--;
+  int nBase = nDir;
+  while (nBase > 0 && zDir[nBase - 1] != '/') nBase--;
+  char *zParent = nBase > 0 ? sqlite3_mprintf("%.*s", nBase, zDir)
+                            : sqlite3_mprintf(".");
+  char *zPrefix =
+      sqlite3_mprintf("%.*s.dropped-", nDir - nBase, zDir + nBase);
+  char *zAside = 0;
+  int nFound = 0;
+  DIR *pDir = zParent && zPrefix ? opendir(zParent) : 0;
+  if (pDir) {
+    struct dirent *pEnt;
+    size_t nPrefix = strlen(zPrefix);
+    while ((pEnt = readdir(pDir)) != 0) {
+      if (strncmp(pEnt->d_name, zPrefix, nPrefix) != 0) continue;
+      if (nFound++ == 0) {
+        zAside = sqlite3_mprintf("%s%s", nBase > 0 ? zParent : "",
+                                 pEnt->d_name);
+      }
+    }
+    closedir(pDir);
+  }
+  /* a hashkv store, nothing else that happens to carry the name */
+  char *zLock = nFound == 1 && zAside ? sqlite3_mprintf("%s/LOCK", zAside) : 0;
+  int bStore = zLock && access(zLock, F_OK) == 0;
+  sqlite3_free(zLock);
+  int bBack = 0;
+  sqlite3 *pProbe = 0;
+  if (bStore &&
+      sqlite3_open_v2(zFile, &pProbe, SQLITE_OPEN_READWRITE, 0) ==
+          SQLITE_OK &&
+      sqlite3_exec(pProbe, "BEGIN IMMEDIATE", 0, 0, 0) == SQLITE_OK) {
+    if (tableExists(pProbe, "main", zTable) == 1 && access(zDir, F_OK) != 0) {
+      bBack = rename(zAside, zDir) == 0;
+    }
+    sqlite3_exec(pProbe, "ROLLBACK", 0, 0, 0);
+  }
+  sqlite3_close(pProbe);
+  sqlite3_free(zAside);
+  sqlite3_free(zPrefix);
+  sqlite3_free(zParent);
+  return bBack;
+}
+
 static void connRelease(HkvConn *c) {
   while (c->pFreeRes) {
     HkvResBuf *b = c->pFreeRes;
@@ -1440,8 +1502,9 @@ static int hkvInit(sqlite3 *db, void *pAux, int argc, const char *const *argv,
   }
   if (!bCreate) a.opts.flags |= HKV_OPEN_NOCREATE;
   if (!bCreate && !p->bTemp && access(p->zDir, F_OK) != 0 &&
-      !undoDrop(c, argv[1], argv[2], p->zDir) && p->bDefault) {
-    undoMove(c, hasInSchema, &h, argv[1], argv[2], p->zDir);
+      !undoDrop(c, argv[1], argv[2], p->zDir) &&
+      !(p->bDefault && undoMove(c, hasInSchema, &h, argv[1], argv[2], p->zDir))) {
+    adoptDropped(db, argv[1], argv[2], p->zDir);
   }
   /* A read-only connection (SQLITE_OPEN_READONLY, "?mode=ro", or a database
   ** on a read-only file system) opens the store read-only too: it works

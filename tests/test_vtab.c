@@ -408,6 +408,37 @@ START_TEST(rolled_back_rename_puts_the_store_back) {
 }
 END_TEST
 
+/* A DROP rolled back in one connection that has not settled it yet (it
+** touched no table since): another connection opening the table puts the
+** store back once no transaction writes the database; while the DROP is
+** open it cannot. A set-aside directory left by a process that died inside
+** the DROP's transaction comes back the same way. */
+START_TEST(rolled_back_drop_seen_by_another_connection) {
+  sqlite3 *db = openDb();
+  execOk(db,
+         "CREATE VIRTUAL TABLE kv USING hashkv; INSERT INTO kv VALUES(1, 1);"
+         "BEGIN; DROP TABLE kv;");
+  sqlite3 *db2 = openDb();
+  ck_assert_int_eq(sqlite3_exec(db2, "SELECT count(*) FROM kv", 0, 0, 0),
+                   SQLITE_CANTOPEN); /* the DROP is open */
+  execOk(db, "ROLLBACK");
+  ck_assert_int_eq(queryInt(db2, "SELECT count(*) FROM kv"), 1);
+  ck_assert_int_eq(countEntries("test.db-kv.hkv"), 1);
+  ck_assert_int_eq(queryInt(db, "SELECT count(*) FROM kv"), 1);
+  sqlite3_close(db2);
+  sqlite3_close(db);
+
+  char zDir[600], zAside[700];
+  snprintf(zDir, sizeof(zDir), "%s/test.db-kv.hkv", zTestDir);
+  snprintf(zAside, sizeof(zAside), "%s.dropped-99999999-1", zDir);
+  ck_assert_int_eq(rename(zDir, zAside), 0);
+  db = openDb();
+  ck_assert_int_eq(queryInt(db, "SELECT count(*) FROM kv"), 1);
+  ck_assert_int_eq(countEntries("test.db-kv.hkv"), 1);
+  sqlite3_close(db);
+}
+END_TEST
+
 START_TEST(connections_in_threads) {
   sqlite3 *db = openDb();
   execOk(db,
@@ -1145,6 +1176,7 @@ int main(void) {
   tcase_add_test(tc, drop_deletes_when_committed);
   tcase_add_test(tc, rolled_back_create_leaves_nothing);
   tcase_add_test(tc, rolled_back_rename_puts_the_store_back);
+  tcase_add_test(tc, rolled_back_drop_seen_by_another_connection);
   tcase_add_test(tc, text_in_every_encoding);
   tcase_add_test(tc, results_kept_by_sqlite);
   tcase_add_test(tc, differential_against_native_table);
