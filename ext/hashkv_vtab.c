@@ -1673,9 +1673,13 @@ static int hkvDestroy(sqlite3_vtab *pVtab) {
   if (!p->bTemp) {
     int nDir = (int)strlen(p->zDir);
     while (nDir > 1 && p->zDir[nDir - 1] == '/') nDir--; /* path='x.hkv/' */
-    d->zTrash = sqlite3_mprintf("%.*s.dropped-%d-%llu", nDir, p->zDir,
-                                (int)getpid(),
-                                (unsigned long long)++c->iMoveSeq);
+    /* Unique in the process, not only in the connection: a connection
+    ** may put back another's set-aside store (adoptDropped) and drop it
+    ** again, and the first one's note must not name the second's. */
+    static unsigned long long iAside = 0;
+    d->zTrash = sqlite3_mprintf(
+        "%.*s.dropped-%d-%llu", nDir, p->zDir, (int)getpid(),
+        __atomic_add_fetch(&iAside, 1, __ATOMIC_RELAXED));
   }
   if (!p->bTemp && !d->zTrash) {
     freeDrop(d);

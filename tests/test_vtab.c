@@ -435,6 +435,25 @@ START_TEST(rolled_back_drop_seen_by_another_connection) {
   db = openDb();
   ck_assert_int_eq(queryInt(db, "SELECT count(*) FROM kv"), 1);
   ck_assert_int_eq(countEntries("test.db-kv.hkv"), 1);
+
+  /* Put back by the second connection, which then drops the table for
+  ** good: the first one's old note must not bring the store back. */
+  execOk(db,
+         "CREATE VIRTUAL TABLE other USING hashkv;"
+         "BEGIN; DROP TABLE kv; ROLLBACK;");
+  db2 = openDb();
+  ck_assert_int_eq(queryInt(db2, "SELECT count(*) FROM kv"), 1);
+  execOk(db2, "BEGIN; DROP TABLE kv;");
+  /* db connects 'other' again (its ROLLBACK reset the schema), which
+  ** settles its drop; db2's DROP is not visible to it yet. */
+  ck_assert_int_eq(queryInt(db, "SELECT count(*) FROM other"), 0);
+  execOk(db2, "COMMIT");
+  sqlite3_close(db2);
+  sqlite3_close(db);
+  ck_assert_int_eq(countEntries("test.db-kv.hkv"), 0);
+  db = openDb();
+  execOk(db, "CREATE VIRTUAL TABLE kv USING hashkv");
+  ck_assert_int_eq(queryInt(db, "SELECT count(*) FROM kv"), 0);
   sqlite3_close(db);
 }
 END_TEST
