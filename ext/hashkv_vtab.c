@@ -790,6 +790,38 @@ static char *defaultDir(const char *zFile, const char *zTable) {
   return sqlite3_mprintf("%s-%s.hkv", zFile, zTable);
 }
 
+/*
+** A RENAME of a table at the default location leaves, beside the old
+** directory, a symbolic link <old>.moved holding the new directory's name,
+** until the renaming connection settles the rename. Another connection that
+** finds no store under the old name after the rename rolled back follows it
+** (adoptMoved). These remove the link from zFromDir to zToDir, if it is
+** that one.
+*/
+static char *movedLink(const char *zDir) {
+  return sqlite3_mprintf("%s.moved", zDir);
+}
+static void unlinkMoved(const char *zFromDir, const char *zToDir) {
+  char *zLink = zFromDir && zToDir ? movedLink(zFromDir) : 0;
+  const char *zBase = zToDir ? strrchr(zToDir, '/') : 0;
+  zBase = zBase ? zBase + 1 : zToDir;
+  char aBuf[512];
+  ssize_t n = zLink ? readlink(zLink, aBuf, sizeof(aBuf) - 1) : -1;
+  if (n > 0) {
+    aBuf[n] = 0;
+    if (!strcmp(aBuf, zBase)) unlink(zLink);
+  }
+  sqlite3_free(zLink);
+}
+static void unlinkMovedNames(const char *zFile, const char *zFrom,
+                             const char *zTo) {
+  char *zA = zFile ? defaultDir(zFile, zFrom) : 0;
+  char *zB = zFile ? defaultDir(zFile, zTo) : 0;
+  unlinkMoved(zA, zB);
+  sqlite3_free(zA);
+  sqlite3_free(zB);
+}
+
 static void freeMove(HkvMove *m) {
   sqlite3_free(m->zDbFile);
   sqlite3_free(m->zSchema);
@@ -939,7 +971,10 @@ static int undoMove(HkvConn *c, int (*xHas)(void *, const char *), void *pCtx,
       bMoved = 1;
     }
   }
-  for (int i = 0; bMoved && i < nHop; i++) dropMove(c, aHop[i]);
+  for (int i = 0; bMoved && i < nHop; i++) {
+    if (zDir) unlinkMovedNames(aHop[i]->zDbFile, aHop[i]->zFrom, aHop[i]->zTo);
+    dropMove(c, aHop[i]);
+  }
   return bMoved;
 }
 
@@ -1238,6 +1273,7 @@ static void settleMoves(HkvConn *c, sqlite3 *db) {
     HkvMove *m = *pp;
     if (m->bOver) {
       *pp = m->pNext;
+      unlinkMovedNames(m->zDbFile, m->zFrom, m->zTo);
       freeMove(m);
     } else {
       pp = &m->pNext;
@@ -1303,6 +1339,70 @@ static int adoptDropped(sqlite3 *db, const char *zSchema, const char *zTable,
   sqlite3_free(zAside);
   sqlite3_free(zPrefix);
   sqlite3_free(zParent);
+  return bBack;
+}
+
+/*
+** xConnect of table zTable found no store at its default location zDir,
+** and nothing of its own or a set-aside DROP to undo. Another connection
+** may have renamed the table, then rolled back without settling yet: its
+** links (movedLink) lead to where the store went. If no transaction is
+** writing the database file (as in adoptDropped) and its schema has
+** zTable but no table under the name the store now carries, the store goes
+** back, and the links with it. 1 if it did.
+*/
+static int adoptMoved(sqlite3 *db, const char *zSchema, const char *zTable,
+                      const char *zDir) {
+  const char *zFile = sqlite3_db_filename(db, zSchema);
+  const char *zSlash = strrchr(zDir, '/');
+  if (!zFile || !zFile[0] || !zSlash) return 0;
+  int nParent = (int)(zSlash - zDir) + 1;
+  char *azDir[17];
+  int nDir = 0;
+  azDir[nDir++] = sqlite3_mprintf("%s", zDir);
+  int bFound = 0;
+  while (azDir[nDir - 1] && nDir < 17) {
+    char *zLink = movedLink(azDir[nDir - 1]);
+    char aBuf[512];
+    ssize_t n = zLink ? readlink(zLink, aBuf, sizeof(aBuf) - 1) : -1;
+    sqlite3_free(zLink);
+    if (n <= 0) break;
+    aBuf[n] = 0;
+    if (strchr(aBuf, '/')) break; /* not one of ours */
+    azDir[nDir++] = sqlite3_mprintf("%.*s%s", nParent, zDir, aBuf);
+    if (azDir[nDir - 1] && access(azDir[nDir - 1], F_OK) == 0) {
+      bFound = 1;
+      break;
+    }
+  }
+  /* The store's directory now: <database file>-<name>.hkv, with LOCK. */
+  const char *zNow = bFound ? azDir[nDir - 1] : 0;
+  size_t nFile = strlen(zFile), nNow = zNow ? strlen(zNow) : 0;
+  char *zName = 0, *zLock = 0;
+  if (zNow && nNow > nFile + 5 && !strncmp(zNow, zFile, nFile) &&
+      zNow[nFile] == '-' && !strcmp(zNow + nNow - 4, ".hkv")) {
+    zName = sqlite3_mprintf("%.*s", (int)(nNow - nFile - 5), zNow + nFile + 1);
+    zLock = sqlite3_mprintf("%s/LOCK", zNow);
+  }
+  int bBack = 0;
+  sqlite3 *pProbe = 0;
+  if (zName && zLock && access(zLock, F_OK) == 0 &&
+      sqlite3_open_v2(zFile, &pProbe, SQLITE_OPEN_READWRITE, 0) ==
+          SQLITE_OK &&
+      sqlite3_exec(pProbe, "BEGIN IMMEDIATE", 0, 0, 0) == SQLITE_OK) {
+    if (tableExists(pProbe, "main", zTable) == 1 &&
+        tableExists(pProbe, "main", zName) == 0 && access(zDir, F_OK) != 0) {
+      bBack = rename(zNow, zDir) == 0;
+    }
+    sqlite3_exec(pProbe, "ROLLBACK", 0, 0, 0);
+  }
+  sqlite3_close(pProbe);
+  for (int i = 0; i < nDir; i++) {
+    if (bBack && i + 1 < nDir) unlinkMoved(azDir[i], azDir[i + 1]);
+    sqlite3_free(azDir[i]);
+  }
+  sqlite3_free(zName);
+  sqlite3_free(zLock);
   return bBack;
 }
 
@@ -1503,8 +1603,9 @@ static int hkvInit(sqlite3 *db, void *pAux, int argc, const char *const *argv,
   if (!bCreate) a.opts.flags |= HKV_OPEN_NOCREATE;
   if (!bCreate && !p->bTemp && access(p->zDir, F_OK) != 0 &&
       !undoDrop(c, argv[1], argv[2], p->zDir) &&
-      !(p->bDefault && undoMove(c, hasInSchema, &h, argv[1], argv[2], p->zDir))) {
-    adoptDropped(db, argv[1], argv[2], p->zDir);
+      !(p->bDefault && undoMove(c, hasInSchema, &h, argv[1], argv[2], p->zDir)) &&
+      !adoptDropped(db, argv[1], argv[2], p->zDir) && p->bDefault) {
+    adoptMoved(db, argv[1], argv[2], p->zDir);
   }
   /* A read-only connection (SQLITE_OPEN_READONLY, "?mode=ro", or a database
   ** on a read-only file system) opens the store read-only too: it works
@@ -2148,6 +2249,16 @@ static int hkvRename(sqlite3_vtab *pVtab, const char *zNew) {
       sqlite3_free(zDir);
       return SQLITE_ERROR;
     }
+    /* For other connections, should the rename roll back (adoptMoved);
+    ** without it they wait for this one to settle, as before. */
+    char *zLink = movedLink(p->zDir);
+    const char *zBase = strrchr(zDir, '/');
+    if (zLink) {
+      unlink(zLink); /* one left by a crash */
+      if (symlink(zBase ? zBase + 1 : zDir, zLink) != 0) { /* no matter */
+      }
+    }
+    sqlite3_free(zLink);
     sqlite3_free(p->zDir);
     p->zDir = zDir;
   }

@@ -458,6 +458,47 @@ START_TEST(rolled_back_drop_seen_by_another_connection) {
 }
 END_TEST
 
+/* The same for a RENAME rolled back in a connection that then stays idle:
+** another connection finds the store through the link the rename left
+** (<old store>.moved), once no transaction writes the database. */
+START_TEST(rolled_back_rename_seen_by_another_connection) {
+  sqlite3 *db = openDb();
+  execOk(db,
+         "CREATE VIRTUAL TABLE kv USING hashkv; INSERT INTO kv VALUES(1, 1);"
+         "BEGIN; ALTER TABLE kv RENAME TO a; ALTER TABLE a RENAME TO b;");
+  sqlite3 *db2 = openDb();
+  ck_assert_int_eq(sqlite3_exec(db2, "SELECT count(*) FROM kv", 0, 0, 0),
+                   SQLITE_CANTOPEN); /* the renames are open */
+  execOk(db, "ROLLBACK");
+  ck_assert_int_eq(queryInt(db2, "SELECT count(*) FROM kv"), 1);
+  ck_assert_int_eq(countEntries("test.db-kv.hkv"), 1); /* no link left */
+  ck_assert_int_eq(countEntries("test.db-b.hkv"), 0);
+  ck_assert_int_eq(queryInt(db, "SELECT count(*) FROM kv"), 1);
+
+  /* Committed: the links go once the connection settles. */
+  execOk(db, "BEGIN; ALTER TABLE kv RENAME TO c; COMMIT;");
+  ck_assert_int_eq(queryInt(db2, "SELECT count(*) FROM c"), 1);
+  sqlite3_close(db2);
+  sqlite3_close(db);
+  ck_assert_int_eq(countEntries("test.db-kv.hkv"), 0);
+  ck_assert_int_eq(countEntries("test.db-c.hkv"), 1);
+
+  /* A process that died between the rename and its commit leaves the
+  ** directory under the new name and the link: the next open mends it. */
+  char zOld[600], zNew[600], zLink[700];
+  snprintf(zOld, sizeof(zOld), "%s/test.db-c.hkv", zTestDir);
+  snprintf(zNew, sizeof(zNew), "%s/test.db-d.hkv", zTestDir);
+  snprintf(zLink, sizeof(zLink), "%s.moved", zOld);
+  ck_assert_int_eq(rename(zOld, zNew), 0);
+  ck_assert_int_eq(symlink("test.db-d.hkv", zLink), 0);
+  db = openDb();
+  ck_assert_int_eq(queryInt(db, "SELECT count(*) FROM c"), 1);
+  ck_assert_int_eq(countEntries("test.db-c.hkv"), 1);
+  ck_assert_int_eq(countEntries("test.db-d.hkv"), 0);
+  sqlite3_close(db);
+}
+END_TEST
+
 START_TEST(connections_in_threads) {
   sqlite3 *db = openDb();
   execOk(db,
@@ -1196,6 +1237,7 @@ int main(void) {
   tcase_add_test(tc, rolled_back_create_leaves_nothing);
   tcase_add_test(tc, rolled_back_rename_puts_the_store_back);
   tcase_add_test(tc, rolled_back_drop_seen_by_another_connection);
+  tcase_add_test(tc, rolled_back_rename_seen_by_another_connection);
   tcase_add_test(tc, text_in_every_encoding);
   tcase_add_test(tc, results_kept_by_sqlite);
   tcase_add_test(tc, differential_against_native_table);
