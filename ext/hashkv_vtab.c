@@ -1273,7 +1273,14 @@ static void settleMoves(HkvConn *c, sqlite3 *db) {
     HkvMove *m = *pp;
     if (m->bOver) {
       *pp = m->pNext;
-      unlinkMovedNames(m->zDbFile, m->zFrom, m->zTo);
+      /* its link, unless a rename of the open transaction made the same
+      ** one again */
+      int bLive = 0;
+      for (HkvMove *q = c->pMoves; q; q = q->pNext) {
+        bLive |= !q->bOver && !sqlite3_stricmp(q->zSchema, m->zSchema) &&
+                 !strcmp(q->zFrom, m->zFrom) && !strcmp(q->zTo, m->zTo);
+      }
+      if (!bLive) unlinkMovedNames(m->zDbFile, m->zFrom, m->zTo);
       freeMove(m);
     } else {
       pp = &m->pNext;

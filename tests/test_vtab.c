@@ -624,7 +624,8 @@ static char *dump(sqlite3 *db, const char *zTab) {
            "(SELECT * FROM %s ORDER BY key)",
            zTab);
   sqlite3_stmt *p = 0;
-  ck_assert_int_eq(sqlite3_prepare_v2(db, zSql, -1, &p, 0), SQLITE_OK);
+  int rc = sqlite3_prepare_v2(db, zSql, -1, &p, 0);
+  ck_assert_msg(rc == SQLITE_OK, "%s: %s", zSql, sqlite3_errmsg(db));
   ck_assert_int_eq(sqlite3_step(p), SQLITE_ROW);
   const char *z = (const char *)sqlite3_column_text(p, 0);
   char *zCopy = strdup(z ? z : "");
@@ -1054,8 +1055,16 @@ START_TEST(differential_against_native_table) {
         bTxn = 1;
         nSave = 0;
       } else if (op < 80 && bTxn) {
-        stepExec(db, rnd(3) ? "COMMIT" : "ROLLBACK");
+        int bCommit = rnd(3) != 0;
+        stepExec(db, bCommit ? "COMMIT" : "ROLLBACK");
         bTxn = 0;
+        if (!bCommit && sqlite3_get_autocommit(db) && rnd(2) == 0) {
+          /* A fresh second connection looks first: a DROP or RENAME this
+          ** transaction made, now rolled back, is for it to mend. */
+          sqlite3_close(db2);
+          db2 = diffOpen(zDb);
+          compareTables(db2, step, "second connection after ROLLBACK");
+        }
       } else if (op < 84) {
         char z[40];
         snprintf(z, sizeof(z), "SAVEPOINT s%d", nSave++);
