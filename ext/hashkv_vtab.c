@@ -930,6 +930,26 @@ static int hasInFile(void *pCtx, const char *zName) {
   return tableInFile((const char *)pCtx, zName);
 }
 
+/* The renames this connection made of zName, in order, into aHop (at
+** most HKV_MAX_HOPS): from the newest rename of zName (older ones were
+** undone or renamed back already), each next one of the name it gave.
+** Returns how many. */
+#define HKV_MAX_HOPS 64
+static int moveChain(HkvConn *c, const char *zSchema, const char *zName,
+                     HkvMove **aHop) {
+  int nHop = 0;
+  HkvMove **pp;
+  HkvMove *m = findMove(c, zSchema, zName, 0, 0, &pp);
+  for (HkvMove *q = m; q; q = findMove(c, zSchema, zName, 0, q->iSeq, &pp)) {
+    m = q;
+  }
+  while (m && nHop < HKV_MAX_HOPS) {
+    aHop[nHop++] = m;
+    m = findMove(c, zSchema, m->zTo, 0, m->iSeq, &pp);
+  }
+  return nHop;
+}
+
 /*
 ** Table zName has no store at zDir (NULL: its temporary store is not filed
 ** under its name). If this connection renamed zName (then maybe renamed the
@@ -940,19 +960,8 @@ static int hasInFile(void *pCtx, const char *zName) {
 */
 static int undoMove(HkvConn *c, int (*xHas)(void *, const char *), void *pCtx,
                     const char *zSchema, const char *zName, const char *zDir) {
-  HkvMove *aHop[64];
-  int nHop = 0;
-  HkvMove **pp;
-  HkvMove *m = findMove(c, zSchema, zName, 0, 0, &pp);
-  /* Start from the newest rename of zName: older ones were undone or
-  ** renamed back already. */
-  for (HkvMove *q = m; q; q = findMove(c, zSchema, zName, 0, q->iSeq, &pp)) {
-    m = q;
-  }
-  while (m && nHop < (int)(sizeof(aHop) / sizeof(aHop[0]))) {
-    aHop[nHop++] = m;
-    m = findMove(c, zSchema, m->zTo, 0, m->iSeq, &pp);
-  }
+  HkvMove *aHop[HKV_MAX_HOPS];
+  int nHop = moveChain(c, zSchema, zName, aHop);
   if (nHop == 0) return 0;
   const char *zNow = aHop[nHop - 1]->zTo;
   if (xHas(pCtx, zNow) != 0) return 0;
@@ -1179,14 +1188,10 @@ static void settleDrops(HkvConn *c, sqlite3 *db, const char *zNewSchema,
 ** zFrom), in the order undoMove follows them. */
 static int renamedTo(HkvConn *c, const char *zSchema, const char *zFrom,
                      const char *zTo) {
-  HkvMove **pp;
-  HkvMove *m = findMove(c, zSchema, zFrom, 0, 0, &pp);
-  for (HkvMove *q = m; q; q = findMove(c, zSchema, zFrom, 0, q->iSeq, &pp)) {
-    m = q;
-  }
-  for (int nHop = 0; m && nHop < 64; nHop++) {
-    if (!sqlite3_stricmp(m->zTo, zTo)) return 1;
-    m = findMove(c, zSchema, m->zTo, 0, m->iSeq, &pp);
+  HkvMove *aHop[HKV_MAX_HOPS];
+  int nHop = moveChain(c, zSchema, zFrom, aHop);
+  for (int i = 0; i < nHop; i++) {
+    if (!sqlite3_stricmp(aHop[i]->zTo, zTo)) return 1;
   }
   return 0;
 }
@@ -1289,16 +1294,44 @@ static void settleMoves(HkvConn *c, sqlite3 *db) {
 }
 
 /*
+** Renames the store directory zFrom (a hashkv store: it has LOCK) back to
+** zTo, the directory of table zTable of database file zFile, if another
+** connection's DROP or RENAME that moved it rolled back: with a connection
+** of our own, no transaction is writing the file (its write lock comes at
+** once; a DROP or RENAME holds it to its end), the schema has zTable, and,
+** given zGone, no table of that name. The rename happens under that lock.
+** 1 if it did.
+*/
+static int renameBack(const char *zFile, const char *zTable,
+                      const char *zGone, const char *zFrom, const char *zTo) {
+  char *zLock = sqlite3_mprintf("%s/LOCK", zFrom);
+  int bStore = zLock && access(zLock, F_OK) == 0;
+  sqlite3_free(zLock);
+  int bBack = 0;
+  sqlite3 *pProbe = 0;
+  if (bStore &&
+      sqlite3_open_v2(zFile, &pProbe, SQLITE_OPEN_READWRITE, 0) ==
+          SQLITE_OK &&
+      sqlite3_exec(pProbe, "BEGIN IMMEDIATE", 0, 0, 0) == SQLITE_OK) {
+    if (tableExists(pProbe, "main", zTable) == 1 &&
+        (!zGone || tableExists(pProbe, "main", zGone) == 0) &&
+        access(zTo, F_OK) != 0) {
+      bBack = rename(zFrom, zTo) == 0;
+    }
+    sqlite3_exec(pProbe, "ROLLBACK", 0, 0, 0);
+  }
+  sqlite3_close(pProbe);
+  return bBack;
+}
+
+/*
 ** xConnect found no store at zDir (not temporary), and this connection has
 ** no drop or rename of its own to undo. Another connection, of this process
 ** or of one that died, may have set it aside for a DROP
 ** (<zDir>.dropped-<pid>-<n>) whose transaction rolled back and that it has
-** not settled yet (it does so at its next CREATE, connect or close). If no
-** transaction is writing the database file (a connection of our own gets
-** its write lock at once: a DROP holds it to its end) and that file's
-** schema has the table, the DROP did not commit, and the store goes back.
-** Only one set-aside directory may be there, and it must be a store (its
-** LOCK file). 1 if it went back.
+** not settled yet (it does so at its next CREATE, connect or close): if
+** there is exactly one set-aside directory, renameBack decides. 1 if it
+** went back.
 */
 static int adoptDropped(sqlite3 *db, const char *zSchema, const char *zTable,
                         const char *zDir) {
@@ -1327,22 +1360,8 @@ static int adoptDropped(sqlite3 *db, const char *zSchema, const char *zTable,
     }
     closedir(pDir);
   }
-  /* a hashkv store, nothing else that happens to carry the name */
-  char *zLock = nFound == 1 && zAside ? sqlite3_mprintf("%s/LOCK", zAside) : 0;
-  int bStore = zLock && access(zLock, F_OK) == 0;
-  sqlite3_free(zLock);
-  int bBack = 0;
-  sqlite3 *pProbe = 0;
-  if (bStore &&
-      sqlite3_open_v2(zFile, &pProbe, SQLITE_OPEN_READWRITE, 0) ==
-          SQLITE_OK &&
-      sqlite3_exec(pProbe, "BEGIN IMMEDIATE", 0, 0, 0) == SQLITE_OK) {
-    if (tableExists(pProbe, "main", zTable) == 1 && access(zDir, F_OK) != 0) {
-      bBack = rename(zAside, zDir) == 0;
-    }
-    sqlite3_exec(pProbe, "ROLLBACK", 0, 0, 0);
-  }
-  sqlite3_close(pProbe);
+  int bBack =
+      nFound == 1 && zAside && renameBack(zFile, zTable, 0, zAside, zDir);
   sqlite3_free(zAside);
   sqlite3_free(zPrefix);
   sqlite3_free(zParent);
@@ -1353,10 +1372,9 @@ static int adoptDropped(sqlite3 *db, const char *zSchema, const char *zTable,
 ** xConnect of table zTable found no store at its default location zDir,
 ** and nothing of its own or a set-aside DROP to undo. Another connection
 ** may have renamed the table, then rolled back without settling yet: its
-** links (movedLink) lead to where the store went. If no transaction is
-** writing the database file (as in adoptDropped) and its schema has
-** zTable but no table under the name the store now carries, the store goes
-** back, and the links with it. 1 if it did.
+** links (movedLink) lead to where the store went: renameBack decides,
+** with the name the store carries there as the one that must be gone; the
+** links go with it. 1 if it went back.
 */
 static int adoptMoved(sqlite3 *db, const char *zSchema, const char *zTable,
                       const char *zDir) {
@@ -1382,34 +1400,20 @@ static int adoptMoved(sqlite3 *db, const char *zSchema, const char *zTable,
       break;
     }
   }
-  /* The store's directory now: <database file>-<name>.hkv, with LOCK. */
+  /* The store's directory now: <database file>-<name>.hkv. */
   const char *zNow = bFound ? azDir[nDir - 1] : 0;
   size_t nFile = strlen(zFile), nNow = zNow ? strlen(zNow) : 0;
-  char *zName = 0, *zLock = 0;
+  char *zName = 0;
   if (zNow && nNow > nFile + 5 && !strncmp(zNow, zFile, nFile) &&
       zNow[nFile] == '-' && !strcmp(zNow + nNow - 4, ".hkv")) {
     zName = sqlite3_mprintf("%.*s", (int)(nNow - nFile - 5), zNow + nFile + 1);
-    zLock = sqlite3_mprintf("%s/LOCK", zNow);
   }
-  int bBack = 0;
-  sqlite3 *pProbe = 0;
-  if (zName && zLock && access(zLock, F_OK) == 0 &&
-      sqlite3_open_v2(zFile, &pProbe, SQLITE_OPEN_READWRITE, 0) ==
-          SQLITE_OK &&
-      sqlite3_exec(pProbe, "BEGIN IMMEDIATE", 0, 0, 0) == SQLITE_OK) {
-    if (tableExists(pProbe, "main", zTable) == 1 &&
-        tableExists(pProbe, "main", zName) == 0 && access(zDir, F_OK) != 0) {
-      bBack = rename(zNow, zDir) == 0;
-    }
-    sqlite3_exec(pProbe, "ROLLBACK", 0, 0, 0);
-  }
-  sqlite3_close(pProbe);
+  int bBack = zName && renameBack(zFile, zTable, zName, zNow, zDir);
   for (int i = 0; i < nDir; i++) {
     if (bBack && i + 1 < nDir) unlinkMoved(azDir[i], azDir[i + 1]);
     sqlite3_free(azDir[i]);
   }
   sqlite3_free(zName);
-  sqlite3_free(zLock);
   return bBack;
 }
 
