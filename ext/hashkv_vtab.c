@@ -507,6 +507,8 @@ static int sqliteCode(int rc) {
     case HKV_IOERR:
     case HKV_FAILED:
       return SQLITE_IOERR;
+    case HKV_FULL:
+      return SQLITE_FULL;
     case HKV_CORRUPT:
       return SQLITE_CORRUPT_VTAB;
     case HKV_BUSY:

@@ -91,7 +91,7 @@ void hkvCompactFree(HkvCompact *c) {
 
 static int ioErr(HkvEngine *e, char **pzErr, const char *zWhat, int r) {
   e->bFailed = 1;
-  return hkvSetErr(pzErr, HKV_IOERR,
+  return hkvSetErr(pzErr, hkvIoCode(r < 0 ? -r : 0),
                    hkvMprintf("%s: compaction: %s: %s", e->zDir, zWhat,
                               strerror(r < 0 ? -r : EIO)));
 }

@@ -1127,6 +1127,7 @@ static int rollbackTxn(hkv_db *db) {
   if (db->bWriter) {
     writeLock(e);
     undoTo(db, 0);
+    hkvLogDiscard(e);
     writeUnlock(e);
     if (db->bWrote && !e->bFailed) {
       /* Record the abort: it revokes a prepared commit, and tells recovery

@@ -19,6 +19,9 @@
 **     transaction any process committed before it began.
 **   - Keys are 1..HKV_MAX_KEY bytes, values 0..HKV_MAX_VALUE bytes; both are
 **     arbitrary bytes (NUL, newline, any value).
+**   - FULL is the IOERR of a write that found no space (ENOSPC, EDQUOT):
+**     wherever a function below lists IOERR, it may return FULL instead,
+**     with the same effect (the store refuses writes until reopened).
 **   - Pointers returned into the store stay valid until the next call on the
 **     same handle (any hkv_* call taking that handle) or its close; the
 **     caller never frees them.
@@ -57,7 +60,8 @@ extern "C" {
   X(DONE, 11, "no more entries")                                      \
   X(NOTSTORE, 12, "not a hashkv store")                               \
   X(CANTOPEN, 13, "cannot open store")                                \
-  X(EXISTS, 14, "key already exists")
+  X(EXISTS, 14, "key already exists")                                \
+  X(FULL, 15, "disk full (or over quota)")
 
 enum hkv_code {
 #define HKV_CODE_ENUM(name, val, msg) HKV_##name = val,

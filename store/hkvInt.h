@@ -156,6 +156,9 @@ void hkvAdviseHuge(void *p, size_t n); /* a hint; never fails */
 #define HKV_PRINTF(i, j)
 #endif
 char *hkvMprintf(const char *zFmt, ...) HKV_PRINTF(1, 2);
+/* The code of a failed write or fsync's errno: FULL for ENOSPC and EDQUOT,
+** else IOERR. */
+int hkvIoCode(int iErrno);
 
 /* ---- the log (log.c) ---- */
 #define HKV_SEG_HDR 32 /* bytes of the segment header */
@@ -239,6 +242,7 @@ int hkvLogAppend(HkvEngine *e, int kind, int flags, uint64_t iTxn,
                  const void *pKey, uint32_t nKey, const void *pVal,
                  uint32_t nVal, HkvLoc *pLoc, char **pzErr);
 int hkvLogFlush(HkvEngine *e, char **pzErr);
+void hkvLogDiscard(HkvEngine *e);
 int hkvLogSync(HkvEngine *e, char **pzErr);
 #define HKV_READ_VERIFY 1 /* check the CRC */
 #define HKV_READ_OWN 2    /* writer: loc may be in the write buffer */
@@ -474,10 +478,11 @@ static inline const uint8_t *hkvLogBytes(HkvEngine *e, HkvLoc loc, int bOwn,
   ** may run far past the end of the file: a length field damaged after
   ** open then reads as a bad record instead of faulting (SIGBUS). Files
   ** grow a whole record at a time, so a record that begins before nFile
-  ** ends by it; one that begins after it keeps the old bound. */
+  ** ends by it; one that begins at or after it holds nothing readable (a
+  ** write that failed), and reads as 0 bytes: never a fault. */
   uint64_t nEnd = atomic_load_explicit(&s->nFile, memory_order_relaxed);
-  if (nEnd <= iOff || nEnd > s->nMap) nEnd = s->nMap;
-  *pn = nEnd - iOff;
+  if (nEnd > s->nMap) nEnd = s->nMap;
+  *pn = nEnd > iOff ? nEnd - iOff : 0;
   return s->pMap + iOff;
 }
 

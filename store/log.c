@@ -368,7 +368,7 @@ static int writeFailed(HkvEngine *e, uint64_t iOff, long r, char **pzErr) {
   e->bFailed = 1;
   char *zPath = hkvLogSegPath(e, s);
   int rc =
-      hkvSetErr(pzErr, HKV_IOERR,
+      hkvSetErr(pzErr, hkvIoCode(r < 0 ? (int)-r : 0),
                 hkvMprintf("%s: write at offset %llu failed: %s",
                            zPath ? zPath : "segment", (unsigned long long)iOff,
                            r < 0 ? strerror((int)-r) : "short write"));
@@ -390,18 +390,26 @@ static int writeAll(HkvEngine *e, const uint8_t *p, uint64_t n, uint64_t iOff,
   return HKV_OK;
 }
 
-/* Writes the buffer to the active segment. */
+/* Writes the buffer to the active segment. On failure the file is cut back
+** to where the buffer starts and the engine is failed, but the buffered
+** records stay readable (hkvLogBytes with bOwn): the writer's rollback finds
+** their index slots through them, and must never read their offsets in the
+** file, which hold nothing. hkvLogDiscard drops them after the rollback. */
 int hkvLogFlush(HkvEngine *e, char **pzErr) {
   if (e->nBuf == 0) return HKV_OK;
+  if (e->bFailed) return HKV_FAILED;
   int rc = writeAll(e, e->aBuf, e->nBuf, e->iBufOff, e->iBufOff, pzErr);
-  if (rc) {
-    e->nBuf = 0;
-    return rc;
-  }
+  if (rc) return rc;
   e->iBufOff += e->nBuf;
   e->nBuf = 0;
   e->apSeg[e->iActive]->nFile = e->iBufOff;
   return HKV_OK;
+}
+
+/* Drops what a failed flush left in the buffer: once the writer has undone
+** its transaction, nothing names those records any more. */
+void hkvLogDiscard(HkvEngine *e) {
+  if (e->bFailed) e->nBuf = 0;
 }
 
 int hkvLogSync(HkvEngine *e, char **pzErr) {
@@ -410,7 +418,7 @@ int hkvLogSync(HkvEngine *e, char **pzErr) {
   if (r) {
     e->bFailed = 1;
     char *zPath = hkvLogSegPath(e, s);
-    int rc = hkvSetErr(pzErr, HKV_IOERR,
+    int rc = hkvSetErr(pzErr, hkvIoCode(-r),
                        hkvMprintf("%s: fsync failed: %s",
                                   zPath ? zPath : "segment", strerror(-r)));
     hkvFree(zPath);
@@ -443,6 +451,7 @@ int hkvLogAppend(HkvEngine *e, int kind, int flags, uint64_t iTxn,
                  const void *pKey, uint32_t nKey, const void *pVal,
                  uint32_t nVal, HkvLoc *pLoc, char **pzErr) {
   int rc;
+  if (e->bFailed) return HKV_FAILED;
   uint64_t nRec = (uint64_t)HKV_REC_HDR + nKey + nVal;
   uint64_t iEnd = e->iBufOff + e->nBuf;
   HkvSeg *s = e->apSeg[e->iActive];
@@ -805,7 +814,10 @@ static int replayApply(Replay *r, uint64_t n) {
   for (uint64_t i0 = 0; i0 < n; i0 += BATCH) {
     int nB = n - i0 < BATCH ? (int)(n - i0) : BATCH;
     for (int k = 0; k < nB; k++) {
-      hkvLogRead(r->e, r->aPend[i0 + k], 0, &aRec[k], 0);
+      /* Checked when first met; a failure here is a bug, not a file. */
+      if (hkvLogRead(r->e, r->aPend[i0 + k], 0, &aRec[k], 0)) {
+        return HKV_CORRUPT;
+      }
       aHash[k] = hkvEngineKeyHash(aRec[k].pKey, aRec[k].nKey);
       aRec[k].hKey = aHash[k];
       hkvEnginePrefetch(r->e, aHash[k], 0);
@@ -1512,6 +1524,8 @@ int hkvLogCatchUp(HkvEngine *e, HkvApply xApply, void *pCtx, uint64_t iBound,
         break;
       }
       if (rec.iTxn >= e->iNextTxn) e->iNextTxn = rec.iTxn + 1;
+      /* Checked, so in the file: deferred records are read back by loc. */
+      if (iOff + rec.nRec > s->nFile) s->nFile = iOff + rec.nRec;
       int bEnd;
       rc = replayRecord(&r, HKV_LOC(iSlot, iOff), &rec, &bEnd);
       if (rc) break;

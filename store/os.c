@@ -190,3 +190,7 @@ char *hkvMprintf(const char *zFmt, ...) {
   va_end(ap);
   return z;
 }
+
+int hkvIoCode(int iErrno) {
+  return iErrno == ENOSPC || iErrno == EDQUOT ? HKV_FULL : HKV_IOERR;
+}

@@ -337,8 +337,8 @@ static void teardown(void) {
 static void keyOf(char *z, int t, int i) { snprintf(z, 32, "t%d-k%d", t, i); }
 
 static int isIoCode(int rc) {
-  return rc == HKV_IOERR || rc == HKV_FAILED || rc == HKV_NOMEM ||
-         rc == HKV_CANTOPEN;
+  return rc == HKV_IOERR || rc == HKV_FULL || rc == HKV_FAILED ||
+         rc == HKV_NOMEM || rc == HKV_CANTOPEN;
 }
 
 /* The workload: NTXN transactions of NPER puts (values big enough to rotate
