@@ -147,7 +147,7 @@ static int outOpen(HkvEngine *e, HkvCompact *c, uint64_t nMin, char **pzErr) {
   hkvUsedFileId(e, iFile);
   if (fd < 0) return ioErr(e, pzErr, "cannot create output", fd);
   uint8_t aHdr[HKV_SEG_HDR];
-  hkvEncodeSegHeader(aHdr, iFile, 0);
+  hkvEncodeSegHeader(aHdr, iFile, 0, 0);
   int r = writeAllFd(fd, aHdr, HKV_SEG_HDR, 0);
   if (r) {
     hkvEnv->xClose(fd);

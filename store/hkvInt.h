@@ -227,7 +227,8 @@ int hkvAddSegment(HkvEngine *e, int fd, uint32_t iFile, uint32_t iSeq,
                   char **pzErr);
 void hkvFreeSegment(HkvEngine *e, uint32_t iSlot);
 void hkvSegName(uint32_t iFile, int bHkc, char *zBuf);
-void hkvEncodeSegHeader(uint8_t *a, uint32_t iFile, uint32_t nCap);
+void hkvEncodeSegHeader(uint8_t *a, uint32_t iFile, uint32_t iPred,
+                        uint32_t nCap);
 const char *hkvCheckSegHeader(const uint8_t *a, uint64_t n, uint32_t iFile);
 int hkvSyncDir(HkvEngine *e, char **pzErr);
 int hkvSetErr(char **pzErr, int rc, char *zMsg);

@@ -7,9 +7,14 @@
 **
 ** Segment header (32 bytes)
 **   0   8  magic "hkvlog\r\n"
-**   8   4  format version (1)
+**   8   4  format version (2; 1 in files of 0.1.0, which read as 2 with
+**          a predecessor of 0)
 **   12  4  flags (0; a reader refuses bits it does not know)
-**   16  8  sequence number (equals the file name's)
+**   16  4  file id (equals the file name's)
+**   20  4  predecessor: the id of the log segment (".hkd") that was the
+**          newest when this one was created, or a compacted-away id at or
+**          below the manifest's retired mark; 0 for the first segment of a
+**          store (and in compaction outputs, which are not in the chain)
 **   24  4  capacity: bytes the file may grow to (its creator's segment size,
 **          or more for one large record). Every process maps the segment
 **          at this size and no writer appends past it. 0 in files written
@@ -45,6 +50,12 @@
 **   reported (stats and the open's message). An invalid record with a valid
 **   one somewhere after it, or anything invalid in a sealed segment, is
 **   HKV_CORRUPT naming the file and offset: never a silent loss.
+**   The store knows its own file set: each log segment names its
+**   predecessor, which must be there or be accounted for by the manifest
+**   (compacted away); and a log segment with a hint (".hkh", written only
+**   once it is sealed, after a commit in its successor) is never the
+**   newest. A missing segment or MANIFEST fails the open with HKV_CORRUPT
+**   naming what is missing, and nothing is cleaned up.
 */
 #include "hkvInt.h"
 
@@ -57,7 +68,7 @@
 #include <unistd.h>
 
 static const uint8_t aMagic[8] = {'h', 'k', 'v', 'l', 'o', 'g', '\r', '\n'};
-#define HKV_FORMAT_VERSION 1
+#define HKV_FORMAT_VERSION 2
 #define HKV_BUF_SIZE (1u << 20)
 
 /* The file name of segment iFile inside the store directory: ".hkd" for a
@@ -86,11 +97,13 @@ int hkvSetErr(char **pzErr, int rc, char *zMsg) {
   return rc;
 }
 
-void hkvEncodeSegHeader(uint8_t *a, uint32_t iSeq, uint32_t nCap) {
+void hkvEncodeSegHeader(uint8_t *a, uint32_t iSeq, uint32_t iPred,
+                        uint32_t nCap) {
   memset(a, 0, HKV_SEG_HDR);
   memcpy(a, aMagic, 8);
   hkvPut32(a + 8, HKV_FORMAT_VERSION);
-  hkvPut64(a + 16, iSeq);
+  hkvPut32(a + 16, iSeq);
+  hkvPut32(a + 20, iPred);
   hkvPut32(a + 24, nCap);
   hkvPut32(a + 28, hkvCrc32c(0, a, 28));
 }
@@ -102,12 +115,28 @@ const char *hkvCheckSegHeader(const uint8_t *a, uint64_t n, uint32_t iSeq) {
   if (hkvGet32(a + 28) != hkvCrc32c(0, a, 28)) {
     return "segment header checksum mismatch";
   }
-  if (hkvGet32(a + 8) != HKV_FORMAT_VERSION) {
+  uint32_t iVersion = hkvGet32(a + 8);
+  if (iVersion != 1 && iVersion != HKV_FORMAT_VERSION) {
     return "unsupported format version";
   }
   if (hkvGet32(a + 12) != 0) return "unsupported segment flags";
-  if (hkvGet64(a + 16) != iSeq) return "segment sequence does not match name";
+  if (hkvGet32(a + 16) != iSeq || (iVersion == 1 && hkvGet32(a + 20) != 0)) {
+    return "segment sequence does not match name";
+  }
   return 0;
+}
+
+/* The predecessor a valid header names (0: none, or a version 1 file). */
+static uint32_t segPred(const uint8_t *a) { return hkvGet32(a + 20); }
+
+/* The id of the newest log segment (".hkd") of the log order, else the
+** retired mark: the predecessor of a segment created now. */
+static uint32_t newestLogId(HkvEngine *e) {
+  for (uint32_t k = e->nSeg; k > 0; k--) {
+    HkvSeg *s = e->apSeg[e->aOrder[k - 1]];
+    if (!s->bHkc) return s->iFile;
+  }
+  return e->iMaxRetired;
 }
 
 /*
@@ -215,11 +244,15 @@ int hkvAddSegment(HkvEngine *e, int fd, uint32_t iFile, uint32_t iSeq,
     rc = HKV_NOMEM;
     goto fail;
   }
+  errno = 0;
   s->pMap = hkvEnv->xMmap(fd, nMap);
   if (!s->pMap) {
+    char zName[16];
+    hkvSegName(iFile, (flags & HKV_SEG_HKC) != 0, zName);
     rc = hkvSetErr(pzErr, HKV_IOERR,
-                   hkvMprintf("cannot map segment %08x (%llu bytes)", iSeq,
-                              (unsigned long long)nMap));
+                   hkvMprintf("%s/%s: cannot map %llu bytes: %s", e->zDir,
+                              zName, (unsigned long long)nMap,
+                              errno ? strerror(errno) : "mmap failed"));
     goto fail;
   }
   s->iSeq = iSeq;
@@ -302,7 +335,7 @@ static int createSegment(HkvEngine *e, uint32_t iSeq, uint64_t nMin,
     return rc;
   }
   uint64_t nMap = e->szSegment > nMin ? e->szSegment : nMin;
-  hkvEncodeSegHeader(aHdr, iSeq, (uint32_t)nMap);
+  hkvEncodeSegHeader(aHdr, iSeq, newestLogId(e), (uint32_t)nMap);
   long w = hkvEnv->xWrite(fd, aHdr, HKV_SEG_HDR, 0);
   int rS = (w == HKV_SEG_HDR && e->iSyncWriter == HKV_SYNC_FULL)
                ? hkvEnv->xSync(fd)
@@ -942,12 +975,14 @@ static int lostWrites(const uint8_t *a, uint64_t iFrom, uint64_t iTo) {
 /* Reads the MANIFEST, if there is one. On HKV_OK *paPlan lists the
 ** compacted segments in log order (NULL and 0 without a manifest). */
 static int readManifest(HkvEngine *e, HkvPlan **paPlan, uint32_t *pnPlan,
-                        uint32_t *piMaxRetired, char **pzErr) {
+                        uint32_t *piMaxRetired, int *pbFound, char **pzErr) {
   *paPlan = 0;
   *pnPlan = 0;
   *piMaxRetired = 0;
+  *pbFound = 0;
   int fd = hkvEnv->xOpen(e->dirFd, HKV_MANIFEST, O_RDONLY, 0);
   if (fd == -ENOENT) return HKV_OK;
+  *pbFound = 1;
   uint64_t n = 0;
   if (fd < 0 || hkvEnv->xFileSize(fd, &n)) {
     if (fd >= 0) hkvEnv->xClose(fd);
@@ -1165,7 +1200,10 @@ int hkvLogRecover(HkvEngine *e, HkvApply xApply, HkvHintApply xHint,
   int rc = listFiles(e, ".hkd", &aHkd, &nHkd, pzErr);
   if (!rc) rc = listFiles(e, ".hkc", &aHkc, &nHkc, pzErr);
   if (!rc) rc = listFiles(e, ".hkh", &aHkh, &nHkh, pzErr);
-  if (!rc) rc = readManifest(e, &aListed, &nListed, &iMaxRetired, pzErr);
+  int bManifest = 0;
+  if (!rc) {
+    rc = readManifest(e, &aListed, &nListed, &iMaxRetired, &bManifest, pzErr);
+  }
   if (!rc) {
     aPlan = hkvMalloc((nListed + nHkd + 1) * sizeof(HkvPlan));
     if (!aPlan) rc = HKV_NOMEM;
@@ -1186,6 +1224,16 @@ int hkvLogRecover(HkvEngine *e, HkvApply xApply, HkvHintApply xHint,
       HkvPlan q = {aHkd[k], aHkd[k], 0};
       aPlan[nPlan++] = q;
     }
+  }
+  if (rc == HKV_OK && !bBound && nPlan > 0 && !aPlan[nPlan - 1].bHkc &&
+      hasId(aHkh, nHkh, aPlan[nPlan - 1].iFile)) {
+    /* Its hint was written after a commit in a newer segment. */
+    char zName[16];
+    segName(aPlan[nPlan - 1].iFile, zName);
+    rc = hkvSetErr(pzErr, HKV_CORRUPT,
+                   hkvMprintf("%s: the newest segment is missing: %s was "
+                              "sealed (it has a hint) but no segment follows",
+                              e->zDir, zName));
   }
   if (rc == HKV_OK && xReserve) {
     /* Size the index once for every hinted key, so loading hints never
@@ -1246,6 +1294,20 @@ int hkvLogRecover(HkvEngine *e, HkvApply xApply, HkvHintApply xHint,
       }
       rc = hkvSetErr(pzErr, HKV_CORRUPT,
                      hkvMprintf("%s: %s at offset 0", zPath, zBad));
+      hkvFree(zPath);
+      break;
+    }
+    uint32_t iPred = q->bHkc ? 0 : segPred(s->pMap);
+    if (iPred && iPred > iMaxRetired && !hasId(aHkd, nHkd, iPred)) {
+      char zPred[16];
+      segName(iPred, zPred);
+      rc = hkvSetErr(
+          pzErr, HKV_CORRUPT,
+          bManifest ? hkvMprintf("%s/%s: missing (%s follows it)", e->zDir,
+                                 zPred, zName)
+                    : hkvMprintf("%s/%s: missing (%s follows %s, which only a "
+                                 "manifest could account for)",
+                                 e->zDir, HKV_MANIFEST, zName, zPred));
       hkvFree(zPath);
       break;
     }
@@ -1386,6 +1448,12 @@ int hkvLogRecover(HkvEngine *e, HkvApply xApply, HkvHintApply xHint,
       goto done;
     }
     s->nFile = iCutOff;
+    if (e->nSeg > iCutSeg + 1) {
+      /* The cut segment is the newest again: it is no longer sealed. */
+      char zHint[16];
+      snprintf(zHint, sizeof(zHint), "%08x.hkh", s->iFile);
+      hkvEnv->xUnlink(e->dirFd, zHint);
+    }
     while (e->nSeg > iCutSeg + 1) {
       uint32_t iSlot = e->aOrder[--e->nSeg];
       char zName[16];

@@ -297,6 +297,186 @@ START_TEST(killed_inside_a_transaction) {
 }
 END_TEST
 
+/* ---- the store knows its file set ---- */
+
+static hkv_db *openSmall(int *pRc) {
+  hkv_options o;
+  hkv_options_init(&o);
+  o.segment_size = 4096;
+  o.sync = HKV_SYNC_NORMAL;
+  o.auto_compact = 0;
+  hkv_db *db = 0;
+  *pRc = hkv_open(zStore, &o, &db);
+  return db;
+}
+
+/* The ids of the store's files with extension zExt, ascending; returns n. */
+static int listIds(const char *zExt, unsigned *aId, int nMax) {
+  char zCmd[600];
+  snprintf(zCmd, sizeof(zCmd), "ls %s | grep '\\%s$' | sort", zStore, zExt);
+  FILE *f = popen(zCmd, "r");
+  ck_assert_ptr_nonnull(f);
+  int n = 0;
+  char zLine[64];
+  while (n < nMax && fgets(zLine, sizeof(zLine), f)) {
+    aId[n++] = (unsigned)strtoul(zLine, 0, 16);
+  }
+  pclose(f);
+  return n;
+}
+
+static void storeFile(char *zBuf, unsigned iId, const char *zExt) {
+  snprintf(zBuf, 600, "%s/%08x%s", zStore, iId, zExt);
+}
+
+/* Every key of [0, n) reads back. */
+static void allKeys(hkv_db *db, int n) {
+  for (int i = 0; i < n; i++) ck_assert(hasKey(db, i));
+}
+
+/* Opening fails with CORRUPT naming zWant, and removes nothing. */
+static void openFailsNaming(const char *zWant) {
+  unsigned aBefore[256], aAfter[256];
+  int nBefore = listIds(".hkd", aBefore, 256) + listIds(".hkc", aBefore, 256);
+  int rc;
+  hkv_db *db = openSmall(&rc);
+  ck_assert_msg(rc == HKV_CORRUPT, "open: %s: %s", hkv_codename(rc),
+                hkv_errmsg(db));
+  ck_assert_msg(strstr(hkv_errmsg(db), zWant) != NULL, "message: %s",
+                hkv_errmsg(db));
+  hkv_close(db);
+  int nAfter = listIds(".hkd", aAfter, 256) + listIds(".hkc", aAfter, 256);
+  ck_assert_int_eq(nAfter, nBefore);
+}
+
+START_TEST(missing_middle_segment_is_an_error) {
+  int rc;
+  hkv_db *db = openSmall(&rc);
+  ck_rc(rc, HKV_OK);
+  putN(db, 0, 400);
+  hkv_close(db);
+  unsigned aId[256];
+  int n = listIds(".hkd", aId, 256);
+  ck_assert_int_ge(n, 4);
+  char zPath[600], zAway[700];
+  storeFile(zPath, aId[n / 2], ".hkd");
+  snprintf(zAway, sizeof(zAway), "%s.away", zPath);
+  ck_assert_int_eq(rename(zPath, zAway), 0);
+  char zName[16];
+  snprintf(zName, sizeof(zName), "%08x.hkd", aId[n / 2]);
+  openFailsNaming(zName);
+  /* So is the oldest gone (its hint still there or not). */
+  ck_assert_int_eq(rename(zAway, zPath), 0);
+  storeFile(zPath, aId[0], ".hkd");
+  snprintf(zAway, sizeof(zAway), "%s.away", zPath);
+  ck_assert_int_eq(rename(zPath, zAway), 0);
+  snprintf(zName, sizeof(zName), "%08x.hkd", aId[0]);
+  openFailsNaming(zName);
+  ck_assert_int_eq(rename(zAway, zPath), 0);
+  db = openSmall(&rc);
+  ck_rc(rc, HKV_OK);
+  allKeys(db, 400);
+  ck_rc(hkv_integrity_check(db), HKV_OK);
+  hkv_close(db);
+}
+END_TEST
+
+START_TEST(missing_newest_segment_is_an_error) {
+  int rc;
+  hkv_db *db = openSmall(&rc);
+  ck_rc(rc, HKV_OK);
+  putN(db, 0, 400);
+  hkv_close(db);
+  unsigned aId[256];
+  int n = listIds(".hkd", aId, 256);
+  ck_assert_int_ge(n, 3);
+  char zPath[600], zAway[700], zHint[600];
+  /* The segment before the newest is sealed and has its hint. */
+  storeFile(zHint, aId[n - 2], ".hkh");
+  ck_assert_int_eq(access(zHint, F_OK), 0);
+  storeFile(zPath, aId[n - 1], ".hkd");
+  snprintf(zAway, sizeof(zAway), "%s.away", zPath);
+  ck_assert_int_eq(rename(zPath, zAway), 0);
+  openFailsNaming("newest segment is missing");
+  ck_assert_int_eq(rename(zAway, zPath), 0);
+  db = openSmall(&rc);
+  ck_rc(rc, HKV_OK);
+  allKeys(db, 400);
+  hkv_close(db);
+}
+END_TEST
+
+START_TEST(lost_manifest_is_an_error) {
+  int rc;
+  hkv_db *db = openSmall(&rc);
+  ck_rc(rc, HKV_OK);
+  putN(db, 0, 300);
+  putN(db, 0, 150); /* overwrites: compaction has something to drop */
+  ck_rc(hkv_compact(db), HKV_OK);
+  putN(db, 300, 320);
+  hkv_close(db);
+  unsigned aHkc[256];
+  int nHkc = listIds(".hkc", aHkc, 256);
+  ck_assert_int_ge(nHkc, 1);
+  char zMan[600], zAway[700];
+  snprintf(zMan, sizeof(zMan), "%s/MANIFEST", zStore);
+  snprintf(zAway, sizeof(zAway), "%s/MANIFEST.away", zStore);
+  ck_assert_int_eq(rename(zMan, zAway), 0);
+  openFailsNaming("MANIFEST");
+  /* Read-only too: never a store with half its rows. */
+  hkv_options o;
+  hkv_options_init(&o);
+  o.flags = HKV_OPEN_READONLY;
+  db = 0;
+  ck_rc(hkv_open(zStore, &o, &db), HKV_CORRUPT);
+  hkv_close(db);
+  unsigned aAfter[256];
+  ck_assert_int_eq(listIds(".hkc", aAfter, 256), nHkc);
+  ck_assert_int_eq(rename(zAway, zMan), 0);
+  db = openSmall(&rc);
+  ck_rc(rc, HKV_OK);
+  allKeys(db, 320);
+  ck_rc(hkv_integrity_check(db), HKV_OK);
+  hkv_close(db);
+}
+END_TEST
+
+/* An open after a crash that cut the newest segment away entirely (a
+** transaction rotated into it and died) still opens, and later ones too. */
+START_TEST(cut_newest_segment_then_reopen) {
+  int rc;
+  hkv_db *db = openSmall(&rc);
+  ck_rc(rc, HKV_OK);
+  putN(db, 0, 100);
+  hkv_close(db);
+  pid_t pid = fork();
+  if (pid == 0) {
+    hkv_db *c = openSmall(&rc);
+    if (rc) _exit(2);
+    hkv_begin(c);
+    static char aBig[3000];
+    char k[32];
+    for (int i = 0; i < 20; i++) { /* rotates several times */
+      snprintf(k, sizeof(k), "big-%d", i);
+      hkv_put(c, k, strlen(k), aBig, sizeof(aBig));
+    }
+    hkv_prepare(c); /* the records reach the files; no commit is kept */
+    _exit(0);
+  }
+  int status;
+  waitpid(pid, &status, 0);
+  ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  for (int r = 0; r < 2; r++) {
+    db = openSmall(&rc);
+    ck_assert_msg(rc == HKV_OK, "open %d: %s: %s", r, hkv_codename(rc),
+                  hkv_errmsg(db));
+    allKeys(db, 100);
+    putN(db, 100, 101 + r);
+    hkv_close(db);
+  }
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("recovery");
   TCase *tc = tcase_create("recovery");
@@ -309,6 +489,10 @@ int main(void) {
   tcase_add_test(tc, damage_after_open_is_caught_by_get);
   tcase_add_test(tc, zero_tail_and_torn_new_segment);
   tcase_add_test(tc, killed_inside_a_transaction);
+  tcase_add_test(tc, missing_middle_segment_is_an_error);
+  tcase_add_test(tc, missing_newest_segment_is_an_error);
+  tcase_add_test(tc, lost_manifest_is_an_error);
+  tcase_add_test(tc, cut_newest_segment_then_reopen);
   suite_add_tcase(s, tc);
   return runSuite(s);
 }
