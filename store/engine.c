@@ -34,6 +34,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <sys/stat.h>
@@ -420,9 +421,10 @@ static int recoverApply(void *pCtx, HkvLoc loc, const HkvRec *pRec) {
 
 /* Builds the (empty) index from the log up to iBound (HKV_NO_BOUND: all of
 ** it, cutting a torn tail) and sets the committed end. */
-static int recoverIndex(HkvEngine *e, uint64_t iBound, char **pzErr) {
+static int recoverIndex(HkvEngine *e, uint64_t iBound, uint64_t iSynced,
+                        char **pzErr) {
   int rc = hkvLogRecover(e, recoverApply, recoverHint, recoverReserve, e,
-                         iBound, pzErr);
+                         iBound, iSynced, pzErr);
   if (rc) return rc;
   hkvIndexFinishMigration(&e->idx, hashAt, e);
   e->nLiveKeys = hkvIndexLive(&e->idx);
@@ -464,11 +466,55 @@ void hkvShmBumpGen(HkvEngine *e) {
   atomic_store(&e->iSeenGen, v);
 }
 
-/* Makes this engine's committed end the one every process sees. */
-static void shmPublish(HkvEngine *e) {
+/* Version 2 added the checks; processes on one store run one version. */
+static const uint8_t aShmMagic[8] = {'h', 'k', 'v', 's', 'h', 'm', 0, 2};
+
+/* Makes this engine's committed end the one every process sees; with
+** bSynced (a sync=full commit), also the end known durable. */
+static void shmPublishEnd(HkvEngine *e, int bSynced) {
   uint64_t v = atomic_load(&e->iCommitted);
   atomic_store(&e->iSeenEnd, v);
-  if (e->bShmWritable) atomic_store(&e->pShm->iEnd, v);
+  if (!e->bShmWritable) return;
+  atomic_store(&e->pShm->iEnd, v);
+  atomic_store(&e->pShm->iEndCheck, hkvShmCheck(v));
+  if (bSynced) {
+    atomic_store(&e->pShm->iSynced, v);
+    atomic_store(&e->pShm->iSyncedCheck, hkvShmCheck(v));
+  }
+}
+static void shmPublish(HkvEngine *e) { shmPublishEnd(e, 0); }
+
+/* Reads a SHM position and its check. A writer stores the position, then
+** the check, so a reader may meet the pair half updated: it reads again.
+** A pair that stays unmatched is damage: CORRUPT, never a wrong end. */
+static int shmRead(HkvEngine *e, _Atomic uint64_t *pV, _Atomic uint64_t *pC,
+                   uint64_t *pOut, char **pzErr) {
+  for (int nTry = 0; nTry < 2000; nTry++) {
+    uint64_t v = atomic_load_explicit(pV, memory_order_acquire);
+    if (atomic_load_explicit(pC, memory_order_acquire) == hkvShmCheck(v)) {
+      *pOut = v;
+      return HKV_OK;
+    }
+    if (nTry > 100) sched_yield();
+  }
+  return hkvSetErr(pzErr, HKV_CORRUPT,
+                   hkvMprintf("%s/%s: damaged (a position does not match its "
+                              "check); close every handle on the store to "
+                              "rebuild it",
+                              e->zDir, HKV_SHM_FILE));
+}
+
+static int shmReadEnd(HkvEngine *e, uint64_t *piEnd, char **pzErr) {
+  return shmRead(e, &e->pShm->iEnd, &e->pShm->iEndCheck, piEnd, pzErr);
+}
+
+/* The end SHM says is durable, or 0 when it knows none (or is damaged:
+** then it proves nothing). */
+static uint64_t shmSynced(HkvEngine *e) {
+  uint64_t v = 0;
+  if (memcmp(e->pShm->aMagic, aShmMagic, 8) != 0) return 0;
+  if (shmRead(e, &e->pShm->iSynced, &e->pShm->iSyncedCheck, &v, 0)) return 0;
+  return v;
 }
 
 /* Another process compacted: rebuilds the index from the current file set,
@@ -487,7 +533,12 @@ static int reloadFiles(HkvEngine *e, char **pzErr) {
     }
   }
   uint64_t iGen = atomic_load(&e->pShm->iGen);
-  uint64_t iEnd = atomic_load(&e->pShm->iEnd);
+  uint64_t iEnd = 0;
+  int rcEnd = shmReadEnd(e, &iEnd, pzErr);
+  if (rcEnd) {
+    if (e->lockFd >= 0) hkvEnv->xLock(e->lockFd, HKV_BYTE_OPEN, HKV_LOCK_UN);
+    return rcEnd;
+  }
   writeLock(e);
   uint64_t iRetire = atomic_load(&e->iEpoch) + 1;
   if (e->pCompact) {
@@ -508,7 +559,7 @@ static int reloadFiles(HkvEngine *e, char **pzErr) {
   hkvIndexReset(&e->idx); /* lock-free readers may be in its tables */
   hkvMapClear(&e->map);
   e->nLiveBytes = 0;
-  int rc = recoverIndex(e, iEnd, pzErr);
+  int rc = recoverIndex(e, iEnd, 0, pzErr);
   if (rc == HKV_OK) {
     atomic_store(&e->iSeenEnd, iEnd);
     atomic_store(&e->iSeenGen, iGen);
@@ -531,8 +582,13 @@ static int catchUp(HkvEngine *e, int bAll, char **pzErr) {
       rc = reloadFiles(e, pzErr);
       if (rc) return rc;
     }
-    uint64_t iEnd = atomic_load_explicit(&e->pShm->iEnd, memory_order_acquire);
-    if (!bAll && iEnd == atomic_load(&e->iSeenEnd)) return HKV_OK;
+    /* With bAll the files decide, and SHM is published again after. */
+    uint64_t iEnd = 0;
+    if (!bAll) {
+      rc = shmReadEnd(e, &iEnd, pzErr);
+      if (rc) return rc;
+      if (iEnd == atomic_load(&e->iSeenEnd)) return HKV_OK;
+    }
     writeLock(e);
     rc = hkvLogCatchUp(e, recoverApply, e, bAll ? HKV_NO_BOUND : iEnd, pzErr);
     if (rc == HKV_OK) {
@@ -600,6 +656,10 @@ static int takeWriteLock(hkv_db *db) {
   ** the first time after open the file size is checked too, in case SHM
   ** itself is stale (a power loss, a read-only process first). */
   int bAll = atomic_load(&e->pShm->bWriting) != 0;
+  uint64_t iEnd;
+  if (!bAll && shmReadEnd(e, &iEnd, 0)) {
+    bAll = 1; /* SHM damaged: the files decide, and it is published anew */
+  }
   if (!bAll && !e->bTailKnown) {
     uint64_t nFile = 0;
     HkvSeg *s = e->apSeg[e->iActive];
@@ -675,7 +735,6 @@ static int shareBegin(hkv_db *db, HkvEngine *e, int *pbAlone) {
   return HKV_OK;
 }
 
-static const uint8_t aShmMagic[8] = {'h', 'k', 'v', 's', 'h', 'm', 0, 1};
 
 /* At open, after recovery: sets up SHM if this process is the first (or
 ** SHM was never set up), takes the presence lock shared and lets other
@@ -683,10 +742,17 @@ static const uint8_t aShmMagic[8] = {'h', 'k', 'v', 's', 'h', 'm', 0, 1};
 static void shareEnd(HkvEngine *e, int bAlone) {
   HkvShm *m = e->pShm;
   if (e->bShmWritable && (bAlone || memcmp(m->aMagic, aShmMagic, 8) != 0)) {
-    uint64_t iGen = memcmp(m->aMagic, aShmMagic, 8) == 0 ? m->iGen + 1 : 1;
+    int bKnown = memcmp(m->aMagic, aShmMagic, 8) == 0;
+    uint64_t iGen = bKnown ? m->iGen + 1 : 1;
+    /* Recovery checked the files against the durable end: it stays. */
+    uint64_t iSynced = shmSynced(e);
     memcpy(m->aMagic, aShmMagic, 8);
     atomic_store(&m->iGen, iGen);
-    atomic_store(&m->iEnd, atomic_load(&e->iCommitted));
+    uint64_t iEnd = atomic_load(&e->iCommitted);
+    atomic_store(&m->iEnd, iEnd);
+    atomic_store(&m->iEndCheck, hkvShmCheck(iEnd));
+    atomic_store(&m->iSynced, iSynced);
+    atomic_store(&m->iSyncedCheck, hkvShmCheck(iSynced));
     atomic_store(&m->iNextFile, e->iNextSeq);
     atomic_store(&m->bWriting, 0);
   }
@@ -766,12 +832,17 @@ static int engineOpen(hkv_db *db, const char *zDir, int dirFd, struct stat *pSt,
   ** A SHM never set up means no writer has it: read everything. */
   uint64_t iBound = HKV_NO_BOUND;
   if (!bAlone) {
-    iBound = memcmp(e->pShm->aMagic, aShmMagic, 8) == 0
-                 ? atomic_load(&e->pShm->iEnd)
-                 : HKV_NO_BOUND - 1;
+    iBound = HKV_NO_BOUND - 1;
+    if (memcmp(e->pShm->aMagic, aShmMagic, 8) == 0) {
+      rc = shmReadEnd(e, &iBound, &zErr);
+      if (rc) {
+        dbSet(db, rc, zErr);
+        goto fail;
+      }
+    }
   }
   uint64_t iGen0 = atomic_load(&e->pShm->iGen);
-  rc = recoverIndex(e, iBound, &zErr);
+  rc = recoverIndex(e, iBound, bAlone ? shmSynced(e) : 0, &zErr);
   if (rc) {
     dbSet(db, rc, zErr);
     goto fail;
@@ -1091,7 +1162,7 @@ static void publishTxn(hkv_db *db) {
   HkvEngine *e = db->e;
   writeLock(e);
   atomic_store_explicit(&e->iCommitted, hkvLogEnd(e), memory_order_release);
-  shmPublish(e);
+  shmPublishEnd(e, db->bWrote && db->iSync == HKV_SYNC_FULL);
   for (uint64_t i = 0; i < db->nUndo; i++) {
     HkvUndo *u = &db->aUndo[i];
     if (u->nNew & HKV_UNDO_DEL) {

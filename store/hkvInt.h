@@ -206,7 +206,7 @@ typedef int (*HkvHintApply)(void *pCtx, HkvLoc loc, uint64_t hKey);
 #define HKV_NO_BOUND UINT64_MAX
 int hkvLogRecover(HkvEngine *e, HkvApply xApply, HkvHintApply xHint,
                   int (*xReserve)(void *, uint64_t), void *pCtx,
-                  uint64_t iBound, char **pzErr);
+                  uint64_t iBound, uint64_t iSynced, char **pzErr);
 int hkvLogCatchUp(HkvEngine *e, HkvApply xApply, void *pCtx, uint64_t iBound,
                   char **pzErr);
 uint64_t hkvSegCapacity(HkvEngine *e, int fd, uint64_t nFile);
@@ -380,12 +380,25 @@ extern void (*hkvTestCrashHook)(const char *zWhere);
 #define HKV_SHM_SIZE 4096
 
 typedef struct HkvShm {
-  uint8_t aMagic[8];          /* "hkvshm\0\1" */
+  uint8_t aMagic[8];          /* "hkvshm\0\2" */
   _Atomic uint64_t iEnd;      /* committed end of the log, seq << 32 | off */
   _Atomic uint64_t iGen;      /* moved by each compaction switch */
   _Atomic uint64_t iNextFile; /* next segment file id */
   _Atomic uint64_t bWriting;  /* a writer may have left unpublished bytes */
+  _Atomic uint64_t iEndCheck; /* hkvShmCheck(iEnd), written after it */
+  /* The end of the newest commit made durable (sync=full) and its check:
+  ** the files must reach it, or a segment was lost. 0 = none known. */
+  _Atomic uint64_t iSynced;
+  _Atomic uint64_t iSyncedCheck;
 } HkvShm;
+
+/* The check value stored beside a SHM position: a damaged or overwritten
+** position (or one from another version) does not match its check. */
+static inline uint64_t hkvShmCheck(uint64_t v) {
+  v ^= v >> 31;
+  v *= 0x9E3779B97F4A7C15ull;
+  return v ^ (v >> 29) ^ 0x686B7673686D3032ull;
+}
 
 uint32_t hkvNextFileId(HkvEngine *e, uint32_t iMin);
 void hkvUsedFileId(HkvEngine *e, uint32_t iFile);

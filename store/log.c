@@ -1184,7 +1184,7 @@ static int replayFromHint(HkvEngine *e, uint32_t iSlot, Replay *r,
 */
 int hkvLogRecover(HkvEngine *e, HkvApply xApply, HkvHintApply xHint,
                   int (*xReserve)(void *, uint64_t), void *pCtx,
-                  uint64_t iBound, char **pzErr) {
+                  uint64_t iBound, uint64_t iSynced, char **pzErr) {
   const int bBound = iBound != HKV_NO_BOUND;
   const uint32_t iBoundSeq = (uint32_t)(iBound >> 32);
   uint32_t *aHkd = 0, nHkd = 0, *aHkc = 0, nHkc = 0, *aHkh = 0, nHkh = 0;
@@ -1223,6 +1223,45 @@ int hkvLogRecover(HkvEngine *e, HkvApply xApply, HkvHintApply xHint,
     if (aHkd[k] > iMaxRetired && (!bBound || aHkd[k] <= iBoundSeq)) {
       HkvPlan q = {aHkd[k], aHkd[k], 0};
       aPlan[nPlan++] = q;
+    }
+  }
+  if (rc == HKV_OK && bBound && iBoundSeq != UINT32_MAX &&
+      iBoundSeq > iMaxRetired && !hasId(aHkd, nHkd, iBoundSeq)) {
+    char zName[16];
+    segName(iBoundSeq, zName);
+    rc = hkvSetErr(pzErr, HKV_CORRUPT,
+                   hkvMprintf("%s/%s: the committed end names %s, which does "
+                              "not exist (SHM damaged, or a segment lost)",
+                              e->zDir, HKV_SHM_FILE, zName));
+  }
+  if (rc == HKV_OK && iSynced && (uint32_t)(iSynced >> 32) > iMaxRetired) {
+    /* A commit known durable: the files must reach it. */
+    uint32_t iSeq = (uint32_t)(iSynced >> 32);
+    char zName[16];
+    segName(iSeq, zName);
+    uint64_t nHave = 0;
+    int bHave = hasId(aHkd, nHkd, iSeq);
+    if (bHave) {
+      int fd = hkvEnv->xOpen(e->dirFd, zName, O_RDONLY, 0);
+      if (fd < 0 || hkvEnv->xFileSize(fd, &nHave)) nHave = 0;
+      if (fd >= 0) hkvEnv->xClose(fd);
+    }
+    uint32_t iNewest = 0;
+    for (uint32_t k = 0; k < nHkd; k++) {
+      if (aHkd[k] > iNewest) iNewest = aHkd[k];
+    }
+    if (!bHave && iSeq > iNewest) {
+      rc = hkvSetErr(pzErr, HKV_CORRUPT,
+                     hkvMprintf("%s/%s: missing: it held the newest durable "
+                                "commit (SHM records its end)",
+                                e->zDir, zName));
+    } else if (bHave && nHave < (uint32_t)iSynced) {
+      rc = hkvSetErr(pzErr, HKV_CORRUPT,
+                     hkvMprintf("%s/%s: %llu bytes, but a durable commit ends "
+                                "at offset %llu (SHM records it): the file "
+                                "was cut",
+                                e->zDir, zName, (unsigned long long)nHave,
+                                (unsigned long long)(uint32_t)iSynced));
     }
   }
   if (rc == HKV_OK && !bBound && nPlan > 0 && !aPlan[nPlan - 1].bHkc &&
@@ -1660,6 +1699,18 @@ int hkvLogCatchUp(HkvEngine *e, HkvApply xApply, void *pCtx, uint64_t iBound,
     e->apSeg[iNew]->nFile = HKV_SEG_HDR;
     iSlot = iNew;
     iOff = HKV_SEG_HDR;
+  }
+  if (rc == HKV_OK && !bCut &&
+      (((uint64_t)e->apSeg[iSlot]->iSeq << 32) | iOff) < iBound) {
+    /* Published, so written: the files or SHM were damaged. */
+    char zName[16];
+    segName(e->apSeg[iSlot]->iFile, zName);
+    rc = hkvSetErr(pzErr, HKV_CORRUPT,
+                   hkvMprintf("%s/%s: ends at offset %llu before the committed "
+                              "end SHM publishes (%08x.hkd offset %llu): SHM "
+                              "or the segment is damaged",
+                              e->zDir, zName, (unsigned long long)iOff,
+                              iBoundSeq, (unsigned long long)(uint32_t)iBound));
   }
   if (rc == HKV_OK) rc = replayFlushDefer(&r);
   hkvFree(r.aPend);

@@ -477,6 +477,120 @@ START_TEST(cut_newest_segment_then_reopen) {
 }
 END_TEST
 
+static hkv_db *openFull(int *pRc) {
+  hkv_options o;
+  hkv_options_init(&o);
+  o.segment_size = 4096;
+  o.sync = HKV_SYNC_FULL;
+  o.auto_compact = 0;
+  hkv_db *db = 0;
+  *pRc = hkv_open(zStore, &o, &db);
+  return db;
+}
+
+/* In a child process: opens the store and counts keys [0, n) present.
+** Exit status: that count, or 250 + the code's low bits if the open or a
+** read failed (never a silent short answer). */
+static int childCount(int n) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    hkv_db *c = 0;
+    int rc = hkv_open(zStore, NULL, &c);
+    if (rc) _exit(rc == HKV_CORRUPT ? 254 : 253);
+    int nHave = 0;
+    char k[32];
+    for (int i = 0; i < n; i++) {
+      snprintf(k, sizeof(k), "key-%d", i);
+      const void *p;
+      size_t nv;
+      rc = hkv_get(c, k, strlen(k), &p, &nv);
+      if (rc == HKV_CORRUPT) _exit(254);
+      if (rc != HKV_OK && rc != HKV_NOTFOUND) _exit(253);
+      nHave += rc == HKV_OK;
+    }
+    _exit(nHave);
+  }
+  int status;
+  waitpid(pid, &status, 0);
+  ck_assert(WIFEXITED(status));
+  return WEXITSTATUS(status);
+}
+
+/* SHM's committed end overwritten while this process has the store open:
+** another process's open is an error, never an empty table; this process's
+** next write rebuilds SHM from the files, and then all is well. */
+START_TEST(damaged_shm_is_an_error_then_rebuilt) {
+  int rc;
+  hkv_db *db = openFull(&rc);
+  ck_rc(rc, HKV_OK);
+  putN(db, 0, 100);
+  ck_assert_int_eq(childCount(100), 100);
+  char zShm[600];
+  snprintf(zShm, sizeof(zShm), "%s/SHM", zStore);
+  int fd = open(zShm, O_RDWR);
+  ck_assert_int_ge(fd, 0);
+  uint8_t aEnd[8] = {32, 0, 0, 0, 1, 0, 0, 0}; /* segment 1, offset 32 */
+  ck_assert_int_eq(pwrite(fd, aEnd, 8, 8), 8);
+  ck_assert_int_eq(childCount(100), 254);
+  /* This process reads what it has, or says SHM is damaged. */
+  const void *p;
+  size_t nv;
+  rc = hkv_get(db, "key-5", 5, &p, &nv);
+  ck_assert_msg(rc == HKV_OK || rc == HKV_CORRUPT, "%s", hkv_codename(rc));
+  if (rc) ck_assert(strstr(hkv_errmsg(db), "SHM") != NULL);
+  putN(db, 100, 101);
+  ck_assert_int_eq(childCount(101), 101);
+  /* Garbage over all of it: the magic no longer matches, so the next open
+  ** reads the files. */
+  uint8_t aJunk[64];
+  memset(aJunk, 0xA5, sizeof(aJunk));
+  ck_assert_int_eq(pwrite(fd, aJunk, sizeof(aJunk), 0), (long)sizeof(aJunk));
+  close(fd);
+  ck_assert_int_eq(childCount(101), 101);
+  hkv_close(db);
+}
+END_TEST
+
+/* The newest segment cut at a record boundary, or lost with no hint to
+** tell: SHM's durable end says a commit is missing. */
+START_TEST(durable_end_missing_is_an_error) {
+  int rc;
+  hkv_db *db = openFull(&rc);
+  ck_rc(rc, HKV_OK);
+  putN(db, 0, 10);
+  hkv_close(db);
+  size_t n;
+  uint8_t *a = readFile(zSeg, &n);
+  size_t nLast = HKV_REC_HDR + strlen("key-9") + strlen("value-9-63");
+  writeFile(zSeg, a, n - nLast); /* the last commit, exactly */
+  openFailsNaming("00000001.hkd");
+  writeFile(zSeg, a, n);
+  db = openFull(&rc);
+  ck_rc(rc, HKV_OK);
+  allKeys(db, 10);
+  putN(db, 10, 200); /* into later segments */
+  hkv_close(db);
+  unsigned aId[256];
+  int nId = listIds(".hkd", aId, 256);
+  ck_assert_int_ge(nId, 2);
+  char zPath[600], zAway[700], zHint[600];
+  storeFile(zHint, aId[nId - 2], ".hkh");
+  unlink(zHint); /* no hint to tell that the segment was sealed */
+  storeFile(zPath, aId[nId - 1], ".hkd");
+  snprintf(zAway, sizeof(zAway), "%s.away", zPath);
+  ck_assert_int_eq(rename(zPath, zAway), 0);
+  char zName[16];
+  snprintf(zName, sizeof(zName), "%08x.hkd", aId[nId - 1]);
+  openFailsNaming(zName);
+  ck_assert_int_eq(rename(zAway, zPath), 0);
+  db = openFull(&rc);
+  ck_rc(rc, HKV_OK);
+  allKeys(db, 200);
+  hkv_close(db);
+  free(a);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("recovery");
   TCase *tc = tcase_create("recovery");
@@ -493,6 +607,8 @@ int main(void) {
   tcase_add_test(tc, missing_newest_segment_is_an_error);
   tcase_add_test(tc, lost_manifest_is_an_error);
   tcase_add_test(tc, cut_newest_segment_then_reopen);
+  tcase_add_test(tc, damaged_shm_is_an_error_then_rebuilt);
+  tcase_add_test(tc, durable_end_missing_is_an_error);
   suite_add_tcase(s, tc);
   return runSuite(s);
 }
