@@ -457,7 +457,7 @@ int hkvCompactStep(HkvEngine *e, uint64_t nBudget, char **pzErr) {
       nBudget = nBudget > aRec[n].nRec ? nBudget - aRec[n].nRec : 0;
       if (aRec[n].kind != HKV_KIND_PUT) continue;
       aLoc[n] = loc;
-      aHash[n] = hkvEngineKeyHash(aRec[n].pKey, aRec[n].nKey);
+      aHash[n] = hkvKeyHash(aRec[n].pKey, aRec[n].nKey);
       hkvIndexPrefetch(&e->idx, aHash[n]);
       n++;
     }

@@ -25,7 +25,7 @@
 ** Locks
 **   registryMu   the list of engines; held through open and close.
 **   e->mu        the writer slot (pWriter), counters.
-**   e->rw        index, loc map, iCommitted, bDirty. Readers: shared, for
+**   e->latch        index, loc map, iCommitted, bDirty. Readers: shared, for
 **                the probe only (the record is read after unlocking; it
 **                cannot move). Writer: exclusive around each change; it
 **                reads the index without the lock, as nobody else changes it.
@@ -40,8 +40,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define XXH_INLINE_ALL
-#include <xxhash.h>
 
 typedef struct HkvUndo {
   HkvLoc locNew;  /* record written */
@@ -76,7 +74,7 @@ struct hkv_db {
   HkvMark *aMark;
   int nMark, nMarkAlloc;
   _Atomic uint64_t iEpoch; /* engine epoch when its last call began */
-  _Atomic int bProbe;      /* probing the index without e->rw */
+  _Atomic int bProbe;      /* probing the index without e->latch */
   hkv_db *pNextHandle;     /* e->pHandles */
 };
 
@@ -90,51 +88,6 @@ struct hkv_iter {
 
 static pthread_mutex_t registryMu = PTHREAD_MUTEX_INITIALIZER;
 static HkvEngine *pRegistry;
-
-/* ---- the index lock ----
-** Critical sections on e->rw last a fraction of a microsecond, far less than
-** a futex sleep and wake-up, so both sides spin on the try-lock (with a
-** pause, no yield) for up to about 100 us before blocking. Measured with one
-** reader thread beside a writer on two cores: yielding or sleeping early made
-** each get cost 6 us and held the writer to 0.1 M puts/s; spinning gives
-** 0.6 us and 1.4 M puts/s. */
-static void rwSpin(void) {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#endif
-}
-
-#define HKV_SPIN 2048 /* tries, about 100 us, before sleeping on the lock */
-
-static void readLock(HkvEngine *e) {
-  for (int i = 0; i < HKV_SPIN; i++) {
-    if (pthread_rwlock_tryrdlock(&e->rw) == 0) return;
-    rwSpin();
-  }
-  pthread_rwlock_rdlock(&e->rw);
-}
-
-static void rwUnlock(HkvEngine *e) { pthread_rwlock_unlock(&e->rw); }
-
-/* The writer's side also moves iIdxSeq, a sequence lock for the readers
-** that probe without e->rw: odd from here to writeUnlock. */
-static void writeLock(HkvEngine *e) {
-  int bLocked = 0;
-  for (int i = 0; i < HKV_SPIN && !bLocked; i++) {
-    bLocked = pthread_rwlock_trywrlock(&e->rw) == 0;
-    if (!bLocked) rwSpin();
-  }
-  if (!bLocked) pthread_rwlock_wrlock(&e->rw);
-  uint64_t v = atomic_load_explicit(&e->iIdxSeq, memory_order_relaxed);
-  atomic_store_explicit(&e->iIdxSeq, v + 1, memory_order_relaxed);
-  atomic_thread_fence(memory_order_release);
-}
-
-static void writeUnlock(HkvEngine *e) {
-  uint64_t v = atomic_load_explicit(&e->iIdxSeq, memory_order_relaxed);
-  atomic_store_explicit(&e->iIdxSeq, v + 1, memory_order_release);
-  rwUnlock(e);
-}
 
 /* ---- codes and messages ---- */
 
@@ -202,7 +155,6 @@ int hkv_options_init(hkv_options *pOpts) {
 
 /* ---- hashing and matching against records ---- */
 
-static uint64_t keyHash(const void *p, size_t n) { return XXH3_64bits(p, n); }
 
 /* Hash of the record at loc; the writer's (or recovery's) view. */
 static uint64_t hashAt(void *pCtx, HkvLoc loc) {
@@ -219,7 +171,7 @@ static uint64_t hashAt(void *pCtx, HkvLoc loc) {
   uint64_t n;
   const uint8_t *p = hkvLogBytes(e, loc, 1, &n);
   if (n < HKV_REC_HDR || HKV_REC_HDR + (uint64_t)hkvGet16(p + 6) > n) return 0;
-  return keyHash(p + HKV_REC_HDR, hkvGet16(p + 6));
+  return hkvKeyHash(p + HKV_REC_HDR, hkvGet16(p + 6));
 }
 
 typedef struct Seek {
@@ -282,7 +234,6 @@ uint64_t *hkvEngineFindExact(HkvEngine *e, uint64_t h, HkvLoc loc) {
   return hkvIndexFind(&e->idx, h, seekMatch, &k);
 }
 
-uint64_t hkvEngineKeyHash(const void *p, size_t n) { return keyHash(p, n); }
 
 int hkvEngineFastReads(hkv_db *db) { return db && db->e && db->e->bFastRead; }
 int hkvEngineMigrating(hkv_db *db) {
@@ -304,8 +255,8 @@ void hkvEnginePrefetch(HkvEngine *e, uint64_t h, int iStage) {
   }
 }
 
-void hkvEngineWriteLock(HkvEngine *e) { writeLock(e); }
-void hkvEngineWriteUnlock(HkvEngine *e) { writeUnlock(e); }
+void hkvEngineWriteLock(HkvEngine *e) { hkvLatchWrite(&e->latch); }
+void hkvEngineWriteUnlock(HkvEngine *e) { hkvLatchUnwrite(&e->latch); }
 
 /*
 ** Epochs. A pointer a call returns stays valid until the handle's next call;
@@ -326,21 +277,21 @@ static uint64_t minEpoch(HkvEngine *e) {
 }
 
 /*
-** Index tables retired while readers may probe them without e->rw. A
+** Index tables retired while readers may probe them without e->latch. A
 ** reader raises its handle's bProbe, then (compiler barrier only) loads the
 ** table pointers; the writer unpublishes a table, then runs a membarrier,
 ** which puts a full barrier into every running thread, then waits for the
 ** bProbe flags it sees raised to fall. Either a reader's flag was visible
 ** or it started after the barrier and loaded the new pointers: the classic
 ** asymmetric fence, which keeps every fence off the readers' path. Caller
-** holds e->mu (the handle list), not e->rw.
+** holds e->mu (the handle list), not e->latch.
 */
 static void reapTables(HkvEngine *e) {
   if (!hkvIndexHasRetired(&e->idx)) return;
   if (e->bFastRead) {
     if (hkvEnv->xBarrier(HKV_BARRIER_FENCE) != 0) return; /* keep them */
     for (hkv_db *h = e->pHandles; h; h = h->pNextHandle) {
-      while (atomic_load_explicit(&h->bProbe, memory_order_acquire)) rwSpin();
+      while (atomic_load_explicit(&h->bProbe, memory_order_acquire)) hkvLatchPause();
     }
   }
   hkvIndexReap(&e->idx);
@@ -398,7 +349,7 @@ static int recoverApply(void *pCtx, HkvLoc loc, const HkvRec *pRec) {
   k.bOwn = 1;
   k.pKey = pRec->pKey;
   k.nKey = pRec->nKey;
-  uint64_t h = pRec->hKey ? pRec->hKey : keyHash(pRec->pKey, pRec->nKey);
+  uint64_t h = pRec->hKey ? pRec->hKey : hkvKeyHash(pRec->pKey, pRec->nKey);
   uint64_t *pSlot = hkvIndexFind(&e->idx, h, seekMatch, &k);
   if (pSlot) {
     e->nLiveBytes -= k.rec.nRec;
@@ -539,7 +490,7 @@ static int reloadFiles(HkvEngine *e, char **pzErr) {
     if (e->lockFd >= 0) hkvEnv->xLock(e->lockFd, HKV_BYTE_OPEN, HKV_LOCK_UN);
     return rcEnd;
   }
-  writeLock(e);
+  hkvLatchWrite(&e->latch);
   uint64_t iRetire = atomic_load(&e->iEpoch) + 1;
   if (e->pCompact) {
     /* Its inputs were compacted by the other process: drop its outputs. */
@@ -565,7 +516,7 @@ static int reloadFiles(HkvEngine *e, char **pzErr) {
     atomic_store(&e->iSeenGen, iGen);
   }
   atomic_store(&e->iEpoch, iRetire);
-  writeUnlock(e);
+  hkvLatchUnwrite(&e->latch);
   if (e->lockFd >= 0) {
     hkvEnv->xLock(e->lockFd, HKV_BYTE_OPEN, HKV_LOCK_UN);
   }
@@ -589,14 +540,14 @@ static int catchUp(HkvEngine *e, int bAll, char **pzErr) {
       if (rc) return rc;
       if (iEnd == atomic_load(&e->iSeenEnd)) return HKV_OK;
     }
-    writeLock(e);
+    hkvLatchWrite(&e->latch);
     rc = hkvLogCatchUp(e, recoverApply, e, bAll ? HKV_NO_BOUND : iEnd, pzErr);
     if (rc == HKV_OK) {
       e->nLiveKeys = hkvIndexLive(&e->idx);
       atomic_store_explicit(&e->iCommitted, hkvLogEnd(e), memory_order_release);
       atomic_store(&e->iSeenEnd, bAll ? hkvLogEnd(e) : iEnd);
     }
-    writeUnlock(e);
+    hkvLatchUnwrite(&e->latch);
     /* A compaction in another process switched the files while this one
     ** read them (a segment it needed was gone, or the generation moved):
     ** what it read may stop short of iEnd, so rebuild from the new set. */
@@ -784,7 +735,7 @@ static void engineFree(HkvEngine *e) {
   if (e->lockFd >= 0) hkvEnv->xClose(e->lockFd); /* drops its locks */
   if (e->dirFd >= 0) hkvEnv->xClose(e->dirFd);
   pthread_mutex_destroy(&e->mu);
-  pthread_rwlock_destroy(&e->rw);
+  hkvLatchFree(&e->latch);
   hkvFree(e);
 }
 
@@ -798,7 +749,7 @@ static int engineOpen(hkv_db *db, const char *zDir, int dirFd, struct stat *pSt,
     return dbErr(db, HKV_NOMEM, 0);
   }
   pthread_mutex_init(&e->mu, 0);
-  pthread_rwlock_init(&e->rw, 0);
+  hkvLatchInit(&e->latch);
   e->dirFd = dirFd;
   e->lockFd = -1;
   e->shmFd = -1;
@@ -1015,7 +966,7 @@ static void releaseWriter(hkv_db *db) {
 
 /* ---- undo ---- */
 
-/* Undoes aUndo[iTo..nUndo) in reverse. Cannot fail. Caller holds e->rw. */
+/* Undoes aUndo[iTo..nUndo) in reverse. Cannot fail. Caller holds e->latch. */
 static void undoTo(hkv_db *db, uint64_t iTo) {
   HkvEngine *e = db->e;
   while (db->nUndo > iTo) {
@@ -1078,10 +1029,10 @@ static int writeRecord(hkv_db *db, int kind, const void *pKey, uint32_t nKey,
     db->nUndoAlloc = nNew;
   }
   if (hkvIndexNeedsRoom(&e->idx, 1) || hkvMapNeedsRoom(&e->map, 1)) {
-    writeLock(e);
+    hkvLatchWrite(&e->latch);
     rc = hkvIndexReserve(&e->idx, 1, hashAt, e);
     if (!rc) rc = hkvMapReserve(&e->map, 1);
-    writeUnlock(e);
+    hkvLatchUnwrite(&e->latch);
     if (rc) return dbErr(db, rc, 0);
   }
 
@@ -1091,7 +1042,7 @@ static int writeRecord(hkv_db *db, int kind, const void *pKey, uint32_t nKey,
   k.bOwn = 1;
   k.pKey = pKey;
   k.nKey = nKey;
-  uint64_t h = keyHash(pKey, nKey);
+  uint64_t h = hkvKeyHash(pKey, nKey);
   uint64_t *pSlot = hkvIndexFind(&e->idx, h, seekMatch, &k);
   if (k.rc) return dbErr(db, k.rc, "corrupt record in the index's path");
   int bPrevLive = pSlot && k.rec.kind == HKV_KIND_PUT;
@@ -1113,7 +1064,7 @@ static int writeRecord(hkv_db *db, int kind, const void *pKey, uint32_t nKey,
   u->locPrev = pSlot ? k.loc : 0;
   u->nPrev = pSlot ? (k.rec.nRec | (bPrevLive ? 0 : HKV_UNDO_DEL)) : 0;
 
-  writeLock(e);
+  hkvLatchWrite(&e->latch);
   e->bDirty = 1;
   if (pSlot) {
     hkvSlotSet(pSlot, HKV_FP(h) | loc);
@@ -1129,7 +1080,7 @@ static int writeRecord(hkv_db *db, int kind, const void *pKey, uint32_t nKey,
   } else {
     hkvIndexInsert(&e->idx, h, loc, hashAt, e); /* reserved: cannot fail */
   }
-  writeUnlock(e);
+  hkvLatchUnwrite(&e->latch);
   if (hkvIndexHasRetired(&e->idx)) { /* a growth finished */
     pthread_mutex_lock(&e->mu);
     reapTables(e);
@@ -1160,7 +1111,7 @@ static int prepareTxn(hkv_db *db) {
 /* Publishes a prepared transaction. Cannot fail. */
 static void publishTxn(hkv_db *db) {
   HkvEngine *e = db->e;
-  writeLock(e);
+  hkvLatchWrite(&e->latch);
   atomic_store_explicit(&e->iCommitted, hkvLogEnd(e), memory_order_release);
   shmPublishEnd(e, db->bWrote && db->iSync == HKV_SYNC_FULL);
   for (uint64_t i = 0; i < db->nUndo; i++) {
@@ -1172,7 +1123,7 @@ static void publishTxn(hkv_db *db) {
   }
   hkvMapClear(&e->map);
   e->bDirty = 0;
-  writeUnlock(e);
+  hkvLatchUnwrite(&e->latch);
 
   pthread_mutex_lock(&e->mu);
   for (uint64_t i = 0; i < db->nUndo; i++) {
@@ -1196,10 +1147,10 @@ static int rollbackTxn(hkv_db *db) {
   HkvEngine *e = db->e;
   int rc = HKV_OK;
   if (db->bWriter) {
-    writeLock(e);
+    hkvLatchWrite(&e->latch);
     undoTo(db, 0);
     hkvLogDiscard(e);
-    writeUnlock(e);
+    hkvLatchUnwrite(&e->latch);
     if (db->bWrote && !e->bFailed) {
       /* Record the abort: it revokes a prepared commit, and tells recovery
       ** sooner that these records are void. */
@@ -1215,12 +1166,12 @@ static int rollbackTxn(hkv_db *db) {
     } else if (e->nBuf) {
       hkvLogFlush(e, 0);
     }
-    writeLock(e);
+    hkvLatchWrite(&e->latch);
     hkvMapClear(&e->map);
     e->bDirty = 0;
     atomic_store_explicit(&e->iCommitted, hkvLogEnd(e), memory_order_release);
     if (!e->bFailed) shmPublish(e);
-    writeUnlock(e);
+    hkvLatchUnwrite(&e->latch);
   }
   releaseWriter(db);
   return rc;
@@ -1280,10 +1231,10 @@ int hkv_compact(hkv_db *db) {
       if (rc == HKV_OK) {
         /* Nothing uncommitted is in the log: the committed end moves into
         ** the new segment, above every input (and so every output). */
-        writeLock(e);
+        hkvLatchWrite(&e->latch);
         atomic_store(&e->iCommitted, hkvLogEnd(e));
         shmPublish(e);
-        writeUnlock(e);
+        hkvLatchUnwrite(&e->latch);
       }
     }
     if (rc == HKV_OK) rc = hkvCompactStart(e, &zErr);
@@ -1379,8 +1330,8 @@ static inline int keyEqual(const uint8_t *p, const uint8_t *q, uint32_t n) {
 }
 
 /*
-** The reader's probe without e->rw (bFastRead): a sequence lock on the
-** index (iIdxSeq, moved by writeLock/writeUnlock) detects a concurrent
+** The reader's probe without e->latch (bFastRead): a sequence lock on the
+** index (latch.iSeq, moved by hkvLatchWrite/hkvLatchUnwrite) detects a concurrent
 ** change and retries; tables stay allocated while the handle's bProbe is
 ** up (reapTables); only committed locations are followed, so the record is
 ** in the file and never in the writer's buffer. Anything unusual (a slot
@@ -1424,9 +1375,9 @@ static int probeFast(hkv_db *db, const void *pKey, uint32_t nKey, uint64_t h,
                      const uint8_t **ppRec, uint64_t *pnAvail) {
   HkvEngine *e = db->e;
   for (int nTry = 0; nTry < 3; nTry++) {
-    uint64_t v = atomic_load_explicit(&e->iIdxSeq, memory_order_acquire);
+    uint64_t v = atomic_load_explicit(&e->latch.iSeq, memory_order_acquire);
     if (v & 1) {
-      rwSpin();
+      hkvLatchPause();
       continue;
     }
     atomic_store_explicit(&db->bProbe, 1, memory_order_relaxed);
@@ -1453,14 +1404,14 @@ static int probeFast(hkv_db *db, const void *pKey, uint32_t nKey, uint64_t h,
       r = probeTable(e, aThen, h, pKey, nKey, iCommitted, ppRec, pnAvail);
     }
     atomic_thread_fence(memory_order_acquire);
-    int bSame = atomic_load_explicit(&e->iIdxSeq, memory_order_relaxed) == v;
+    int bSame = atomic_load_explicit(&e->latch.iSeq, memory_order_relaxed) == v;
     atomic_store_explicit(&db->bProbe, 0, memory_order_release);
     if (bSame) return r;
   }
   return -1;
 }
 
-/* hkv_get's path under e->rw (or for the writer, which needs none). */
+/* hkv_get's path under e->latch (or for the writer, which needs none). */
 static int getLocked(hkv_db *db, const void *pKey, size_t nKey, uint64_t h,
                      const void **ppVal, size_t *pnVal) {
   HkvEngine *e = db->e;
@@ -1474,11 +1425,11 @@ static int getLocked(hkv_db *db, const void *pKey, size_t nKey, uint64_t h,
     k.bOwn = 1;
     pSlot = hkvIndexFind(&e->idx, h, seekMatch, &k);
   } else {
-    readLock(e);
+    hkvLatchRead(&e->latch);
     k.bReader = e->bDirty;
     k.iCommitted = atomic_load_explicit(&e->iCommitted, memory_order_acquire);
     pSlot = hkvIndexFind(&e->idx, h, seekMatch, &k);
-    rwUnlock(e);
+    hkvLatchUnread(&e->latch);
   }
   if (!pSlot) return dbSet(db, HKV_NOTFOUND, 0);
   HkvRec rec;
@@ -1515,7 +1466,7 @@ int hkv_get(hkv_db *db, const void *pKey, size_t nKey, const void **ppVal,
       *pnVal = 0;
       return rc;
     }
-    uint64_t h = keyHash(pKey, nKey);
+    uint64_t h = hkvKeyHash(pKey, nKey);
     const uint8_t *p = 0;
     uint64_t nAvail = 0;
     int r = probeFast(db, pKey, (uint32_t)nKey, h, &p, &nAvail);
@@ -1545,7 +1496,7 @@ int hkv_get(hkv_db *db, const void *pKey, size_t nKey, const void **ppVal,
   *pnVal = 0;
   enterCall(db);
   if (!db->bWriter && (rc = syncView(db)) != HKV_OK) return rc;
-  return getLocked(db, pKey, nKey, keyHash(pKey, nKey), ppVal, pnVal);
+  return getLocked(db, pKey, nKey, hkvKeyHash(pKey, nKey), ppVal, pnVal);
 }
 
 /* ---- transactions ---- */
@@ -1648,9 +1599,9 @@ int hkv_rollback_to(hkv_db *db, int iLevel) {
     int rc = hkvLogAppend(e, HKV_KIND_ROLLBACK_TO, 0, db->iTxn, 0, 0, aPos, 8,
                           &loc, &zErr);
     if (rc) return dbSet(db, rc, zErr);
-    writeLock(e);
+    hkvLatchWrite(&e->latch);
     undoTo(db, m->iUndo);
-    writeUnlock(e);
+    hkvLatchUnwrite(&e->latch);
   }
   db->nMark = iLevel + 1;
   return dbSet(db, HKV_OK, 0);
@@ -1708,7 +1659,7 @@ int hkv_iter_open(hkv_db *db, hkv_iter **ppIter) {
   memset(&c, 0, sizeof(c));
   c.e = e;
   int rc = HKV_OK;
-  if (!db->bWriter) readLock(e);
+  if (!db->bWriter) hkvLatchRead(&e->latch);
   c.bReader = !db->bWriter && e->bDirty;
   c.iCommitted = atomic_load_explicit(&e->iCommitted, memory_order_acquire);
   c.nAlloc = hkvIndexLive(&e->idx);
@@ -1718,7 +1669,7 @@ int hkv_iter_open(hkv_db *db, hkv_iter **ppIter) {
   } else {
     rc = hkvIndexForEach(&e->idx, collectOne, &c);
   }
-  if (!db->bWriter) rwUnlock(e);
+  if (!db->bWriter) hkvLatchUnread(&e->latch);
   if (rc) {
     hkvFree(c.a);
     hkvFree(it);
@@ -1783,9 +1734,9 @@ int hkv_stats_get(hkv_db *db, hkv_stats *p) {
     int rcSync = syncView(db);
     if (rcSync) return rcSync;
   }
-  readLock(e);
+  hkvLatchRead(&e->latch);
   p->index_bytes = hkvIndexBytes(&e->idx);
-  rwUnlock(e);
+  hkvLatchUnread(&e->latch);
   pthread_mutex_lock(&e->mu);
   uint64_t nHdr = 0;
   for (uint32_t i = 0; i < e->nSeg; i++) {

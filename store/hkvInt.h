@@ -17,7 +17,7 @@
 **
 ** Locking (see engine.c for the whole story)
 **   HkvEngine.mu      writer slot, segment list, counters.
-**   HkvEngine.rw      index, loc map and iCommitted; readers take it shared,
+**   HkvEngine.latch   index, loc map and iCommitted; readers take it shared,
 **                     the writer takes it exclusive to change them.
 */
 #ifndef HKVINT_H
@@ -30,6 +30,9 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/types.h>
+
+#define XXH_INLINE_ALL
+#include <xxhash.h>
 
 typedef uint64_t HkvLoc;
 
@@ -318,6 +321,65 @@ uint64_t hkvIndexBytes(const HkvIndex *p);
 /* Calls x for every live slot (both tables). Stops if x returns nonzero. */
 int hkvIndexForEach(HkvIndex *p, int (*x)(void *, uint64_t *), void *pCtx);
 
+/* The key hash every part of the store uses: XXH3, inlined into the get
+** path. */
+static inline uint64_t hkvKeyHash(const void *p, size_t n) {
+  return XXH3_64bits(p, n);
+}
+
+/* The reader latch of the index: a reader-writer lock, and iSeq, a
+** sequence lock for readers that probe without the lock (odd while the
+** writer changes the index). Critical sections last a fraction of a
+** microsecond, far less than a futex sleep and wake-up, so both sides spin
+** on the try-lock (with a pause, no yield) for up to about 100 us before
+** blocking. Measured with one reader thread beside a writer on two cores:
+** yielding or sleeping early made each get cost 6 us and held the writer to
+** 0.1 M puts/s; spinning gives 0.6 us and 1.4 M puts/s. */
+typedef struct HkvLatch {
+  pthread_rwlock_t rw;
+  _Atomic uint64_t iSeq;
+} HkvLatch;
+
+#define HKV_SPIN 2048 /* tries, about 100 us, before sleeping on the lock */
+
+static inline void hkvLatchPause(void) {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+static inline void hkvLatchInit(HkvLatch *l) {
+  pthread_rwlock_init(&l->rw, 0);
+  atomic_store(&l->iSeq, 0);
+}
+static inline void hkvLatchFree(HkvLatch *l) { pthread_rwlock_destroy(&l->rw); }
+static inline void hkvLatchRead(HkvLatch *l) {
+  for (int i = 0; i < HKV_SPIN; i++) {
+    if (pthread_rwlock_tryrdlock(&l->rw) == 0) return;
+    hkvLatchPause();
+  }
+  pthread_rwlock_rdlock(&l->rw);
+}
+static inline void hkvLatchUnread(HkvLatch *l) {
+  pthread_rwlock_unlock(&l->rw);
+}
+/* The writer's side also moves iSeq: odd from here to hkvLatchUnwrite. */
+static inline void hkvLatchWrite(HkvLatch *l) {
+  int bLocked = 0;
+  for (int i = 0; i < HKV_SPIN && !bLocked; i++) {
+    bLocked = pthread_rwlock_trywrlock(&l->rw) == 0;
+    if (!bLocked) hkvLatchPause();
+  }
+  if (!bLocked) pthread_rwlock_wrlock(&l->rw);
+  uint64_t v = atomic_load_explicit(&l->iSeq, memory_order_relaxed);
+  atomic_store_explicit(&l->iSeq, v + 1, memory_order_relaxed);
+  atomic_thread_fence(memory_order_release);
+}
+static inline void hkvLatchUnwrite(HkvLatch *l) {
+  uint64_t v = atomic_load_explicit(&l->iSeq, memory_order_relaxed);
+  atomic_store_explicit(&l->iSeq, v + 1, memory_order_release);
+  pthread_rwlock_unlock(&l->rw);
+}
+
 typedef struct HkvLocMap {
   uint64_t *a;   /* pairs: key loc, value loc; key 0 = empty */
   uint64_t mask; /* capacity - 1, in pairs */
@@ -343,7 +405,6 @@ void hkvCompactDiscard(HkvEngine *e);
 
 /* ---- engine services for compaction (engine.c) ---- */
 uint64_t *hkvEngineFindExact(HkvEngine *e, uint64_t h, HkvLoc loc);
-uint64_t hkvEngineKeyHash(const void *p, size_t n);
 void hkvEnginePrefetch(HkvEngine *e, uint64_t h, int iStage);
 int hkvEngineFastReads(hkv_db *db); /* tests: gets probe without e->rw */
 int hkvEngineMigrating(hkv_db *db); /* tests: the index is growing */
@@ -428,8 +489,7 @@ struct HkvEngine {
   uint64_t szSegment; /* seal a segment at this size, bytes */
 
   pthread_mutex_t mu;
-  pthread_rwlock_t rw;
-  _Atomic uint64_t iIdxSeq; /* odd while the index changes (engine.c) */
+  HkvLatch latch;           /* over idx, map, iCommitted, bDirty */
   int bFastRead;            /* readers probe without the lock */
 
   HkvSeg **apSeg;       /* HKV_MAX_SEGSLOT slots, NULL when free */

@@ -851,7 +851,7 @@ static int replayApply(Replay *r, uint64_t n) {
       if (hkvLogRead(r->e, r->aPend[i0 + k], 0, &aRec[k], 0)) {
         return HKV_CORRUPT;
       }
-      aHash[k] = hkvEngineKeyHash(aRec[k].pKey, aRec[k].nKey);
+      aHash[k] = hkvKeyHash(aRec[k].pKey, aRec[k].nKey);
       aRec[k].hKey = aHash[k];
       hkvEnginePrefetch(r->e, aHash[k], 0);
     }
@@ -1119,7 +1119,7 @@ static int loadHint(HkvEngine *e, uint32_t iSlot, HkvHintApply xHint,
         const uint8_t *q;
         iOff += getVarint(p, pEnd, &q);
         uint64_t nKey = getVarint(q, pEnd, &p);
-        aHash[nB] = hkvEngineKeyHash(p, (size_t)nKey);
+        aHash[nB] = hkvKeyHash(p, (size_t)nKey);
         aLoc[nB] = HKV_LOC(iSlot, iOff);
         hkvIndexPrefetch(&e->idx, aHash[nB]);
         p += nKey;
