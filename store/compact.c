@@ -136,7 +136,7 @@ static int outOpen(HkvEngine *e, HkvCompact *c, uint64_t nMin, char **pzErr) {
     c->aOut = a;
     c->nOutAlloc = nNew;
   }
-  uint32_t iFile = hkvNextFileId(e, e->iNextSeq);
+  uint32_t iFile = hkvShareNextFileId(&e->sh, e->iNextSeq);
   char zName[16];
   int fd;
   for (int nTry = 0;; nTry++, iFile++) {
@@ -144,7 +144,8 @@ static int outOpen(HkvEngine *e, HkvCompact *c, uint64_t nMin, char **pzErr) {
     fd = hkvEnv->xOpen(e->dirFd, zName, O_RDWR | O_CREAT | O_EXCL, 0644);
     if (fd != -EEXIST || nTry == 1000) break;
   }
-  hkvUsedFileId(e, iFile);
+  if (iFile >= e->iNextSeq) e->iNextSeq = iFile + 1;
+  hkvShareUsedFileId(&e->sh, iFile);
   if (fd < 0) return ioErr(e, pzErr, "cannot create output", fd);
   uint8_t aHdr[HKV_SEG_HDR];
   hkvEncodeSegHeader(aHdr, iFile, 0, 0);
@@ -370,17 +371,12 @@ static int finish(HkvEngine *e, HkvCompact *c, char **pzErr) {
     if (!s->bHkc && s->iFile > iMaxRetired) iMaxRetired = s->iFile;
   }
   hkvTestCrashPoint("compact-before-manifest");
-  if (e->lockFd >= 0) {
-    /* No other process reads the file set while it switches. */
-    int r =
-        hkvEnv->xLock(e->lockFd, HKV_BYTE_OPEN, HKV_LOCK_EX | HKV_LOCK_WAIT);
-    if (r) return ioErr(e, pzErr, "cannot lock for the switch", r);
-  }
+  /* No other process reads the file set while it switches. */
+  int r = hkvShareLockFiles(&e->sh, 1);
+  if (r) return ioErr(e, pzErr, "cannot lock for the switch", r);
   rc = writeManifest(e, c, iMaxRetired, pzErr);
   if (rc) {
-    if (e->lockFd >= 0) {
-      hkvEnv->xLock(e->lockFd, HKV_BYTE_OPEN, HKV_LOCK_UN);
-    }
+    hkvShareUnlockFiles(&e->sh);
     return rc;
   }
   hkvTestCrashPoint("compact-after-manifest");
@@ -413,10 +409,10 @@ static int finish(HkvEngine *e, HkvCompact *c, char **pzErr) {
   }
   e->nCompactions++;
   e->nReclaimed += c->nInBytes > nOutBytes ? c->nInBytes - nOutBytes : 0;
-  hkvShmBumpGen(e); /* other processes reload the file set */
+  hkvShareBumpGen(&e->sh); /* other processes reload the file set */
   hkvReapRetired(e);
   pthread_mutex_unlock(&e->mu);
-  if (e->lockFd >= 0) hkvEnv->xLock(e->lockFd, HKV_BYTE_OPEN, HKV_LOCK_UN);
+  hkvShareUnlockFiles(&e->sh);
   return HKV_OK;
 }
 

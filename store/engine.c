@@ -397,97 +397,29 @@ static int recoverIndex(HkvEngine *e, uint64_t iBound, uint64_t iSynced,
 ** its last commit), and publishes its end in SHM at commit.
 */
 
-uint32_t hkvNextFileId(HkvEngine *e, uint32_t iMin) {
-  uint64_t v = atomic_load(&e->pShm->iNextFile);
-  return v > iMin && v < UINT32_MAX ? (uint32_t)v : iMin;
-}
-
-void hkvUsedFileId(HkvEngine *e, uint32_t iFile) {
-  if (iFile >= e->iNextSeq) e->iNextSeq = iFile + 1;
-  if (e->bShmWritable && atomic_load(&e->pShm->iNextFile) <= iFile) {
-    atomic_store(&e->pShm->iNextFile, (uint64_t)iFile + 1);
-  }
-}
-
-/* A compaction switched the file set. Caller holds e->mu and the write
-** lock. */
-void hkvShmBumpGen(HkvEngine *e) {
-  if (!e->bShmWritable) return;
-  uint64_t v = atomic_fetch_add(&e->pShm->iGen, 1) + 1;
-  atomic_store(&e->iSeenGen, v);
-}
-
-/* Version 2 added the checks; processes on one store run one version. */
-static const uint8_t aShmMagic[8] = {'h', 'k', 'v', 's', 'h', 'm', 0, 2};
-
 /* Makes this engine's committed end the one every process sees; with
 ** bSynced (a sync=full commit), also the end known durable. */
 static void shmPublishEnd(HkvEngine *e, int bSynced) {
-  uint64_t v = atomic_load(&e->iCommitted);
-  atomic_store(&e->iSeenEnd, v);
-  if (!e->bShmWritable) return;
-  atomic_store(&e->pShm->iEnd, v);
-  atomic_store(&e->pShm->iEndCheck, hkvShmCheck(v));
-  if (bSynced) {
-    atomic_store(&e->pShm->iSynced, v);
-    atomic_store(&e->pShm->iSyncedCheck, hkvShmCheck(v));
-  }
+  hkvSharePublish(&e->sh, atomic_load(&e->iCommitted), bSynced);
 }
 static void shmPublish(HkvEngine *e) { shmPublishEnd(e, 0); }
-
-/* Reads a SHM position and its check. A writer stores the position, then
-** the check, so a reader may meet the pair half updated: it reads again.
-** A pair that stays unmatched is damage: CORRUPT, never a wrong end. */
-static int shmRead(HkvEngine *e, _Atomic uint64_t *pV, _Atomic uint64_t *pC,
-                   uint64_t *pOut, char **pzErr) {
-  for (int nTry = 0; nTry < 2000; nTry++) {
-    uint64_t v = atomic_load_explicit(pV, memory_order_acquire);
-    if (atomic_load_explicit(pC, memory_order_acquire) == hkvShmCheck(v)) {
-      *pOut = v;
-      return HKV_OK;
-    }
-    if (nTry > 100) sched_yield();
-  }
-  return hkvSetErr(pzErr, HKV_CORRUPT,
-                   hkvMprintf("%s/%s: damaged (a position does not match its "
-                              "check); close every handle on the store to "
-                              "rebuild it",
-                              e->zDir, HKV_SHM_FILE));
-}
-
-static int shmReadEnd(HkvEngine *e, uint64_t *piEnd, char **pzErr) {
-  return shmRead(e, &e->pShm->iEnd, &e->pShm->iEndCheck, piEnd, pzErr);
-}
-
-/* The end SHM says is durable, or 0 when it knows none (or is damaged:
-** then it proves nothing). */
-static uint64_t shmSynced(HkvEngine *e) {
-  uint64_t v = 0;
-  if (memcmp(e->pShm->aMagic, aShmMagic, 8) != 0) return 0;
-  if (shmRead(e, &e->pShm->iSynced, &e->pShm->iSyncedCheck, &v, 0)) return 0;
-  return v;
-}
 
 /* Another process compacted: rebuilds the index from the current file set,
 ** up to the committed end it publishes. Segments of the old set stay mapped
 ** for readers of this process until they move on (epochs). Caller holds
 ** e->mu and is not writing. */
 static int reloadFiles(HkvEngine *e, char **pzErr) {
-  if (e->lockFd >= 0) {
-    /* Blocks a switch in another process while the set is read. */
-    int r =
-        hkvEnv->xLock(e->lockFd, HKV_BYTE_OPEN, HKV_LOCK_SH | HKV_LOCK_WAIT);
-    if (r) {
-      return hkvSetErr(
-          pzErr, HKV_IOERR,
-          hkvMprintf("%s: cannot lock: %s", e->zDir, strerror(-r)));
-    }
+  /* Blocks a switch in another process while the set is read. */
+  int r = hkvShareLockFiles(&e->sh, 0);
+  if (r) {
+    return hkvSetErr(pzErr, HKV_IOERR,
+                     hkvMprintf("%s: cannot lock: %s", e->zDir, strerror(-r)));
   }
-  uint64_t iGen = atomic_load(&e->pShm->iGen);
+  uint64_t iGen = hkvShareGen(&e->sh);
   uint64_t iEnd = 0;
-  int rcEnd = shmReadEnd(e, &iEnd, pzErr);
+  int rcEnd = hkvShareReadEnd(&e->sh, &iEnd, pzErr);
   if (rcEnd) {
-    if (e->lockFd >= 0) hkvEnv->xLock(e->lockFd, HKV_BYTE_OPEN, HKV_LOCK_UN);
+    hkvShareUnlockFiles(&e->sh);
     return rcEnd;
   }
   hkvLatchWrite(&e->latch);
@@ -511,15 +443,10 @@ static int reloadFiles(HkvEngine *e, char **pzErr) {
   hkvMapClear(&e->map);
   e->nLiveBytes = 0;
   int rc = recoverIndex(e, iEnd, 0, pzErr);
-  if (rc == HKV_OK) {
-    atomic_store(&e->iSeenEnd, iEnd);
-    atomic_store(&e->iSeenGen, iGen);
-  }
+  if (rc == HKV_OK) hkvShareSeen(&e->sh, iEnd, iGen);
   atomic_store(&e->iEpoch, iRetire);
   hkvLatchUnwrite(&e->latch);
-  if (e->lockFd >= 0) {
-    hkvEnv->xLock(e->lockFd, HKV_BYTE_OPEN, HKV_LOCK_UN);
-  }
+  hkvShareUnlockFiles(&e->sh);
   return rc;
 }
 
@@ -529,23 +456,24 @@ static int reloadFiles(HkvEngine *e, char **pzErr) {
 static int catchUp(HkvEngine *e, int bAll, char **pzErr) {
   for (int nTry = 0;; nTry++) {
     int rc = HKV_OK;
-    if (atomic_load(&e->pShm->iGen) != atomic_load(&e->iSeenGen)) {
+    if (hkvShareGen(&e->sh) != atomic_load(&e->sh.iSeenGen)) {
       rc = reloadFiles(e, pzErr);
       if (rc) return rc;
     }
     /* With bAll the files decide, and SHM is published again after. */
     uint64_t iEnd = 0;
     if (!bAll) {
-      rc = shmReadEnd(e, &iEnd, pzErr);
+      rc = hkvShareReadEnd(&e->sh, &iEnd, pzErr);
       if (rc) return rc;
-      if (iEnd == atomic_load(&e->iSeenEnd)) return HKV_OK;
+      if (iEnd == atomic_load(&e->sh.iSeenEnd)) return HKV_OK;
     }
     hkvLatchWrite(&e->latch);
     rc = hkvLogCatchUp(e, recoverApply, e, bAll ? HKV_NO_BOUND : iEnd, pzErr);
     if (rc == HKV_OK) {
       e->nLiveKeys = hkvIndexLive(&e->idx);
       atomic_store_explicit(&e->iCommitted, hkvLogEnd(e), memory_order_release);
-      atomic_store(&e->iSeenEnd, bAll ? hkvLogEnd(e) : iEnd);
+      hkvShareSeen(&e->sh, bAll ? hkvLogEnd(e) : iEnd,
+                   atomic_load(&e->sh.iSeenGen));
     }
     hkvLatchUnwrite(&e->latch);
     /* A compaction in another process switched the files while this one
@@ -553,7 +481,7 @@ static int catchUp(HkvEngine *e, int bAll, char **pzErr) {
     ** what it read may stop short of iEnd, so rebuild from the new set. */
     int bSwitched = rc == HKV_NOTFOUND ||
                     (rc == HKV_OK &&
-                     atomic_load(&e->pShm->iGen) != atomic_load(&e->iSeenGen));
+                     hkvShareGen(&e->sh) != atomic_load(&e->sh.iSeenGen));
     if (bSwitched && nTry < 5) {
       hkvSetErr(pzErr, HKV_OK, 0);
       continue;
@@ -574,19 +502,13 @@ static int syncViewSlow(hkv_db *db) {
   pthread_mutex_lock(&e->mu);
   /* A writer of this process holds the write lock: what SHM says is its
   ** own doing, and this engine already shows it. */
-  if (!e->bWriteLock) rc = catchUp(e, 0, &zErr);
+  if (!e->sh.bWriteLock) rc = catchUp(e, 0, &zErr);
   pthread_mutex_unlock(&e->mu);
   return rc ? dbSet(db, rc, zErr) : HKV_OK;
 }
 
 static inline int syncView(hkv_db *db) {
-  HkvEngine *e = db->e;
-  if (atomic_load_explicit(&e->pShm->iEnd, memory_order_relaxed) ==
-          atomic_load_explicit(&e->iSeenEnd, memory_order_relaxed) &&
-      atomic_load_explicit(&e->pShm->iGen, memory_order_relaxed) ==
-          atomic_load_explicit(&e->iSeenGen, memory_order_relaxed)) {
-    return HKV_OK;
-  }
+  if (!hkvShareChanged(&db->e->sh)) return HKV_OK;
   return syncViewSlow(db);
 }
 
@@ -594,21 +516,17 @@ static inline int syncView(hkv_db *db) {
 ** files. Caller holds e->mu. */
 static int takeWriteLock(hkv_db *db) {
   HkvEngine *e = db->e;
-  if (e->bWriteLock || e->lockFd < 0) return HKV_OK;
-  int r = hkvEnv->xLock(e->dirFd, HKV_BYTE_FLOCK, HKV_LOCK_EX);
-  if (r == -EWOULDBLOCK || r == -EAGAIN) {
-    return dbErr(db, HKV_BUSY, "another process is writing the store");
-  }
-  if (r) {
-    return dbErr(db, HKV_IOERR, "%s: cannot lock: %s", e->zDir, strerror(-r));
-  }
+  if (e->sh.bWriteLock || e->sh.lockFd < 0) return HKV_OK;
+  char *zErr = 0;
+  int rc = hkvShareLockWrite(&e->sh, &zErr);
+  if (rc) return dbSet(db, rc, zErr);
   /* A writer that died may have left bytes after its last commit: then
   ** read to the end of the files and cut them. SHM says so (bWriting);
   ** the first time after open the file size is checked too, in case SHM
   ** itself is stale (a power loss, a read-only process first). */
-  int bAll = atomic_load(&e->pShm->bWriting) != 0;
+  int bAll = hkvShareDirty(&e->sh);
   uint64_t iEnd;
-  if (!bAll && shmReadEnd(e, &iEnd, 0)) {
+  if (!bAll && hkvShareReadEnd(&e->sh, &iEnd, 0)) {
     bAll = 1; /* SHM damaged: the files decide, and it is published anew */
   }
   if (!bAll && !e->bTailKnown) {
@@ -616,18 +534,13 @@ static int takeWriteLock(hkv_db *db) {
     HkvSeg *s = e->apSeg[e->iActive];
     bAll = hkvEnv->xFileSize(s->fd, &nFile) != 0 || nFile != e->iBufOff;
   }
-  char *zErr = 0;
-  int rc = catchUp(e, bAll, &zErr);
+  rc = catchUp(e, bAll, &zErr);
   if (rc == HKV_OK && bAll) shmPublish(e);
   if (rc) {
-    hkvEnv->xLock(e->dirFd, HKV_BYTE_FLOCK, HKV_LOCK_UN);
+    hkvShareUnlockWrite(&e->sh, 0);
     return dbSet(db, rc, zErr);
   }
-  if (e->bShmWritable &&
-      !atomic_load_explicit(&e->pShm->bWriting, memory_order_relaxed)) {
-    atomic_store(&e->pShm->bWriting, 1);
-  }
-  e->bWriteLock = 1;
+  hkvShareMarkWriting(&e->sh);
   e->bTailKnown = 1;
   return HKV_OK;
 }
@@ -635,84 +548,7 @@ static int takeWriteLock(hkv_db *db) {
 /* Releases the write lock once nothing unpublished is in the log. Caller
 ** holds e->mu. */
 static void dropWriteLock(HkvEngine *e) {
-  if (!e->bWriteLock) return;
-  if (e->bShmWritable && !e->bFailed) atomic_store(&e->pShm->bWriting, 0);
-  hkvEnv->xLock(e->dirFd, HKV_BYTE_FLOCK, HKV_LOCK_UN);
-  e->bWriteLock = 0;
-}
-
-/* At open: opens LOCK and SHM and takes the open lock. *pbAlone: no other
-** process has the store open (then recovery may cut and clean up). */
-static int shareBegin(hkv_db *db, HkvEngine *e, int *pbAlone) {
-  const int bRo = e->bReadonly;
-  e->pShm = &e->shmOwn;
-  e->bShmWritable = 1;
-  *pbAlone = 1;
-  e->lockFd = hkvEnv->xOpen(e->dirFd, HKV_LOCK_FILE,
-                            bRo ? O_RDONLY : O_RDWR | O_CREAT, 0644);
-  if (e->lockFd < 0) {
-    int err = -e->lockFd;
-    e->lockFd = -1;
-    /* A read-only store without LOCK (or one this user cannot open) is
-    ** read alone. */
-    if (bRo) return HKV_OK;
-    return dbErr(db, HKV_CANTOPEN, "%s/%s: cannot open: %s", e->zDir,
-                 HKV_LOCK_FILE, strerror(err));
-  }
-  int r = hkvEnv->xLock(e->lockFd, HKV_BYTE_OPEN,
-                        (bRo ? HKV_LOCK_SH : HKV_LOCK_EX) | HKV_LOCK_WAIT);
-  if (r) {
-    return dbErr(db, HKV_IOERR, "%s: cannot lock: %s", e->zDir, strerror(-r));
-  }
-  *pbAlone = hkvEnv->xLock(e->lockFd, HKV_BYTE_PRESENT,
-                           bRo ? HKV_LOCK_PROBE : HKV_LOCK_EX) == 0;
-  e->shmFd = hkvEnv->xOpen(e->dirFd, HKV_SHM_FILE,
-                           bRo ? O_RDONLY : O_RDWR | O_CREAT, 0644);
-  HkvShm *p = 0;
-  if (e->shmFd >= 0) {
-    uint64_t n = 0;
-    if (hkvEnv->xFileSize(e->shmFd, &n) == 0 && n < HKV_SHM_SIZE && !bRo &&
-        hkvEnv->xTruncate(e->shmFd, HKV_SHM_SIZE) == 0) {
-      n = HKV_SHM_SIZE;
-    }
-    if (n >= HKV_SHM_SIZE) p = hkvEnv->xShmMap(e->shmFd, HKV_SHM_SIZE, !bRo);
-  }
-  if (p) {
-    e->pShm = p;
-    e->bShmWritable = !bRo;
-  } else if (!bRo) {
-    return dbErr(db, HKV_CANTOPEN, "%s/%s: cannot map", e->zDir, HKV_SHM_FILE);
-  }
-  return HKV_OK;
-}
-
-
-/* At open, after recovery: sets up SHM if this process is the first (or
-** SHM was never set up), takes the presence lock shared and lets other
-** opens proceed. */
-static void shareEnd(HkvEngine *e, int bAlone) {
-  HkvShm *m = e->pShm;
-  if (e->bShmWritable && (bAlone || memcmp(m->aMagic, aShmMagic, 8) != 0)) {
-    int bKnown = memcmp(m->aMagic, aShmMagic, 8) == 0;
-    uint64_t iGen = bKnown ? m->iGen + 1 : 1;
-    /* Recovery checked the files against the durable end: it stays. */
-    uint64_t iSynced = shmSynced(e);
-    memcpy(m->aMagic, aShmMagic, 8);
-    atomic_store(&m->iGen, iGen);
-    uint64_t iEnd = atomic_load(&e->iCommitted);
-    atomic_store(&m->iEnd, iEnd);
-    atomic_store(&m->iEndCheck, hkvShmCheck(iEnd));
-    atomic_store(&m->iSynced, iSynced);
-    atomic_store(&m->iSyncedCheck, hkvShmCheck(iSynced));
-    atomic_store(&m->iNextFile, e->iNextSeq);
-    atomic_store(&m->bWriting, 0);
-  }
-  atomic_store(&e->iSeenGen, atomic_load(&m->iGen));
-  atomic_store(&e->iSeenEnd, atomic_load(&e->iCommitted));
-  if (e->lockFd >= 0) {
-    hkvEnv->xLock(e->lockFd, HKV_BYTE_PRESENT, HKV_LOCK_SH | HKV_LOCK_WAIT);
-    hkvEnv->xLock(e->lockFd, HKV_BYTE_OPEN, HKV_LOCK_UN);
-  }
+  hkvShareUnlockWrite(&e->sh, !e->bFailed);
 }
 
 /* ---- engines ---- */
@@ -730,9 +566,7 @@ static void engineFree(HkvEngine *e) {
   hkvLogHintFree(e);
   hkvFree(e->aBuf);
   hkvFree(e->zDir);
-  if (e->pShm && e->pShm != &e->shmOwn) hkvEnv->xMunmap(e->pShm, HKV_SHM_SIZE);
-  if (e->shmFd >= 0) hkvEnv->xClose(e->shmFd);
-  if (e->lockFd >= 0) hkvEnv->xClose(e->lockFd); /* drops its locks */
+  hkvShareClose(&e->sh);
   if (e->dirFd >= 0) hkvEnv->xClose(e->dirFd);
   pthread_mutex_destroy(&e->mu);
   hkvLatchFree(&e->latch);
@@ -751,9 +585,7 @@ static int engineOpen(hkv_db *db, const char *zDir, int dirFd, struct stat *pSt,
   pthread_mutex_init(&e->mu, 0);
   hkvLatchInit(&e->latch);
   e->dirFd = dirFd;
-  e->lockFd = -1;
-  e->shmFd = -1;
-  e->pShm = &e->shmOwn;
+  hkvShareInit(&e->sh);
   e->dev = pSt->st_dev;
   e->ino = pSt->st_ino;
   e->bReadonly = (flags & HKV_OPEN_READONLY) != 0;
@@ -776,33 +608,30 @@ static int engineOpen(hkv_db *db, const char *zDir, int dirFd, struct stat *pSt,
     goto fail;
   }
   int bAlone;
-  rc = shareBegin(db, e, &bAlone);
-  if (rc) goto fail;
+  rc = hkvShareOpen(&e->sh, dirFd, e->zDir, e->bReadonly, &bAlone, &zErr);
+  if (rc) {
+    dbSet(db, rc, zErr);
+    goto fail;
+  }
   /* Beside other processes: read up to the end they published, cut nothing
   ** (a writer may be appending) and remove nothing (one may be compacting).
   ** A SHM never set up means no writer has it: read everything. */
   uint64_t iBound = HKV_NO_BOUND;
   if (!bAlone) {
-    iBound = HKV_NO_BOUND - 1;
-    if (memcmp(e->pShm->aMagic, aShmMagic, 8) == 0) {
-      rc = shmReadEnd(e, &iBound, &zErr);
-      if (rc) {
-        dbSet(db, rc, zErr);
-        goto fail;
-      }
+    rc = hkvShareBound(&e->sh, &iBound, &zErr);
+    if (rc) {
+      dbSet(db, rc, zErr);
+      goto fail;
     }
   }
-  uint64_t iGen0 = atomic_load(&e->pShm->iGen);
-  rc = recoverIndex(e, iBound, bAlone ? shmSynced(e) : 0, &zErr);
+  uint64_t iGen0 = hkvShareGen(&e->sh);
+  rc = recoverIndex(e, iBound, bAlone ? hkvShareSynced(&e->sh) : 0, &zErr);
   if (rc) {
     dbSet(db, rc, zErr);
     goto fail;
   }
-  shareEnd(e, bAlone);
-  if (!bAlone && iBound != HKV_NO_BOUND - 1) {
-    atomic_store(&e->iSeenEnd, iBound);
-    atomic_store(&e->iSeenGen, iGen0);
-  }
+  hkvShareReady(&e->sh, bAlone, atomic_load(&e->iCommitted), e->iNextSeq);
+  if (!bAlone && iBound != HKV_NO_BOUND - 1) hkvShareSeen(&e->sh, iBound, iGen0);
   *ppE = e;
   return HKV_OK;
 fail:
@@ -1848,9 +1677,7 @@ static int soleHandle(hkv_db *db, int bTake) {
   if (nRef > 1) {
     return dbErr(db, HKV_BUSY, "store is open in other handles");
   }
-  if (e->lockFd >= 0 &&
-      hkvEnv->xLock(e->lockFd, HKV_BYTE_PRESENT,
-                    bTake ? HKV_LOCK_EX : HKV_LOCK_PROBE) != 0) {
+  if (hkvShareAlone(&e->sh, bTake)) {
     return dbErr(db, HKV_BUSY, "store is open in another process");
   }
   return HKV_OK;

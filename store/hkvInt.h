@@ -163,6 +163,113 @@ char *hkvMprintf(const char *zFmt, ...) HKV_PRINTF(1, 2);
 ** else IOERR. */
 int hkvIoCode(int iErrno);
 
+/* ---- sharing a store between processes (share.c) ----
+** The write lock is flock() on the store directory, exclusive while a
+** process writes (a transaction, a compaction step); a second writer gets
+** BUSY. (flock costs about 250 ns a lock and unlock here, an OFD byte lock
+** 400 ns; every transaction pays one pair.)
+** LOCK holds open-file-description locks on two bytes:
+**   HKV_BYTE_OPEN     exclusive while a writable open recovers (and may cut
+**                     or clean up), shared while a read-only open or a reload
+**                     reads the file set; a compaction's switch takes it
+**                     exclusive, so no one reads a half-switched set.
+**   HKV_BYTE_PRESENT  shared by every process with the store open; an open
+**                     that gets it exclusive is alone.
+** SHM is mapped shared by every process: the wal-index of this store. */
+#define HKV_LOCK_FILE "LOCK"
+#define HKV_SHM_FILE "SHM"
+#define HKV_BYTE_FLOCK (-1) /* xLock: flock() the whole file instead */
+#define HKV_BYTE_OPEN 1
+#define HKV_BYTE_PRESENT 2
+#define HKV_SHM_SIZE 4096
+
+typedef struct HkvShm {
+  uint8_t aMagic[8];          /* "hkvshm\0\2" */
+  _Atomic uint64_t iEnd;      /* committed end of the log, seq << 32 | off */
+  _Atomic uint64_t iGen;      /* moved by each compaction switch */
+  _Atomic uint64_t iNextFile; /* next segment file id */
+  _Atomic uint64_t bWriting;  /* a writer may have left unpublished bytes */
+  _Atomic uint64_t iEndCheck; /* hkvShmCheck(iEnd), written after it */
+  /* The end of the newest commit made durable (sync=full) and its check:
+  ** the files must reach it, or a segment was lost. 0 = none known. */
+  _Atomic uint64_t iSynced;
+  _Atomic uint64_t iSyncedCheck;
+} HkvShm;
+
+/* The check value stored beside a SHM position: a damaged or overwritten
+** position (or one from another version) does not match its check. */
+static inline uint64_t hkvShmCheck(uint64_t v) {
+  v ^= v >> 31;
+  v *= 0x9E3779B97F4A7C15ull;
+  return v ^ (v >> 29) ^ 0x686B7673686D3032ull;
+}
+
+/* One engine's part in the sharing: written only by share.c. */
+typedef struct HkvShare {
+  int dirFd;        /* the store directory (borrowed): the write lock */
+  const char *zDir; /* for messages (borrowed) */
+  int lockFd;       /* LOCK, or -1 (a read-only store no one else can write) */
+  int shmFd;        /* SHM, or -1 */
+  HkvShm *pShm;     /* mapped SHM, or &shmOwn */
+  HkvShm shmOwn;    /* stands in when SHM cannot be mapped */
+  int bShmWritable; /* pShm may be written */
+  int bWriteLock;   /* holds the write lock (caller serialises, e->mu) */
+  _Atomic uint64_t iSeenEnd; /* SHM iEnd the engine's view matches */
+  _Atomic uint64_t iSeenGen; /* SHM iGen its file set matches */
+} HkvShare;
+
+void hkvShareInit(HkvShare *sh); /* closed, SHM standing in unmapped */
+/* At open: opens LOCK and SHM and takes the open lock; *pbAlone when no
+** other process has the store open (recovery may then cut and clean up). */
+int hkvShareOpen(HkvShare *sh, int dirFd, const char *zDir, int bReadonly,
+                 int *pbAlone, char **pzErr);
+/* The bound an open beside other processes reads to: SHM's committed end,
+** or HKV_NO_BOUND - 1 when SHM was never set up (read everything, cut
+** nothing). CORRUPT if SHM is damaged. */
+int hkvShareBound(HkvShare *sh, uint64_t *piBound, char **pzErr);
+/* The end SHM records as durable, 0 if none (or damaged). */
+uint64_t hkvShareSynced(HkvShare *sh);
+/* After recovery: sets SHM up when alone (or never set up), then lets other
+** opens in. */
+void hkvShareReady(HkvShare *sh, int bAlone, uint64_t iCommitted,
+                   uint32_t iNextFile);
+void hkvShareClose(HkvShare *sh);
+/* The write lock: OK, BUSY (another process writes), IOERR. */
+int hkvShareLockWrite(HkvShare *sh, char **pzErr);
+/* Marks SHM "a writer may leave unpublished bytes" (once locked). */
+void hkvShareMarkWriting(HkvShare *sh);
+/* Releases the write lock; with bClean, nothing unpublished is left. */
+void hkvShareUnlockWrite(HkvShare *sh, int bClean);
+/* SHM says a writer may have left unpublished bytes. */
+int hkvShareDirty(HkvShare *sh);
+/* SHM's committed end, checked (CORRUPT if it does not match its check). */
+int hkvShareReadEnd(HkvShare *sh, uint64_t *piEnd, char **pzErr);
+/* Publishes iEnd as the committed end (and as durable with bSynced). */
+void hkvSharePublish(HkvShare *sh, uint64_t iEnd, int bSynced);
+uint64_t hkvShareGen(HkvShare *sh);
+/* Notes what the engine's view now matches. */
+void hkvShareSeen(HkvShare *sh, uint64_t iEnd, uint64_t iGen);
+/* A compaction switched the file set (caller holds the write lock). */
+void hkvShareBumpGen(HkvShare *sh);
+/* The open byte: shared while a file set is read, exclusive for a switch.
+** Waits. 0 or -errno. */
+int hkvShareLockFiles(HkvShare *sh, int bExclusive);
+void hkvShareUnlockFiles(HkvShare *sh);
+/* HKV_OK if no other process has the store open; with bTake the others
+** stay out. BUSY otherwise. */
+int hkvShareAlone(HkvShare *sh, int bTake);
+/* File ids: the next free one (at least iMin), and one taken. */
+uint32_t hkvShareNextFileId(HkvShare *sh, uint32_t iMin);
+void hkvShareUsedFileId(HkvShare *sh, uint32_t iFile);
+
+/* Two loads: did another process publish or switch since hkvShareSeen? */
+static inline int hkvShareChanged(HkvShare *sh) {
+  return atomic_load_explicit(&sh->pShm->iEnd, memory_order_relaxed) !=
+             atomic_load_explicit(&sh->iSeenEnd, memory_order_relaxed) ||
+         atomic_load_explicit(&sh->pShm->iGen, memory_order_relaxed) !=
+             atomic_load_explicit(&sh->iSeenGen, memory_order_relaxed);
+}
+
 /* ---- the log (log.c) ---- */
 #define HKV_SEG_HDR 32 /* bytes of the segment header */
 #define HKV_REC_HDR 20 /* bytes of a record header */
@@ -420,51 +527,6 @@ extern void (*hkvTestCrashHook)(const char *zWhere);
     if (hkvTestCrashHook) hkvTestCrashHook(z); \
   } while (0)
 
-/* ---- sharing a store between processes (engine.c) ----
-** The write lock is flock() on the store directory, exclusive while a
-** process writes (a transaction, a compaction step); a second writer gets
-** BUSY. (flock costs about 250 ns a lock and unlock here, an OFD byte lock
-** 400 ns; every transaction pays one pair.)
-** LOCK holds open-file-description locks on two bytes:
-**   HKV_BYTE_OPEN     exclusive while a writable open recovers (and may cut
-**                     or clean up), shared while a read-only open or a reload
-**                     reads the file set; a compaction's switch takes it
-**                     exclusive, so no one reads a half-switched set.
-**   HKV_BYTE_PRESENT  shared by every process with the store open; an open
-**                     that gets it exclusive is alone.
-** SHM is mapped shared by every process: the wal-index of this store. */
-#define HKV_LOCK_FILE "LOCK"
-#define HKV_SHM_FILE "SHM"
-#define HKV_BYTE_FLOCK (-1) /* xLock: flock() the whole file instead */
-#define HKV_BYTE_OPEN 1
-#define HKV_BYTE_PRESENT 2
-#define HKV_SHM_SIZE 4096
-
-typedef struct HkvShm {
-  uint8_t aMagic[8];          /* "hkvshm\0\2" */
-  _Atomic uint64_t iEnd;      /* committed end of the log, seq << 32 | off */
-  _Atomic uint64_t iGen;      /* moved by each compaction switch */
-  _Atomic uint64_t iNextFile; /* next segment file id */
-  _Atomic uint64_t bWriting;  /* a writer may have left unpublished bytes */
-  _Atomic uint64_t iEndCheck; /* hkvShmCheck(iEnd), written after it */
-  /* The end of the newest commit made durable (sync=full) and its check:
-  ** the files must reach it, or a segment was lost. 0 = none known. */
-  _Atomic uint64_t iSynced;
-  _Atomic uint64_t iSyncedCheck;
-} HkvShm;
-
-/* The check value stored beside a SHM position: a damaged or overwritten
-** position (or one from another version) does not match its check. */
-static inline uint64_t hkvShmCheck(uint64_t v) {
-  v ^= v >> 31;
-  v *= 0x9E3779B97F4A7C15ull;
-  return v ^ (v >> 29) ^ 0x686B7673686D3032ull;
-}
-
-uint32_t hkvNextFileId(HkvEngine *e, uint32_t iMin);
-void hkvUsedFileId(HkvEngine *e, uint32_t iFile);
-void hkvShmBumpGen(HkvEngine *e);
-
 /* ---- the engine (engine.c) ---- */
 struct HkvEngine {
   HkvEngine *pNext; /* registry list */
@@ -474,16 +536,9 @@ struct HkvEngine {
   pid_t pid; /* process that opened it */
   char *zDir;
   int dirFd;        /* directory: fsync() */
-  int lockFd;       /* LOCK, or -1 (a read-only store no one else can write) */
-  int shmFd;        /* SHM, or -1 */
-  HkvShm *pShm;     /* mapped SHM, or &shmOwn */
-  HkvShm shmOwn;    /* stands in when SHM cannot be mapped */
-  int bShmWritable; /* pShm may be written */
-  int bWriteLock;   /* holds the write lock (under mu) */
+  HkvShare sh;      /* LOCK, SHM, the write lock (share.c) */
   int bTailKnown;   /* checked once since open that no unpublished bytes
                     ** follow the view's end */
-  _Atomic uint64_t iSeenEnd; /* SHM iEnd this engine's view matches */
-  _Atomic uint64_t iSeenGen; /* SHM iGen its file set matches */
   int bReadonly;
   int bNoCreate;      /* at open: refuse to start a new store */
   uint64_t szSegment; /* seal a segment at this size, bytes */

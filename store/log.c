@@ -86,17 +86,6 @@ char *hkvLogSegPath(HkvEngine *e, const HkvSeg *s) {
   return hkvMprintf("%s/%s", e->zDir, zName);
 }
 
-/* Replaces *pzErr with zMsg (taking it); pzErr may be NULL. */
-int hkvSetErr(char **pzErr, int rc, char *zMsg) {
-  if (pzErr) {
-    hkvFree(*pzErr);
-    *pzErr = zMsg;
-  } else {
-    hkvFree(zMsg);
-  }
-  return rc;
-}
-
 void hkvEncodeSegHeader(uint8_t *a, uint32_t iSeq, uint32_t iPred,
                         uint32_t nCap) {
   memset(a, 0, HKV_SEG_HDR);
@@ -312,13 +301,14 @@ static int createSegment(HkvEngine *e, uint32_t iSeq, uint64_t nMin,
   int fd;
   /* Ids come from the shared counter; an id taken anyway (a writer of
   ** another process that died before publishing it) is skipped. */
-  iSeq = hkvNextFileId(e, iSeq);
+  iSeq = hkvShareNextFileId(&e->sh, iSeq);
   for (int nTry = 0;; nTry++, iSeq++) {
     segName(iSeq, zName);
     fd = hkvEnv->xOpen(e->dirFd, zName, O_RDWR | O_CREAT | O_EXCL, 0644);
     if (fd != -EEXIST || nTry == 1000) break;
   }
-  hkvUsedFileId(e, iSeq);
+  if (iSeq >= e->iNextSeq) e->iNextSeq = iSeq + 1;
+  hkvShareUsedFileId(&e->sh, iSeq);
   char *zPath = hkvMprintf("%s/%s", e->zDir, zName);
   if (!zPath) {
     if (fd >= 0) {

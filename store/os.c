@@ -194,3 +194,14 @@ char *hkvMprintf(const char *zFmt, ...) {
 int hkvIoCode(int iErrno) {
   return iErrno == ENOSPC || iErrno == EDQUOT ? HKV_FULL : HKV_IOERR;
 }
+
+/* Replaces *pzErr with zMsg (taking it); pzErr may be NULL. */
+int hkvSetErr(char **pzErr, int rc, char *zMsg) {
+  if (pzErr) {
+    hkvFree(*pzErr);
+    *pzErr = zMsg;
+  } else {
+    hkvFree(zMsg);
+  }
+  return rc;
+}

@@ -1,0 +1,240 @@
+/*
+** share.c: the cross-process contract of a store, and nothing else: the
+** LOCK file's bytes, the write lock, SHM (the store's wal-index) and the
+** shared counter of file ids. It owns HkvShare; the engine calls it, and it
+** calls only the OS layer.
+**
+** Like SQLite's WAL mode: any number of processes read, one writes at a
+** time. SHM, mapped by every process, holds the committed end of the log
+** and a generation that each compaction switch moves; a read compares both
+** with what its engine has seen (hkvShareChanged: two loads, no system
+** call). The positions in SHM are stored with a check value (hkvShmCheck)
+** written after them: a reader that finds a position and its check
+** unmatched reads again (a writer may be between the two stores), and after
+** that calls it damage. The layout is in hkvInt.h; version 2 added the
+** checks and the durable end.
+*/
+#include "hkvInt.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <stdio.h>
+
+/* Version 2 added the checks; processes on one store run one version. */
+static const uint8_t aShmMagic[8] = {'h', 'k', 'v', 's', 'h', 'm', 0, 2};
+
+static int shmKnown(const HkvShare *sh) {
+  return memcmp(sh->pShm->aMagic, aShmMagic, 8) == 0;
+}
+
+void hkvShareInit(HkvShare *sh) {
+  memset(sh, 0, sizeof(*sh));
+  sh->dirFd = sh->lockFd = sh->shmFd = -1;
+  sh->pShm = &sh->shmOwn;
+  sh->bShmWritable = 1;
+}
+
+int hkvShareOpen(HkvShare *sh, int dirFd, const char *zDir, int bRo,
+                 int *pbAlone, char **pzErr) {
+  sh->dirFd = dirFd;
+  sh->zDir = zDir;
+  *pbAlone = 1;
+  sh->lockFd = hkvEnv->xOpen(dirFd, HKV_LOCK_FILE,
+                             bRo ? O_RDONLY : O_RDWR | O_CREAT, 0644);
+  if (sh->lockFd < 0) {
+    int err = -sh->lockFd;
+    sh->lockFd = -1;
+    /* A read-only store without LOCK (or one this user cannot open) is
+    ** read alone. */
+    if (bRo) return HKV_OK;
+    return hkvSetErr(pzErr, HKV_CANTOPEN,
+                     hkvMprintf("%s/%s: cannot open: %s", zDir, HKV_LOCK_FILE,
+                                strerror(err)));
+  }
+  int r = hkvEnv->xLock(sh->lockFd, HKV_BYTE_OPEN,
+                        (bRo ? HKV_LOCK_SH : HKV_LOCK_EX) | HKV_LOCK_WAIT);
+  if (r) {
+    return hkvSetErr(pzErr, HKV_IOERR,
+                     hkvMprintf("%s: cannot lock: %s", zDir, strerror(-r)));
+  }
+  *pbAlone = hkvEnv->xLock(sh->lockFd, HKV_BYTE_PRESENT,
+                           bRo ? HKV_LOCK_PROBE : HKV_LOCK_EX) == 0;
+  sh->shmFd = hkvEnv->xOpen(dirFd, HKV_SHM_FILE,
+                            bRo ? O_RDONLY : O_RDWR | O_CREAT, 0644);
+  HkvShm *p = 0;
+  if (sh->shmFd >= 0) {
+    uint64_t n = 0;
+    if (hkvEnv->xFileSize(sh->shmFd, &n) == 0 && n < HKV_SHM_SIZE && !bRo &&
+        hkvEnv->xTruncate(sh->shmFd, HKV_SHM_SIZE) == 0) {
+      n = HKV_SHM_SIZE;
+    }
+    if (n >= HKV_SHM_SIZE) p = hkvEnv->xShmMap(sh->shmFd, HKV_SHM_SIZE, !bRo);
+  }
+  if (p) {
+    sh->pShm = p;
+    sh->bShmWritable = !bRo;
+  } else if (!bRo) {
+    return hkvSetErr(pzErr, HKV_CANTOPEN,
+                     hkvMprintf("%s/%s: cannot map", zDir, HKV_SHM_FILE));
+  }
+  return HKV_OK;
+}
+
+/* Reads a SHM position and its check (see the header comment). */
+static int shmRead(HkvShare *sh, _Atomic uint64_t *pV, _Atomic uint64_t *pC,
+                   uint64_t *pOut, char **pzErr) {
+  for (int nTry = 0; nTry < 2000; nTry++) {
+    uint64_t v = atomic_load_explicit(pV, memory_order_acquire);
+    if (atomic_load_explicit(pC, memory_order_acquire) == hkvShmCheck(v)) {
+      *pOut = v;
+      return HKV_OK;
+    }
+    if (nTry > 100) sched_yield();
+  }
+  return hkvSetErr(pzErr, HKV_CORRUPT,
+                   hkvMprintf("%s/%s: damaged (a position does not match its "
+                              "check); close every handle on the store to "
+                              "rebuild it",
+                              sh->zDir, HKV_SHM_FILE));
+}
+
+int hkvShareReadEnd(HkvShare *sh, uint64_t *piEnd, char **pzErr) {
+  return shmRead(sh, &sh->pShm->iEnd, &sh->pShm->iEndCheck, piEnd, pzErr);
+}
+
+int hkvShareBound(HkvShare *sh, uint64_t *piBound, char **pzErr) {
+  *piBound = HKV_NO_BOUND - 1;
+  return shmKnown(sh) ? hkvShareReadEnd(sh, piBound, pzErr) : HKV_OK;
+}
+
+uint64_t hkvShareSynced(HkvShare *sh) {
+  uint64_t v = 0;
+  if (!shmKnown(sh)) return 0;
+  if (shmRead(sh, &sh->pShm->iSynced, &sh->pShm->iSyncedCheck, &v, 0)) {
+    return 0;
+  }
+  return v;
+}
+
+void hkvShareReady(HkvShare *sh, int bAlone, uint64_t iCommitted,
+                   uint32_t iNextFile) {
+  HkvShm *m = sh->pShm;
+  if (sh->bShmWritable && (bAlone || !shmKnown(sh))) {
+    uint64_t iGen = shmKnown(sh) ? m->iGen + 1 : 1;
+    /* Recovery checked the files against the durable end: it stays. */
+    uint64_t iSynced = hkvShareSynced(sh);
+    memcpy(m->aMagic, aShmMagic, 8);
+    atomic_store(&m->iGen, iGen);
+    atomic_store(&m->iEnd, iCommitted);
+    atomic_store(&m->iEndCheck, hkvShmCheck(iCommitted));
+    atomic_store(&m->iSynced, iSynced);
+    atomic_store(&m->iSyncedCheck, hkvShmCheck(iSynced));
+    atomic_store(&m->iNextFile, iNextFile);
+    atomic_store(&m->bWriting, 0);
+  }
+  atomic_store(&sh->iSeenGen, atomic_load(&m->iGen));
+  atomic_store(&sh->iSeenEnd, iCommitted);
+  if (sh->lockFd >= 0) {
+    hkvEnv->xLock(sh->lockFd, HKV_BYTE_PRESENT, HKV_LOCK_SH | HKV_LOCK_WAIT);
+    hkvEnv->xLock(sh->lockFd, HKV_BYTE_OPEN, HKV_LOCK_UN);
+  }
+}
+
+void hkvShareClose(HkvShare *sh) {
+  if (sh->pShm && sh->pShm != &sh->shmOwn) {
+    hkvEnv->xMunmap(sh->pShm, HKV_SHM_SIZE);
+  }
+  sh->pShm = &sh->shmOwn;
+  if (sh->shmFd >= 0) hkvEnv->xClose(sh->shmFd);
+  if (sh->lockFd >= 0) hkvEnv->xClose(sh->lockFd); /* drops its locks */
+  sh->shmFd = sh->lockFd = -1;
+}
+
+int hkvShareLockWrite(HkvShare *sh, char **pzErr) {
+  if (sh->bWriteLock || sh->lockFd < 0) return HKV_OK;
+  int r = hkvEnv->xLock(sh->dirFd, HKV_BYTE_FLOCK, HKV_LOCK_EX);
+  if (r == -EWOULDBLOCK || r == -EAGAIN) {
+    return hkvSetErr(pzErr, HKV_BUSY,
+                     hkvMprintf("another process is writing the store"));
+  }
+  if (r) {
+    return hkvSetErr(pzErr, HKV_IOERR,
+                     hkvMprintf("%s: cannot lock: %s", sh->zDir, strerror(-r)));
+  }
+  sh->bWriteLock = 1;
+  return HKV_OK;
+}
+
+void hkvShareMarkWriting(HkvShare *sh) {
+  if (sh->bShmWritable &&
+      !atomic_load_explicit(&sh->pShm->bWriting, memory_order_relaxed)) {
+    atomic_store(&sh->pShm->bWriting, 1);
+  }
+}
+
+void hkvShareUnlockWrite(HkvShare *sh, int bClean) {
+  if (!sh->bWriteLock) return;
+  if (sh->bShmWritable && bClean) atomic_store(&sh->pShm->bWriting, 0);
+  hkvEnv->xLock(sh->dirFd, HKV_BYTE_FLOCK, HKV_LOCK_UN);
+  sh->bWriteLock = 0;
+}
+
+int hkvShareDirty(HkvShare *sh) {
+  return atomic_load(&sh->pShm->bWriting) != 0;
+}
+
+void hkvSharePublish(HkvShare *sh, uint64_t iEnd, int bSynced) {
+  atomic_store(&sh->iSeenEnd, iEnd);
+  if (!sh->bShmWritable) return;
+  atomic_store(&sh->pShm->iEnd, iEnd);
+  atomic_store(&sh->pShm->iEndCheck, hkvShmCheck(iEnd));
+  if (bSynced) {
+    atomic_store(&sh->pShm->iSynced, iEnd);
+    atomic_store(&sh->pShm->iSyncedCheck, hkvShmCheck(iEnd));
+  }
+}
+
+uint64_t hkvShareGen(HkvShare *sh) { return atomic_load(&sh->pShm->iGen); }
+
+void hkvShareSeen(HkvShare *sh, uint64_t iEnd, uint64_t iGen) {
+  atomic_store(&sh->iSeenEnd, iEnd);
+  atomic_store(&sh->iSeenGen, iGen);
+}
+
+void hkvShareBumpGen(HkvShare *sh) {
+  if (!sh->bShmWritable) return;
+  uint64_t v = atomic_fetch_add(&sh->pShm->iGen, 1) + 1;
+  atomic_store(&sh->iSeenGen, v);
+}
+
+int hkvShareLockFiles(HkvShare *sh, int bExclusive) {
+  if (sh->lockFd < 0) return 0;
+  return hkvEnv->xLock(sh->lockFd, HKV_BYTE_OPEN,
+                       (bExclusive ? HKV_LOCK_EX : HKV_LOCK_SH) |
+                           HKV_LOCK_WAIT);
+}
+
+void hkvShareUnlockFiles(HkvShare *sh) {
+  if (sh->lockFd >= 0) hkvEnv->xLock(sh->lockFd, HKV_BYTE_OPEN, HKV_LOCK_UN);
+}
+
+int hkvShareAlone(HkvShare *sh, int bTake) {
+  if (sh->lockFd >= 0 &&
+      hkvEnv->xLock(sh->lockFd, HKV_BYTE_PRESENT,
+                    bTake ? HKV_LOCK_EX : HKV_LOCK_PROBE) != 0) {
+    return HKV_BUSY;
+  }
+  return HKV_OK;
+}
+
+uint32_t hkvShareNextFileId(HkvShare *sh, uint32_t iMin) {
+  uint64_t v = atomic_load(&sh->pShm->iNextFile);
+  return v > iMin && v < UINT32_MAX ? (uint32_t)v : iMin;
+}
+
+void hkvShareUsedFileId(HkvShare *sh, uint32_t iFile) {
+  if (sh->bShmWritable && atomic_load(&sh->pShm->iNextFile) <= iFile) {
+    atomic_store(&sh->pShm->iNextFile, (uint64_t)iFile + 1);
+  }
+}
