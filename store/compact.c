@@ -186,12 +186,12 @@ static int outFlush(HkvEngine *e, HkvCompact *c, char **pzErr) {
     c->nBuf = 0;
   }
   if (c->nPend) {
-    hkvEngineWriteLock(e);
+    hkvLatchWrite(&e->latch);
     for (size_t i = 0; i < c->nPend; i++) {
       hkvSlotSet(c->apSlot[i],
                  (*c->apSlot[i] & ~0xFFFFFFFFFFFFull) | c->aNew[i]);
     }
-    hkvEngineWriteUnlock(e);
+    hkvLatchUnwrite(&e->latch);
     c->nPend = 0;
     c->bRepointed = 1;
   }
@@ -383,34 +383,13 @@ static int finish(HkvEngine *e, HkvCompact *c, char **pzErr) {
   e->iMaxRetired = iMaxRetired;
 
   uint64_t nOutBytes = 0;
-  pthread_mutex_lock(&e->mu);
-  /* The log order becomes: outputs, then what was not an input. */
-  memmove(e->aOrder + c->nOut, e->aOrder + c->nIn,
-          (e->nSeg - c->nIn) * sizeof(uint32_t));
-  for (uint32_t k = 0; k < c->nOut; k++) {
-    e->aOrder[k] = c->aOut[k];
+  for (uint32_t k = 0; k < c->nOut; k++)
     nOutBytes += e->apSeg[c->aOut[k]]->nFile;
-  }
-  e->nSeg = e->nSeg - c->nIn + c->nOut;
-  e->iActive = e->aOrder[e->nSeg - 1];
-  for (uint32_t i = 0; i < c->nIn; i++) {
-    uint32_t iSlot = c->aIn[i];
-    HkvSeg *s = e->apSeg[iSlot];
-    char zName[16];
-    hkvSegName(s->iFile, s->bHkc, zName);
-    hkvEnv->xUnlink(e->dirFd, zName);
-    snprintf(zName, sizeof(zName), "%08x.hkh", s->iFile); /* any kind */
-    hkvEnv->xUnlink(e->dirFd, zName);
-    hkvEnv->xClose(s->fd);
-    s->fd = -1;
-    hkvTestCrashPoint("compact-unlink");
-    s->iRetire = atomic_fetch_add(&e->iEpoch, 1) + 1;
-    e->aRetired[e->nRetired++] = iSlot;
-  }
+  pthread_mutex_lock(&e->mu);
+  hkvLogSwitch(e, c->aIn, c->nIn, c->aOut, c->nOut);
   e->nCompactions++;
   e->nReclaimed += c->nInBytes > nOutBytes ? c->nInBytes - nOutBytes : 0;
   hkvShareBumpGen(&e->sh); /* other processes reload the file set */
-  hkvReapRetired(e);
   pthread_mutex_unlock(&e->mu);
   hkvShareUnlockFiles(&e->sh);
   return HKV_OK;
@@ -458,7 +437,7 @@ int hkvCompactStep(HkvEngine *e, uint64_t nBudget, char **pzErr) {
       n++;
     }
     for (int i = 0; rc == HKV_OK && i < n; i++) {
-      uint64_t *pSlot = hkvEngineFindExact(e, aHash[i], aLoc[i]);
+      uint64_t *pSlot = e->xFindExact(e, aHash[i], aLoc[i]);
       if (pSlot) rc = outAppend(e, c, &aRec[i], pSlot, pzErr);
     }
   }

@@ -40,7 +40,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-
 typedef struct HkvUndo {
   HkvLoc locNew;  /* record written */
   HkvLoc locPrev; /* what the key's slot held before (0: no slot) */
@@ -155,7 +154,6 @@ int hkv_options_init(hkv_options *pOpts) {
 
 /* ---- hashing and matching against records ---- */
 
-
 /* Hash of the record at loc; the writer's (or recovery's) view. */
 static uint64_t hashAt(void *pCtx, HkvLoc loc) {
   HkvEngine *e = pCtx;
@@ -225,15 +223,15 @@ static int isCommitted(HkvEngine *e, HkvLoc loc) {
 
 /* ---- services for compaction ---- */
 
-/* The slot holding exactly loc, whose key hashes to h. */
-uint64_t *hkvEngineFindExact(HkvEngine *e, uint64_t h, HkvLoc loc) {
+/* The slot holding exactly loc, whose key hashes to h: compaction's
+** e->xFindExact. */
+static uint64_t *findExactHashed(HkvEngine *e, uint64_t h, HkvLoc loc) {
   Seek k;
   memset(&k, 0, sizeof(k));
   k.e = e;
   k.locExact = loc;
   return hkvIndexFind(&e->idx, h, seekMatch, &k);
 }
-
 
 int hkvEngineFastReads(hkv_db *db) { return db && db->e && db->e->bFastRead; }
 int hkvEngineMigrating(hkv_db *db) {
@@ -254,9 +252,6 @@ void hkvEnginePrefetch(HkvEngine *e, uint64_t h, int iStage) {
     if (s) __builtin_prefetch(s->pMap + HKV_LOC_OFF(v));
   }
 }
-
-void hkvEngineWriteLock(HkvEngine *e) { hkvLatchWrite(&e->latch); }
-void hkvEngineWriteUnlock(HkvEngine *e) { hkvLatchUnwrite(&e->latch); }
 
 /*
 ** Epochs. A pointer a call returns stays valid until the handle's next call;
@@ -291,26 +286,17 @@ static void reapTables(HkvEngine *e) {
   if (e->bFastRead) {
     if (hkvEnv->xBarrier(HKV_BARRIER_FENCE) != 0) return; /* keep them */
     for (hkv_db *h = e->pHandles; h; h = h->pNextHandle) {
-      while (atomic_load_explicit(&h->bProbe, memory_order_acquire)) hkvLatchPause();
+      while (atomic_load_explicit(&h->bProbe, memory_order_acquire))
+        hkvLatchPause();
     }
   }
   hkvIndexReap(&e->idx);
 }
 
-void hkvReapRetired(HkvEngine *e) {
+/* Frees what no reader can still be using. Caller holds e->mu. */
+static void reapRetired(HkvEngine *e) {
   reapTables(e);
-  if (e->nRetired == 0) return;
-  uint64_t m = minEpoch(e);
-  uint32_t j = 0;
-  for (uint32_t i = 0; i < e->nRetired; i++) {
-    uint32_t iSlot = e->aRetired[i];
-    if (e->apSeg[iSlot]->iRetire <= m) {
-      hkvFreeSegment(e, iSlot);
-    } else {
-      e->aRetired[j++] = iSlot;
-    }
-  }
-  e->nRetired = j;
+  if (e->nRetired) hkvLogReap(e, minEpoch(e));
 }
 
 /* Publishes the epoch a call starts in. The store (a full barrier on x86)
@@ -423,28 +409,19 @@ static int reloadFiles(HkvEngine *e, char **pzErr) {
     return rcEnd;
   }
   hkvLatchWrite(&e->latch);
-  uint64_t iRetire = atomic_load(&e->iEpoch) + 1;
   if (e->pCompact) {
     /* Its inputs were compacted by the other process: drop its outputs. */
     hkvCompactDiscard(e);
   }
   hkvLogHintFree(e);
   e->nHintQ = 0;
-  for (uint32_t i = 0; i < HKV_MAX_SEGSLOT; i++) {
-    HkvSeg *sg = e->apSeg[i];
-    if (!sg || sg->iRetire) continue;
-    sg->iRetire = iRetire;
-    if (sg->fd >= 0) hkvEnv->xClose(sg->fd);
-    sg->fd = -1;
-    e->aRetired[e->nRetired++] = i;
-  }
-  e->nSeg = 0;
+  uint64_t iRetire = hkvLogRetireAll(e);
   hkvIndexReset(&e->idx); /* lock-free readers may be in its tables */
   hkvMapClear(&e->map);
   e->nLiveBytes = 0;
   int rc = recoverIndex(e, iEnd, 0, pzErr);
   if (rc == HKV_OK) hkvShareSeen(&e->sh, iEnd, iGen);
-  atomic_store(&e->iEpoch, iRetire);
+  hkvLogPublishEpoch(e, iRetire);
   hkvLatchUnwrite(&e->latch);
   hkvShareUnlockFiles(&e->sh);
   return rc;
@@ -479,16 +456,16 @@ static int catchUp(HkvEngine *e, int bAll, char **pzErr) {
     /* A compaction in another process switched the files while this one
     ** read them (a segment it needed was gone, or the generation moved):
     ** what it read may stop short of iEnd, so rebuild from the new set. */
-    int bSwitched = rc == HKV_NOTFOUND ||
-                    (rc == HKV_OK &&
-                     hkvShareGen(&e->sh) != atomic_load(&e->sh.iSeenGen));
+    int bSwitched =
+        rc == HKV_NOTFOUND ||
+        (rc == HKV_OK && hkvShareGen(&e->sh) != atomic_load(&e->sh.iSeenGen));
     if (bSwitched && nTry < 5) {
       hkvSetErr(pzErr, HKV_OK, 0);
       continue;
     }
     if (rc == HKV_NOTFOUND) rc = HKV_BUSY;
     if (rc && bAll) e->bFailed = 1;
-    hkvReapRetired(e);
+    reapRetired(e);
     return rc;
   }
 }
@@ -603,6 +580,7 @@ static int engineOpen(hkv_db *db, const char *zDir, int dirFd, struct stat *pSt,
   e->aOrder = hkvCalloc(HKV_MAX_SEGSLOT * sizeof(uint32_t));
   e->aRetired = hkvCalloc(HKV_MAX_SEGSLOT * sizeof(uint32_t));
   atomic_store(&e->iEpoch, 1);
+  e->xFindExact = findExactHashed;
   if (!e->zDir || !e->apSeg || !e->aOrder || !e->aRetired) {
     rc = dbErr(db, HKV_NOMEM, 0);
     goto fail;
@@ -631,7 +609,8 @@ static int engineOpen(hkv_db *db, const char *zDir, int dirFd, struct stat *pSt,
     goto fail;
   }
   hkvShareReady(&e->sh, bAlone, atomic_load(&e->iCommitted), e->iNextSeq);
-  if (!bAlone && iBound != HKV_NO_BOUND - 1) hkvShareSeen(&e->sh, iBound, iGen0);
+  if (!bAlone && iBound != HKV_NO_BOUND - 1)
+    hkvShareSeen(&e->sh, iBound, iGen0);
   *ppE = e;
   return HKV_OK;
 fail:
@@ -776,7 +755,7 @@ static void releaseWriter(hkv_db *db) {
     pthread_mutex_lock(&e->mu);
     e->pWriter = 0;
     dropWriteLock(e);
-    hkvReapRetired(e);
+    reapRetired(e);
     pthread_mutex_unlock(&e->mu);
   }
   db->bWriter = 0;
@@ -1072,13 +1051,14 @@ int hkv_compact(hkv_db *db) {
     if (rc == HKV_DONE) rc = HKV_OK;
     if (bFresh) break;
   }
+  pthread_mutex_lock(&e->mu);
+  reapRetired(e);
   if (!bWasWriter) {
-    pthread_mutex_lock(&e->mu);
     e->pWriter = 0;
     dropWriteLock(e);
-    pthread_mutex_unlock(&e->mu);
     db->bWriter = 0;
   }
+  pthread_mutex_unlock(&e->mu);
   return rc ? dbSet(db, rc, zErr) : dbSet(db, HKV_OK, 0);
 }
 
@@ -1160,7 +1140,8 @@ static inline int keyEqual(const uint8_t *p, const uint8_t *q, uint32_t n) {
 
 /*
 ** The reader's probe without e->latch (bFastRead): a sequence lock on the
-** index (latch.iSeq, moved by hkvLatchWrite/hkvLatchUnwrite) detects a concurrent
+** index (latch.iSeq, moved by hkvLatchWrite/hkvLatchUnwrite) detects a
+*concurrent
 ** change and retries; tables stay allocated while the handle's bProbe is
 ** up (reapTables); only committed locations are followed, so the record is
 ** in the file and never in the writer's buffer. Anything unusual (a slot
@@ -1544,7 +1525,7 @@ int hkv_iter_close(hkv_iter *it) {
     hkv_iter **pp = &e->pIters;
     while (*pp && *pp != it) pp = &(*pp)->pNextIter;
     if (*pp) *pp = it->pNextIter;
-    hkvReapRetired(e);
+    reapRetired(e);
     pthread_mutex_unlock(&e->mu);
     hkvFree(it->aLoc);
     hkvFree(it);
@@ -1578,7 +1559,7 @@ int hkv_stats_get(hkv_db *db, hkv_stats *p) {
   p->dead_bytes = p->total_bytes - nHdr - e->nLiveBytes;
   p->recovered_cut_bytes = e->nCutBytes;
   p->recovered_cut_offset = e->iCutOffset;
-  hkvReapRetired(e);
+  reapRetired(e);
   p->commits = e->nCommits;
   p->live_keys = e->nLiveKeys;
   p->compactions = e->nCompactions;
@@ -1722,7 +1703,7 @@ int hkv_close(hkv_db *db) {
     hkv_db **ppH = &e->pHandles;
     while (*ppH && *ppH != db) ppH = &(*ppH)->pNextHandle;
     if (*ppH) *ppH = db->pNextHandle;
-    hkvReapRetired(e);
+    reapRetired(e);
     pthread_mutex_unlock(&e->mu);
     pthread_mutex_lock(&registryMu);
     if (--e->nRef == 0) {

@@ -60,7 +60,7 @@ extern "C" {
   X(DONE, 11, "no more entries")                                      \
   X(NOTSTORE, 12, "not a hashkv store")                               \
   X(CANTOPEN, 13, "cannot open store")                                \
-  X(EXISTS, 14, "key already exists")                                \
+  X(EXISTS, 14, "key already exists")                                 \
   X(FULL, 15, "disk full (or over quota)")
 
 enum hkv_code {

@@ -348,6 +348,15 @@ typedef struct HkvHintW HkvHintW;
 int hkvLogHintStep(HkvEngine *e, uint64_t nBudget);
 void hkvLogHintFree(HkvEngine *e);
 void hkvLogCloseAll(HkvEngine *e);
+/* Retiring (see log.c): every segment, at the next epoch, returned (the
+** caller publishes it once the index no longer names them); compaction's
+** inputs replaced by its outputs in the log order; freeing those retired
+** at or before iMinEpoch. */
+uint64_t hkvLogRetireAll(HkvEngine *e);
+void hkvLogPublishEpoch(HkvEngine *e, uint64_t iEpoch);
+void hkvLogSwitch(HkvEngine *e, const uint32_t *aIn, uint32_t nIn,
+                  const uint32_t *aOut, uint32_t nOut);
+void hkvLogReap(HkvEngine *e, uint64_t iMinEpoch);
 int hkvLogRemoveAll(HkvEngine *e, char **pzErr);
 int hkvLogAppend(HkvEngine *e, int kind, int flags, uint64_t iTxn,
                  const void *pKey, uint32_t nKey, const void *pVal,
@@ -511,13 +520,9 @@ void hkvCompactFree(HkvCompact *c);
 void hkvCompactDiscard(HkvEngine *e);
 
 /* ---- engine services for compaction (engine.c) ---- */
-uint64_t *hkvEngineFindExact(HkvEngine *e, uint64_t h, HkvLoc loc);
 void hkvEnginePrefetch(HkvEngine *e, uint64_t h, int iStage);
 int hkvEngineFastReads(hkv_db *db); /* tests: gets probe without e->rw */
 int hkvEngineMigrating(hkv_db *db); /* tests: the index is growing */
-void hkvEngineWriteLock(HkvEngine *e);
-void hkvEngineWriteUnlock(HkvEngine *e);
-void hkvReapRetired(HkvEngine *e); /* caller holds e->mu */
 
 /* Test hook: when set, called at named points of compaction, so a test can
 ** end the process there (a crash). NULL in production. */
@@ -535,17 +540,17 @@ struct HkvEngine {
   int nRef;  /* handles open on it */
   pid_t pid; /* process that opened it */
   char *zDir;
-  int dirFd;        /* directory: fsync() */
-  HkvShare sh;      /* LOCK, SHM, the write lock (share.c) */
-  int bTailKnown;   /* checked once since open that no unpublished bytes
-                    ** follow the view's end */
+  int dirFd;      /* directory: fsync() */
+  HkvShare sh;    /* LOCK, SHM, the write lock (share.c) */
+  int bTailKnown; /* checked once since open that no unpublished bytes
+                  ** follow the view's end */
   int bReadonly;
   int bNoCreate;      /* at open: refuse to start a new store */
   uint64_t szSegment; /* seal a segment at this size, bytes */
 
   pthread_mutex_t mu;
-  HkvLatch latch;           /* over idx, map, iCommitted, bDirty */
-  int bFastRead;            /* readers probe without the lock */
+  HkvLatch latch; /* over idx, map, iCommitted, bDirty */
+  int bFastRead;  /* readers probe without the lock */
 
   HkvSeg **apSeg;       /* HKV_MAX_SEGSLOT slots, NULL when free */
   uint32_t nSeg;        /* segments in use */
@@ -570,7 +575,10 @@ struct HkvEngine {
   uint64_t iBufOff;
 
   HkvCompact *pCompact; /* compaction under way (writer slot holder's) */
-  uint32_t aHintQ[16];  /* file ids of sealed segments awaiting a hint */
+  /* The engine's lookup for compaction: the slot holding exactly loc,
+  ** whose key hashes to h (NULL: the record is dead). */
+  uint64_t *(*xFindExact)(HkvEngine *e, uint64_t h, HkvLoc loc);
+  uint32_t aHintQ[16]; /* file ids of sealed segments awaiting a hint */
   int nHintQ;
   HkvHintW *pHintW;   /* the hint being written, a step at a time */
   uint32_t *aRetired; /* slots of retired segments still mapped */

@@ -282,6 +282,68 @@ void hkvLogCloseAll(HkvEngine *e) {
   e->nRetired = 0;
 }
 
+/* ---- retiring segments ----
+** A segment that leaves the log order (compaction's inputs; every segment
+** when another process switched the file set) stays mapped until no
+** reader can hold a pointer into it: it is retired at an epoch, and the
+** engine, which knows the epochs its handles and iterators began at, has
+** hkvLogReap free those older than all of them. */
+
+uint64_t hkvLogRetireAll(HkvEngine *e) {
+  uint64_t iRetire = atomic_load(&e->iEpoch) + 1;
+  for (uint32_t i = 0; i < HKV_MAX_SEGSLOT; i++) {
+    HkvSeg *sg = e->apSeg[i];
+    if (!sg || sg->iRetire) continue;
+    sg->iRetire = iRetire;
+    if (sg->fd >= 0) hkvEnv->xClose(sg->fd);
+    sg->fd = -1;
+    e->aRetired[e->nRetired++] = i;
+  }
+  e->nSeg = 0;
+  return iRetire;
+}
+
+void hkvLogPublishEpoch(HkvEngine *e, uint64_t iEpoch) {
+  atomic_store(&e->iEpoch, iEpoch);
+}
+
+void hkvLogSwitch(HkvEngine *e, const uint32_t *aIn, uint32_t nIn,
+                  const uint32_t *aOut, uint32_t nOut) {
+  /* The log order becomes: outputs, then what was not an input. */
+  memmove(e->aOrder + nOut, e->aOrder + nIn,
+          (e->nSeg - nIn) * sizeof(uint32_t));
+  for (uint32_t k = 0; k < nOut; k++) e->aOrder[k] = aOut[k];
+  e->nSeg = e->nSeg - nIn + nOut;
+  e->iActive = e->aOrder[e->nSeg - 1];
+  for (uint32_t i = 0; i < nIn; i++) {
+    uint32_t iSlot = aIn[i];
+    HkvSeg *s = e->apSeg[iSlot];
+    char zName[16];
+    hkvSegName(s->iFile, s->bHkc, zName);
+    hkvEnv->xUnlink(e->dirFd, zName);
+    snprintf(zName, sizeof(zName), "%08x.hkh", s->iFile); /* any kind */
+    hkvEnv->xUnlink(e->dirFd, zName);
+    hkvEnv->xClose(s->fd);
+    s->fd = -1;
+    hkvTestCrashPoint("compact-unlink");
+    s->iRetire = atomic_fetch_add(&e->iEpoch, 1) + 1;
+    e->aRetired[e->nRetired++] = iSlot;
+  }
+}
+
+void hkvLogReap(HkvEngine *e, uint64_t iMinEpoch) {
+  uint32_t j = 0;
+  for (uint32_t i = 0; i < e->nRetired; i++) {
+    uint32_t iSlot = e->aRetired[i];
+    if (e->apSeg[iSlot]->iRetire <= iMinEpoch) {
+      hkvFreeSegment(e, iSlot);
+    } else {
+      e->aRetired[j++] = iSlot;
+    }
+  }
+  e->nRetired = j;
+}
+
 int hkvSyncDir(HkvEngine *e, char **pzErr) {
   int r = hkvEnv->xSync(e->dirFd);
   if (r) {

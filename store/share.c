@@ -210,9 +210,9 @@ void hkvShareBumpGen(HkvShare *sh) {
 
 int hkvShareLockFiles(HkvShare *sh, int bExclusive) {
   if (sh->lockFd < 0) return 0;
-  return hkvEnv->xLock(sh->lockFd, HKV_BYTE_OPEN,
-                       (bExclusive ? HKV_LOCK_EX : HKV_LOCK_SH) |
-                           HKV_LOCK_WAIT);
+  return hkvEnv->xLock(
+      sh->lockFd, HKV_BYTE_OPEN,
+      (bExclusive ? HKV_LOCK_EX : HKV_LOCK_SH) | HKV_LOCK_WAIT);
 }
 
 void hkvShareUnlockFiles(HkvShare *sh) {

@@ -132,8 +132,7 @@ START_TEST(autocommit_puts) {
   }
   ck_assert_msg(rc == HKV_FULL, "put %d: %s: %s", n, hkv_codename(rc),
                 hkv_errmsg(db));
-  ck_assert_msg(strstr(hkv_errmsg(db), "No space") != 0, "%s",
-                hkv_errmsg(db));
+  ck_assert_msg(strstr(hkv_errmsg(db), "No space") != 0, "%s", hkv_errmsg(db));
   checkKeys(db, n, 1, NVAL);
   checkKeys(db2, n, 1, NVAL);
   keyOf(0, k);
@@ -246,8 +245,8 @@ START_TEST(compaction_fills_the_disk) {
   }
   fillTo(100 << 10);
   int rc = hkv_compact(db);
-  ck_assert_msg(rc == HKV_FULL, "compact: %s: %s",
-                hkv_codename(rc), hkv_errmsg(db));
+  ck_assert_msg(rc == HKV_FULL, "compact: %s: %s", hkv_codename(rc),
+                hkv_errmsg(db));
   checkKeys(db, nKeys, 1, NVAL);
   hkv_close(db);
   freeSpace();
@@ -309,10 +308,12 @@ static void sqlCheck(sqlite3 *db, int n, long long nLen) {
 
 static void sqlCase(int iCase) {
   sqlite3 *db = sqlOpen();
-  sqlOk(db, "CREATE VIRTUAL TABLE kv USING hashkv(segment_size=262144,"
-            " auto_compact=0)");
-  sqlOk(db, "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM c"
-            " WHERE i < 300) INSERT INTO kv SELECT i, 'v' || i FROM c");
+  sqlOk(db,
+        "CREATE VIRTUAL TABLE kv USING hashkv(segment_size=262144,"
+        " auto_compact=0)");
+  sqlOk(db,
+        "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM c"
+        " WHERE i < 300) INSERT INTO kv SELECT i, 'v' || i FROM c");
   long long nLen = sqlInt(db, "SELECT total(length(value)) FROM kv");
   fillTo(300 << 10);
   int rc;
@@ -363,8 +364,7 @@ static void sqlCase(int iCase) {
       freeSpace();
       db = sqlOpen();
       ck_assert_int_eq(sqlInt(db, "SELECT count(*) FROM kv"), nRows);
-      ck_assert_int_eq(sqlInt(db, "SELECT total(length(value)) FROM kv"),
-                       nLen);
+      ck_assert_int_eq(sqlInt(db, "SELECT total(length(value)) FROM kv"), nLen);
       sqlite3_close(db);
       return;
   }
@@ -394,9 +394,10 @@ int main(void) {
   }
   snprintf(zMnt, sizeof(zMnt), "%s/mnt", zBase);
   if (mkdir(zMnt, 0755) != 0 || mountFresh(2048) != 0) {
-    printf("SKIPPED: cannot mount a tmpfs at %s (%s): the full-disk tests "
-           "need root; they did not run\n",
-           zMnt, strerror(errno));
+    printf(
+        "SKIPPED: cannot mount a tmpfs at %s (%s): the full-disk tests "
+        "need root; they did not run\n",
+        zMnt, strerror(errno));
     rmdir(zMnt);
     rmdir(zBase);
     return 77;
