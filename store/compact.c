@@ -27,25 +27,7 @@
 ** crash after 3 leaves inputs that recovery recognises as retired (a .hkd id
 ** at or below the manifest's mark that is not listed) and removes.
 **
-** MANIFEST (little-endian)
-**   0   8  magic "hkvmanif"
-**   8   4  version (1)
-**   12  4  n: listed segments
-**   16  4  retired mark: unlisted ".hkd" segments with ids <= this are gone
-**   20  4  reserved (0)
-**   24  12*n  per segment, in log order: file id, order, kind (1 .hkd, 2 .hkc)
-**   ..  4  CRC-32C of everything before
-** The log is the listed segments, then every ".hkd" above the mark, by id.
-**
-** Hint file "%08x.hkh" (one per output)
-**   0   8  magic "hkvhint\n"
-**   8   4  file id of its segment
-**   12  4  n: entries
-**   16  ..  per record: varint(offset - previous offset; the first from 32),
-**           varint(key length), key bytes
-**   ..  4  CRC-32C of everything before
-** Open reads the hint instead of the segment: keys and locations, no values.
-** A missing or bad hint only costs time: the segment is read instead.
+** The MANIFEST format is in manifest.c, the hint format in hint.c.
 */
 #include "hkvInt.h"
 
@@ -67,11 +49,8 @@ struct HkvCompact {
   uint8_t *aBuf; /* output buffer, for file offset iBufOff */
   size_t nBuf;
   uint64_t iBufOff;
-  uint8_t *aHint; /* hint of the current output, being built */
-  size_t nHint, nHintAlloc;
-  uint32_t nHintEntry;
-  uint64_t iHintLast; /* offset of the previous hinted record */
-  uint64_t **apSlot;  /* index slots to point at aNew once flushed */
+  HkvHintBuf hint;   /* hint of the current output, being built */
+  uint64_t **apSlot; /* index slots to point at aNew once flushed */
   HkvLoc *aNew;
   size_t nPend, nPendAlloc;
   uint64_t nInBytes; /* bytes of the inputs */
@@ -83,7 +62,7 @@ void hkvCompactFree(HkvCompact *c) {
   hkvFree(c->aIn);
   hkvFree(c->aOut);
   hkvFree(c->aBuf);
-  hkvFree(c->aHint);
+  hkvHintBufFree(&c->hint);
   hkvFree(c->apSlot);
   hkvFree(c->aNew);
   hkvFree(c);
@@ -94,37 +73,6 @@ static int ioErr(HkvEngine *e, char **pzErr, const char *zWhat, int r) {
   return hkvSetErr(pzErr, hkvIoCode(r < 0 ? -r : 0),
                    hkvMprintf("%s: compaction: %s: %s", e->zDir, zWhat,
                               strerror(r < 0 ? -r : EIO)));
-}
-
-static int writeAllFd(int fd, const uint8_t *p, uint64_t n, uint64_t iOff) {
-  while (n > 0) {
-    size_t nChunk = n > (1u << 30) ? (1u << 30) : (size_t)n;
-    long w = hkvEnv->xWrite(fd, p, nChunk, iOff);
-    if (w <= 0) return w < 0 ? (int)w : -EIO;
-    p += w;
-    n -= (uint64_t)w;
-    iOff += (uint64_t)w;
-  }
-  return 0;
-}
-
-static int hintReserve(HkvCompact *c, size_t nMore) {
-  if (c->nHint + nMore <= c->nHintAlloc) return HKV_OK;
-  size_t nNew = c->nHintAlloc ? c->nHintAlloc * 2 : 4096;
-  while (nNew < c->nHint + nMore) nNew *= 2;
-  uint8_t *a = hkvRealloc(c->aHint, nNew);
-  if (!a) return HKV_NOMEM;
-  c->aHint = a;
-  c->nHintAlloc = nNew;
-  return HKV_OK;
-}
-
-static void putVarint(HkvCompact *c, uint64_t v) {
-  do {
-    uint8_t b = v & 0x7F;
-    v >>= 7;
-    c->aHint[c->nHint++] = b | (v ? 0x80 : 0);
-  } while (v);
 }
 
 /* Starts a new output file, mapped for at least nMin bytes. */
@@ -149,7 +97,7 @@ static int outOpen(HkvEngine *e, HkvCompact *c, uint64_t nMin, char **pzErr) {
   if (fd < 0) return ioErr(e, pzErr, "cannot create output", fd);
   uint8_t aHdr[HKV_SEG_HDR];
   hkvEncodeSegHeader(aHdr, iFile, 0, 0);
-  int r = writeAllFd(fd, aHdr, HKV_SEG_HDR, 0);
+  int r = hkvWriteAll(fd, aHdr, HKV_SEG_HDR, 0);
   if (r) {
     hkvEnv->xClose(fd);
     return ioErr(e, pzErr, "cannot write output header", r);
@@ -163,15 +111,7 @@ static int outOpen(HkvEngine *e, HkvCompact *c, uint64_t nMin, char **pzErr) {
   c->aOut[c->nOut++] = iSlot;
   c->iBufOff = HKV_SEG_HDR;
   c->nBuf = 0;
-  c->nHint = 0;
-  c->nHintEntry = 0;
-  c->iHintLast = HKV_SEG_HDR;
-  rc = hintReserve(c, 16);
-  if (rc) return rc;
-  memcpy(c->aHint, "hkvhint\n", 8);
-  hkvPut32(c->aHint + 8, iFile);
-  c->nHint = 16;
-  return HKV_OK;
+  return hkvHintBufStart(&c->hint, iFile);
 }
 
 /* Writes the buffer to the current output, then points the index at the
@@ -179,7 +119,7 @@ static int outOpen(HkvEngine *e, HkvCompact *c, uint64_t nMin, char **pzErr) {
 static int outFlush(HkvEngine *e, HkvCompact *c, char **pzErr) {
   if (c->nBuf) {
     HkvSeg *s = e->apSeg[c->aOut[c->nOut - 1]];
-    int r = writeAllFd(s->fd, c->aBuf, c->nBuf, c->iBufOff);
+    int r = hkvWriteAll(s->fd, c->aBuf, c->nBuf, c->iBufOff);
     if (r) return ioErr(e, pzErr, "write failed", r);
     c->iBufOff += c->nBuf;
     s->nFile = c->iBufOff;
@@ -204,19 +144,10 @@ static int outSeal(HkvEngine *e, HkvCompact *c, char **pzErr) {
   if (rc) return rc;
   HkvSeg *s = e->apSeg[c->aOut[c->nOut - 1]];
   s->nLive = s->nFile - HKV_SEG_HDR;
-  rc = hintReserve(c, 4);
-  if (rc) return rc;
-  hkvPut32(c->aHint + 12, c->nHintEntry);
-  hkvPut32(c->aHint + c->nHint, hkvCrc32c(0, c->aHint, c->nHint));
-  c->nHint += 4;
-  char zName[16];
-  snprintf(zName, sizeof(zName), "%08x.hkh", s->iFile);
-  int fd = hkvEnv->xOpen(e->dirFd, zName, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  if (fd < 0) return ioErr(e, pzErr, "cannot create hint", fd);
-  int r = writeAllFd(fd, c->aHint, c->nHint, 0);
-  if (!r) r = hkvEnv->xSync(fd);
-  hkvEnv->xClose(fd);
-  if (!r) r = hkvEnv->xSync(s->fd);
+  int r = hkvHintBufWrite(e, &c->hint, s->iFile);
+  if (r == -ENOMEM) return HKV_NOMEM;
+  if (r) return ioErr(e, pzErr, "cannot write hint", r);
+  r = hkvEnv->xSync(s->fd);
   if (r) return ioErr(e, pzErr, "cannot write output", r);
   return HKV_OK;
 }
@@ -245,7 +176,7 @@ static int outAppend(HkvEngine *e, HkvCompact *c, const HkvRec *pRec,
     c->aNew = a;
     c->nPendAlloc = nNew;
   }
-  rc = hintReserve(c, 20 + pRec->nKey);
+  rc = hkvHintBufReserve(&c->hint, pRec->nKey);
   if (rc) return rc;
   if (!c->aBuf) {
     c->aBuf = hkvMalloc(HKV_COMPACT_BUF);
@@ -265,17 +196,12 @@ static int outAppend(HkvEngine *e, HkvCompact *c, const HkvRec *pRec,
     c->nBuf += nRec;
   } else {
     HkvSeg *s = e->apSeg[c->aOut[c->nOut - 1]];
-    int r = writeAllFd(s->fd, pRaw, nRec, iOff);
+    int r = hkvWriteAll(s->fd, pRaw, nRec, iOff);
     if (r) return ioErr(e, pzErr, "write failed", r);
     c->iBufOff = iOff + nRec;
     s->nFile = c->iBufOff;
   }
-  putVarint(c, iOff - c->iHintLast);
-  putVarint(c, pRec->nKey);
-  memcpy(c->aHint + c->nHint, pRec->pKey, pRec->nKey);
-  c->nHint += pRec->nKey;
-  c->nHintEntry++;
-  c->iHintLast = iOff;
+  hkvHintBufAdd(&c->hint, iOff, pRec->pKey, pRec->nKey);
   c->apSlot[c->nPend] = pSlot;
   c->aNew[c->nPend] = HKV_LOC(c->aOut[c->nOut - 1], iOff);
   c->nPend++;
@@ -293,7 +219,7 @@ void hkvCompactDiscard(HkvEngine *e) {
     char zName[16];
     hkvSegName(s->iFile, 1, zName);
     hkvEnv->xUnlink(e->dirFd, zName);
-    snprintf(zName, sizeof(zName), "%08x.hkh", s->iFile);
+    hkvFileName(s->iFile, HKV_FILE_HINT, zName);
     hkvEnv->xUnlink(e->dirFd, zName);
   }
   e->pCompact = 0;
@@ -333,33 +259,6 @@ int hkvCompactStart(HkvEngine *e, char **pzErr) {
   return HKV_OK;
 }
 
-static int writeManifest(HkvEngine *e, HkvCompact *c, uint32_t iMaxRetired,
-                         char **pzErr) {
-  size_t n = 28 + 12 * (size_t)c->nOut;
-  uint8_t *a = hkvCalloc(n);
-  if (!a) return HKV_NOMEM;
-  memcpy(a, "hkvmanif", 8);
-  hkvPut32(a + 8, 1);
-  hkvPut32(a + 12, c->nOut);
-  hkvPut32(a + 16, iMaxRetired);
-  for (uint32_t k = 0; k < c->nOut; k++) {
-    HkvSeg *s = e->apSeg[c->aOut[k]];
-    hkvPut32(a + 24 + 12 * k, s->iFile);
-    hkvPut32(a + 28 + 12 * k, s->iSeq);
-    hkvPut32(a + 32 + 12 * k, 2);
-  }
-  hkvPut32(a + n - 4, hkvCrc32c(0, a, n - 4));
-  int fd = hkvEnv->xOpen(e->dirFd, HKV_MANIFEST_TMP,
-                         O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  int r = fd < 0 ? fd : writeAllFd(fd, a, n, 0);
-  if (!r) r = hkvEnv->xSync(fd);
-  if (fd >= 0) hkvEnv->xClose(fd);
-  hkvFree(a);
-  if (!r) r = hkvEnv->xRename(e->dirFd, HKV_MANIFEST_TMP, HKV_MANIFEST);
-  if (r) return ioErr(e, pzErr, "cannot write the manifest", r);
-  return hkvSyncDir(e, pzErr);
-}
-
 /* Switches to the outputs and retires the inputs. */
 static int finish(HkvEngine *e, HkvCompact *c, char **pzErr) {
   int rc = HKV_OK;
@@ -374,7 +273,7 @@ static int finish(HkvEngine *e, HkvCompact *c, char **pzErr) {
   /* No other process reads the file set while it switches. */
   int r = hkvShareLockFiles(&e->sh, 1);
   if (r) return ioErr(e, pzErr, "cannot lock for the switch", r);
-  rc = writeManifest(e, c, iMaxRetired, pzErr);
+  rc = hkvManifestWrite(e, c->aOut, c->nOut, iMaxRetired, pzErr);
   if (rc) {
     hkvShareUnlockFiles(&e->sh);
     return rc;

@@ -238,21 +238,6 @@ int hkvEngineMigrating(hkv_db *db) {
   return db && db->e && db->e->idx.old.a != NULL;
 }
 
-/* Replaying a batch of records: stage 0 fetches each key's home slot,
-** stage 1 the record that slot names (the key is compared against it), so
-** the batch's cache misses overlap instead of following one another. */
-void hkvEnginePrefetch(HkvEngine *e, uint64_t h, int iStage) {
-  if (iStage == 0) {
-    hkvIndexPrefetch(&e->idx, h);
-    return;
-  }
-  uint64_t v = hkvIndexHomeSlot(&e->idx, h);
-  if (v > HKV_SLOT_TOMB && (v & 0xFFFF000000000000ull) == HKV_FP(h)) {
-    HkvSeg *s = e->apSeg[HKV_LOC_SLOT(v)];
-    if (s) __builtin_prefetch(s->pMap + HKV_LOC_OFF(v));
-  }
-}
-
 /*
 ** Epochs. A pointer a call returns stays valid until the handle's next call;
 ** an iterator's locations until it closes. A segment retired by compaction
@@ -360,8 +345,8 @@ static int recoverApply(void *pCtx, HkvLoc loc, const HkvRec *pRec) {
 ** it, cutting a torn tail) and sets the committed end. */
 static int recoverIndex(HkvEngine *e, uint64_t iBound, uint64_t iSynced,
                         char **pzErr) {
-  int rc = hkvLogRecover(e, recoverApply, recoverHint, recoverReserve, e,
-                         iBound, iSynced, pzErr);
+  int rc = hkvRecover(e, recoverApply, recoverHint, recoverReserve, e, iBound,
+                      iSynced, pzErr);
   if (rc) return rc;
   hkvIndexFinishMigration(&e->idx, hashAt, e);
   e->nLiveKeys = hkvIndexLive(&e->idx);
@@ -413,8 +398,8 @@ static int reloadFiles(HkvEngine *e, char **pzErr) {
     /* Its inputs were compacted by the other process: drop its outputs. */
     hkvCompactDiscard(e);
   }
-  hkvLogHintFree(e);
-  e->nHintQ = 0;
+  hkvHintFree(e);
+  hkvLogForgetSealed(e);
   uint64_t iRetire = hkvLogRetireAll(e);
   hkvIndexReset(&e->idx); /* lock-free readers may be in its tables */
   hkvMapClear(&e->map);
@@ -445,7 +430,8 @@ static int catchUp(HkvEngine *e, int bAll, char **pzErr) {
       if (iEnd == atomic_load(&e->sh.iSeenEnd)) return HKV_OK;
     }
     hkvLatchWrite(&e->latch);
-    rc = hkvLogCatchUp(e, recoverApply, e, bAll ? HKV_NO_BOUND : iEnd, pzErr);
+    rc = hkvRecoverCatchUp(e, recoverApply, e, bAll ? HKV_NO_BOUND : iEnd,
+                           pzErr);
     if (rc == HKV_OK) {
       e->nLiveKeys = hkvIndexLive(&e->idx);
       atomic_store_explicit(&e->iCommitted, hkvLogEnd(e), memory_order_release);
@@ -540,7 +526,7 @@ static void engineFree(HkvEngine *e) {
   hkvFree(e->aOrder);
   hkvFree(e->aRetired);
   hkvCompactFree(e->pCompact);
-  hkvLogHintFree(e);
+  hkvHintFree(e);
   hkvFree(e->aBuf);
   hkvFree(e->zDir);
   hkvShareClose(&e->sh);
@@ -1067,7 +1053,7 @@ static int endAuto(hkv_db *db, int rc) {
   if (rc == HKV_OK) {
     publishTxn(db);
     autoCompact(db);
-    hkvLogHintStep(db->e, HKV_AUTO_STEP);
+    hkvHintStep(db->e, HKV_AUTO_STEP);
     releaseWriter(db);
     return dbSet(db, HKV_OK, 0);
   }
@@ -1348,7 +1334,7 @@ int hkv_commit(hkv_db *db) {
   if (db->bWriter) {
     publishTxn(db);
     autoCompact(db);
-    hkvLogHintStep(db->e, HKV_AUTO_STEP);
+    hkvHintStep(db->e, HKV_AUTO_STEP);
   }
   releaseWriter(db);
   return dbSet(db, HKV_OK, 0);

@@ -26,6 +26,7 @@
 #include "hashkv.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
@@ -159,6 +160,11 @@ void hkvAdviseHuge(void *p, size_t n); /* a hint; never fails */
 #define HKV_PRINTF(i, j)
 #endif
 char *hkvMprintf(const char *zFmt, ...) HKV_PRINTF(1, 2);
+/* Replaces *pzErr with zMsg (taking it); pzErr may be NULL. Returns rc. */
+int hkvSetErr(char **pzErr, int rc, char *zMsg);
+/* Writes n bytes at iOff, in as many writes as it takes: 0 or -errno (a
+** write that makes no progress counts as ENOSPC, as write(2) documents). */
+int hkvWriteAll(int fd, const void *p, uint64_t n, uint64_t iOff);
 /* The code of a failed write or fsync's errno: FULL for ENOSPC and EDQUOT,
 ** else IOERR. */
 int hkvIoCode(int iErrno);
@@ -270,6 +276,21 @@ static inline int hkvShareChanged(HkvShare *sh) {
              atomic_load_explicit(&sh->iSeenGen, memory_order_relaxed);
 }
 
+/* ---- file names: one helper for every kind of file ---- */
+#define HKV_FILE_LOG 0  /* "%08x.hkd": a log segment */
+#define HKV_FILE_OUT 1  /* "%08x.hkc": a compaction output */
+#define HKV_FILE_HINT 2 /* "%08x.hkh": the hint of either */
+static inline void hkvFileName(uint32_t iFile, int iKind, char *zBuf) {
+  static const char *const azExt[] = {"hkd", "hkc", "hkh"};
+  snprintf(zBuf, 16, "%08x.%s", iFile, azExt[iKind]);
+}
+static inline int hkvHasId(const uint32_t *a, uint32_t n, uint32_t iId) {
+  for (uint32_t k = 0; k < n; k++) {
+    if (a[k] == iId) return 1;
+  }
+  return 0;
+}
+
 /* ---- the log (log.c) ---- */
 #define HKV_SEG_HDR 32 /* bytes of the segment header */
 #define HKV_REC_HDR 20 /* bytes of a record header */
@@ -314,11 +335,6 @@ typedef struct HkvEngine HkvEngine;
 typedef int (*HkvApply)(void *pCtx, HkvLoc loc, const HkvRec *pRec);
 typedef int (*HkvHintApply)(void *pCtx, HkvLoc loc, uint64_t hKey);
 #define HKV_NO_BOUND UINT64_MAX
-int hkvLogRecover(HkvEngine *e, HkvApply xApply, HkvHintApply xHint,
-                  int (*xReserve)(void *, uint64_t), void *pCtx,
-                  uint64_t iBound, uint64_t iSynced, char **pzErr);
-int hkvLogCatchUp(HkvEngine *e, HkvApply xApply, void *pCtx, uint64_t iBound,
-                  char **pzErr);
 uint64_t hkvSegCapacity(HkvEngine *e, int fd, uint64_t nFile);
 
 /* One segment of the log order being rebuilt at open. */
@@ -341,12 +357,17 @@ void hkvEncodeSegHeader(uint8_t *a, uint32_t iFile, uint32_t iPred,
                         uint32_t nCap);
 const char *hkvCheckSegHeader(const uint8_t *a, uint64_t n, uint32_t iFile);
 int hkvSyncDir(HkvEngine *e, char **pzErr);
-int hkvSetErr(char **pzErr, int rc, char *zMsg);
 int hkvVerifyRecord(const uint8_t *p, const HkvRec *pRec);
 int hkvLogRotate(HkvEngine *e, uint64_t nRec, char **pzErr);
 typedef struct HkvHintW HkvHintW;
-int hkvLogHintStep(HkvEngine *e, uint64_t nBudget);
-void hkvLogHintFree(HkvEngine *e);
+/* The queue of sealed segments awaiting a hint: the next, or 0 if none. */
+int hkvLogNextSealed(HkvEngine *e, uint32_t *piFile);
+void hkvLogForgetSealed(HkvEngine *e);
+int hkvLogCreateSegment(HkvEngine *e, uint32_t iSeq, uint64_t nMin,
+                        char **pzErr);
+uint32_t hkvSegPred(const uint8_t *a); /* of a valid header */
+int hkvLogListFiles(HkvEngine *e, const char *zExt, uint32_t **paId,
+                    uint32_t *pnId, char **pzErr);
 void hkvLogCloseAll(HkvEngine *e);
 /* Retiring (see log.c): every segment, at the next epoch, returned (the
 ** caller publishes it once the index no longer names them); compaction's
@@ -511,6 +532,66 @@ void hkvMapPut(HkvLocMap *m, HkvLoc k, HkvLoc v); /* after Reserve */
 HkvLoc hkvMapGet(const HkvLocMap *m, HkvLoc k);   /* 0 if absent */
 void hkvMapDel(HkvLocMap *m, HkvLoc k);
 
+/* ---- hints (hint.c) ---- */
+/* Writes about nBudget bytes of the next sealed segment's hint; DONE when
+** none is left. Never fails: a hint that cannot be written is dropped. */
+int hkvHintStep(HkvEngine *e, uint64_t nBudget);
+void hkvHintFree(HkvEngine *e); /* drops the one being written */
+
+/* A sealed segment's hint, read: each entry's offset and record header. */
+typedef struct HkvHintIter {
+  const uint8_t *a; /* the mapped file */
+  uint64_t n;
+  const uint8_t *p, *pEnd; /* what is left of the entries */
+  uint64_t nFile;          /* bytes of the segment */
+  uint32_t nEntry;
+  uint64_t iOff; /* out: the entry's record offset */
+  HkvRec rec;    /* out: its header (key, and ROLLBACK_TO's value) */
+} HkvHintIter;
+/* 1 if segment s has a hint that covers it exactly, every entry checked
+** (then nEntry hkvHintSealedNext calls give them in order); 0 if not.
+** Either way hkvHintClose after. */
+int hkvHintSealedOpen(HkvEngine *e, const HkvSeg *s, HkvHintIter *it);
+int hkvHintSealedNext(HkvHintIter *it);
+void hkvHintSealedRewind(HkvHintIter *it);
+void hkvHintClose(HkvHintIter *it);
+
+/* A compaction output's hint: its entry count (0: none, or unreadable), and
+** its entries through xHint (1 if loaded, 0 if missing or unusable: read the
+** segment; -rc if xHint failed). */
+uint64_t hkvHintCount(HkvEngine *e, uint32_t iFile);
+int hkvHintLoad(HkvEngine *e, uint32_t iSlot, HkvHintApply xHint, void *pCtx);
+/* ... and its writer: start, reserve room for a key, add, write + fsync
+** (0 or -errno). */
+typedef struct HkvHintBuf {
+  uint8_t *a;
+  size_t n, nAlloc;
+  uint32_t nEntry;
+  uint64_t iLast; /* offset of the previous entry's record */
+} HkvHintBuf;
+int hkvHintBufStart(HkvHintBuf *b, uint32_t iFile);
+int hkvHintBufReserve(HkvHintBuf *b, uint32_t nKey);
+void hkvHintBufAdd(HkvHintBuf *b, uint64_t iOff, const void *pKey,
+                   uint32_t nKey);
+int hkvHintBufWrite(HkvEngine *e, HkvHintBuf *b, uint32_t iFile);
+void hkvHintBufFree(HkvHintBuf *b);
+
+/* ---- the manifest (manifest.c) ---- */
+/* On OK *paPlan lists the manifest's segments in log order (NULL, 0 and
+** *pbFound 0 without a manifest). CORRUPT if damaged. */
+int hkvManifestRead(HkvEngine *e, HkvPlan **paPlan, uint32_t *pnPlan,
+                    uint32_t *piMaxRetired, int *pbFound, char **pzErr);
+/* Writes a manifest listing segments aSlot, durably (the switch). */
+int hkvManifestWrite(HkvEngine *e, const uint32_t *aSlot, uint32_t nSlot,
+                     uint32_t iMaxRetired, char **pzErr);
+
+/* ---- recovery (recover.c) ---- */
+int hkvRecover(HkvEngine *e, HkvApply xApply, HkvHintApply xHint,
+               int (*xReserve)(void *, uint64_t), void *pCtx, uint64_t iBound,
+               uint64_t iSynced, char **pzErr);
+int hkvRecoverCatchUp(HkvEngine *e, HkvApply xApply, void *pCtx,
+                      uint64_t iBound, char **pzErr);
+
 /* ---- compaction (compact.c) ---- */
 typedef struct HkvCompact HkvCompact;
 int hkvCompactStart(HkvEngine *e, char **pzErr);
@@ -519,8 +600,7 @@ int hkvCompactAll(HkvEngine *e, char **pzErr);
 void hkvCompactFree(HkvCompact *c);
 void hkvCompactDiscard(HkvEngine *e);
 
-/* ---- engine services for compaction (engine.c) ---- */
-void hkvEnginePrefetch(HkvEngine *e, uint64_t h, int iStage);
+/* ---- test hooks (engine.c, compact.c) ---- */
 int hkvEngineFastReads(hkv_db *db); /* tests: gets probe without e->rw */
 int hkvEngineMigrating(hkv_db *db); /* tests: the index is growing */
 

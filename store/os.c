@@ -205,3 +205,17 @@ int hkvSetErr(char **pzErr, int rc, char *zMsg) {
   }
   return rc;
 }
+
+int hkvWriteAll(int fd, const void *p, uint64_t n, uint64_t iOff) {
+  const uint8_t *a = p;
+  while (n > 0) {
+    size_t nChunk = n > (1u << 30) ? (1u << 30) : (size_t)n;
+    long w = hkvEnv->xWrite(fd, a, nChunk, iOff);
+    if (w < 0) return (int)w;
+    if (w == 0) return -ENOSPC; /* a write that makes no progress */
+    a += w;
+    n -= (uint64_t)w;
+    iOff += (uint64_t)w;
+  }
+  return 0;
+}
