@@ -604,6 +604,24 @@ fail:
   return rc;
 }
 
+/* Fsyncs the directory holding zPath (the working directory for a bare
+** name): 0 or -errno. */
+static int syncParentDir(const char *zPath) {
+  size_t n = strlen(zPath);
+  while (n > 1 && zPath[n - 1] == '/') n--; /* trailing slashes */
+  while (n > 0 && zPath[n - 1] != '/') n--; /* then the last name */
+  char *zParent = n == 0   ? hkvStrdup(".")
+                  : n == 1 ? hkvStrdup("/")
+                           : hkvMprintf("%.*s", (int)(n - 1), zPath);
+  if (!zParent) return -ENOMEM;
+  int fd = hkvEnv->xOpen(AT_FDCWD, zParent, O_RDONLY | O_DIRECTORY, 0);
+  hkvFree(zParent);
+  if (fd < 0) return fd;
+  int r = hkvEnv->xSync(fd);
+  hkvEnv->xClose(fd);
+  return r;
+}
+
 int hkv_open(const char *zPath, const hkv_options *pOpts, hkv_db **ppDb) {
   hkv_options opts;
   if (!ppDb) return HKV_MISUSE;
@@ -646,6 +664,15 @@ int hkv_open(const char *zPath, const hkv_options *pOpts, hkv_db **ppDb) {
     if (r && r != -EEXIST) {
       return dbErr(db, HKV_CANTOPEN, "%s: cannot create directory: %s", zPath,
                    strerror(-r));
+    }
+    if (r == 0 && opts.sync == HKV_SYNC_FULL) {
+      /* A new directory is an entry of its parent, durable once the parent
+      ** is fsynced: without it a power cut can take the whole store. */
+      r = syncParentDir(zPath);
+      if (r) {
+        return dbErr(db, hkvIoCode(-r), "%s: cannot fsync its parent: %s",
+                     zPath, strerror(-r));
+      }
     }
   }
   int dirFd = hkvEnv->xOpen(AT_FDCWD, zPath, O_RDONLY | O_DIRECTORY, 0);

@@ -102,6 +102,9 @@ int hkvManifestWrite(HkvEngine *e, const uint32_t *aSlot, uint32_t nSlot,
   if (!r) r = hkvEnv->xSync(fd);
   if (fd >= 0) hkvEnv->xClose(fd);
   hkvFree(a);
+  /* The outputs' entries are made durable before the rename that puts
+  ** them in force: a file system may keep a rename and lose a creation. */
+  if (!r) r = hkvEnv->xSync(e->dirFd);
   if (!r) r = hkvEnv->xRename(e->dirFd, HKV_MANIFEST_TMP, HKV_MANIFEST);
   if (r) {
     e->bFailed = 1;
