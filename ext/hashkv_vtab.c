@@ -8,6 +8,7 @@
 **   SELECT value FROM kv WHERE key = 'k';
 **   INSERT INTO kv(kv) VALUES('compact');           -- commands
 **   SELECT * FROM hashkv_stats('kv');                -- engine statistics
+**   SELECT * FROM hashkv_check('main.kv');           -- 'ok' or a problem
 **   SELECT hashkv_version();
 **
 ** Declared schema (the hidden column is named after the table)
@@ -19,7 +20,7 @@
 ** for virtual tables), and keys compare as SQLite compares untyped values:
 ** 1 and 1.0 are one key; 1, '1' and x'31' are three.
 **
-** Options (key=value, value quoted or not)
+** Options (option=value; the grammar opens the "options" section below)
 **   path          store directory; relative to the database file's folder.
 **                 Default: "<database file>-<table>.hkv"; for an in-memory
 **                 or temporary database, a temporary directory removed when
@@ -41,12 +42,15 @@
 **   key:   1 tag byte + payload. 'i' + 8-byte little-endian int64 (also for
 **          a REAL with an exact int64 value, so 1 and 1.0 collide as in
 **          SQLite), 'r' + 8-byte IEEE double, 't' + UTF-8 bytes, 'b' + bytes.
-**   value: 1 tag byte ('n', 'i', 'r', 't', 'b' as above; bit 0x80 set when
-**          the key was given as a REAL, so it reads back as a REAL) +
-**          payload.
+**   value: 1 tag byte + payload: the type letter ('n' NULL, 'i', 'r', 't',
+**          'b' as above) in bits 0..6; bit 0x80 set when the key was given
+**          as a REAL, so it reads back as a REAL; with it, the letter in
+**          upper case (bit 0x20 clear) when that REAL was -0.0, which is
+**          the key 0 like 0.0 but reads back with its sign.
 **
 ** Transactions map one to one: xBegin/hkv_begin, xSync/hkv_prepare (all
-** durable, fallible work), xCommit/hkv_commit (publish only), xRollback,
+** durable, fallible work, after taking the lock SQLite needs to commit:
+** lockForCommit), xCommit/hkv_commit (publish only), xRollback,
 ** xSavepoint, xRelease, xRollbackTo.
 */
 #ifdef SQLITE_CORE
@@ -63,6 +67,7 @@ SQLITE_EXTENSION_INIT1
 #include <limits.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "hashkv.h"
@@ -80,7 +85,17 @@ SQLITE_EXTENSION_INIT1
 #define HKV_TAG_REAL 'r'
 #define HKV_TAG_TEXT 't'
 #define HKV_TAG_BLOB 'b'
-#define HKV_TAG_KEYREAL 0x80
+#define HKV_TAG_KEYREAL 0x80 /* value tag: the key was a REAL */
+#define HKV_TAG_LOWER 0x20   /* cleared beside KEYREAL: the key was -0.0 */
+
+/* How a key was given, beyond its encoding (kept in the value's tag). */
+#define HKV_KEY_ASIS 0    /* reads back as encoded */
+#define HKV_KEY_REAL 1    /* a REAL with an int64 value: reads back as REAL */
+#define HKV_KEY_NEGZERO 2 /* -0.0: reads back as -0.0 */
+
+/* Why a writable connection opened a store read-only (storeUnwritable). */
+#define HKV_RO_FS 1     /* a read-only file system */
+#define HKV_RO_ACCESS 2 /* its directory or LOCK file is write-protected */
 
 /* A growable byte buffer. */
 /* A growable buffer. The byte a[n] is always allocated, and a 0 whenever
@@ -211,6 +226,8 @@ struct HkvVtab {
   int bTemp;    /* a temporary store */
   int bUtf8;    /* the database's text encoding is UTF-8 */
   int bJoined;  /* xBegin found the store's transaction open (hkvBegin) */
+  int eStoreRo; /* opened read-only because the store is not writable:
+                 ** HKV_RO_FS or HKV_RO_ACCESS (storeUnwritable) */
   HkvBuf key;   /* scratch encodings for xUpdate */
   HkvBuf val;
   HkvBuf old;
@@ -275,11 +292,6 @@ static int realIsInt(double d, sqlite3_int64 *pi) {
   return 1;
 }
 
-/*
-** Encodes an SQL value as a key. Returns SQLITE_OK, SQLITE_NOMEM, or
-** SQLITE_EMPTY for NULL. *pbReal is set when the value was a REAL stored in
-** integer form.
-*/
 /* Sets b to tag followed by n bytes of p, and the terminating 0. */
 static int bufTagged(HkvBuf *b, int tag, const void *p, int n) {
   if (bufReserve(b, (sqlite3_int64)n + 2)) return SQLITE_NOMEM;
@@ -302,11 +314,17 @@ static int bufText(HkvBuf *b, int tag, sqlite3_value *v, int bUtf8) {
   return bufTagged(b, tag, z, n);
 }
 
-static int encodeKey(HkvBuf *b, sqlite3_value *v, int bUtf8, int *pbReal) {
+/*
+** Encodes an SQL value as a key. Returns SQLITE_OK, SQLITE_NOMEM, or
+** SQLITE_EMPTY for NULL. *peForm is HKV_KEY_REAL when the value was a REAL
+** stored in integer form, HKV_KEY_NEGZERO for -0.0 (stored as 0, as SQLite
+** compares them equal), else HKV_KEY_ASIS.
+*/
+static int encodeKey(HkvBuf *b, sqlite3_value *v, int bUtf8, int *peForm) {
   sqlite3_int64 i;
   double d;
   int n;
-  *pbReal = 0;
+  *peForm = HKV_KEY_ASIS;
   switch (sqlite3_value_type(v)) {
     case SQLITE_NULL:
       return SQLITE_EMPTY;
@@ -321,7 +339,9 @@ static int encodeKey(HkvBuf *b, sqlite3_value *v, int bUtf8, int *pbReal) {
     case SQLITE_FLOAT:
       d = sqlite3_value_double(v);
       if (realIsInt(d, &i)) {
-        *pbReal = 1;
+        sqlite3_uint64 u;
+        memcpy(&u, &d, 8);
+        *peForm = u == (sqlite3_uint64)1 << 63 ? HKV_KEY_NEGZERO : HKV_KEY_REAL;
         goto as_int;
       }
       if (bufReserve(b, 9)) return SQLITE_NOMEM;
@@ -341,18 +361,31 @@ static int encodeKey(HkvBuf *b, sqlite3_value *v, int bUtf8, int *pbReal) {
   }
 }
 
-static int encodeValue(HkvBuf *b, sqlite3_value *v, int bUtf8, int bKeyReal) {
-  unsigned char flag = bKeyReal ? HKV_TAG_KEYREAL : 0;
+/* The value's tag byte for type letter tag (lower case) beside a key of
+** form eForm (HKV_KEY_*). */
+static int valueTag(int tag, int eForm) {
+  if (eForm == HKV_KEY_REAL) return tag | HKV_TAG_KEYREAL;
+  if (eForm == HKV_KEY_NEGZERO) return (tag & ~HKV_TAG_LOWER) | HKV_TAG_KEYREAL;
+  return tag;
+}
+
+/* The key form (HKV_KEY_*) kept in a value's tag byte. */
+static int valueKeyForm(int tag) {
+  if (!(tag & HKV_TAG_KEYREAL)) return HKV_KEY_ASIS;
+  return (tag & HKV_TAG_LOWER) ? HKV_KEY_REAL : HKV_KEY_NEGZERO;
+}
+
+static int encodeValue(HkvBuf *b, sqlite3_value *v, int bUtf8, int eForm) {
   int n;
   switch (sqlite3_value_type(v)) {
     case SQLITE_NULL:
       if (bufReserve(b, 1)) return SQLITE_NOMEM;
-      b->a[0] = HKV_TAG_NULL | flag;
+      b->a[0] = (unsigned char)valueTag(HKV_TAG_NULL, eForm);
       b->n = 1;
       return SQLITE_OK;
     case SQLITE_INTEGER:
       if (bufReserve(b, 9)) return SQLITE_NOMEM;
-      b->a[0] = HKV_TAG_INT | flag;
+      b->a[0] = (unsigned char)valueTag(HKV_TAG_INT, eForm);
       put64(b->a + 1, (sqlite3_uint64)sqlite3_value_int64(v));
       b->n = 9;
       return SQLITE_OK;
@@ -361,18 +394,18 @@ static int encodeValue(HkvBuf *b, sqlite3_value *v, int bUtf8, int bKeyReal) {
       sqlite3_uint64 u;
       memcpy(&u, &d, 8);
       if (bufReserve(b, 9)) return SQLITE_NOMEM;
-      b->a[0] = HKV_TAG_REAL | flag;
+      b->a[0] = (unsigned char)valueTag(HKV_TAG_REAL, eForm);
       put64(b->a + 1, u);
       b->n = 9;
       return SQLITE_OK;
     }
     case SQLITE_TEXT:
-      return bufText(b, HKV_TAG_TEXT | flag, v, bUtf8);
+      return bufText(b, valueTag(HKV_TAG_TEXT, eForm), v, bUtf8);
     default: {
       const void *p = sqlite3_value_blob(v);
       n = sqlite3_value_bytes(v);
       if (!p && n > 0) return SQLITE_NOMEM;
-      return bufTagged(b, HKV_TAG_BLOB | flag, p, n);
+      return bufTagged(b, valueTag(HKV_TAG_BLOB, eForm), p, n);
     }
   }
 }
@@ -432,17 +465,18 @@ static unsigned char *resultBuf(HkvConn *c, sqlite3_int64 n) {
   return (unsigned char *)(b + 1);
 }
 
-/* Sets the result from an encoded value in an HkvBuf (bAsKey: decode a key,
- *whose REAL
- ** flag lives in the value's tag byte vFlag). */
+/* Sets the result from an encoded key or value in an HkvBuf. eKeyForm
+** (HKV_KEY_*, from the value's tag byte) says how a key reads back; it is
+** HKV_KEY_ASIS for a value. */
 static void resultEncoded(sqlite3_context *ctx, HkvConn *c,
-                          const unsigned char *p, sqlite3_int64 n, int bAsKey,
-                          int bKeyReal) {
+                          const unsigned char *p, sqlite3_int64 n,
+                          int eKeyForm) {
   if (n < 1) {
     sqlite3_result_error(ctx, "hashkv: empty encoded value", -1);
     return;
   }
   int tag = p[0] & 0x7F;
+  if (p[0] & HKV_TAG_KEYREAL) tag |= HKV_TAG_LOWER;
   sqlite3_uint64 u;
   double d;
   switch (tag) {
@@ -452,7 +486,9 @@ static void resultEncoded(sqlite3_context *ctx, HkvConn *c,
     case HKV_TAG_INT:
       if (n != 9) break;
       u = get64(p + 1);
-      if (bAsKey && bKeyReal) {
+      if (eKeyForm == HKV_KEY_NEGZERO && u == 0) {
+        sqlite3_result_double(ctx, -0.0);
+      } else if (eKeyForm != HKV_KEY_ASIS) {
         sqlite3_result_double(ctx, (double)(sqlite3_int64)u);
       } else {
         sqlite3_result_int64(ctx, (sqlite3_int64)u);
@@ -547,26 +583,93 @@ static int busyTimeout(sqlite3 *db) {
 }
 
 /*
-** Takes the store's write lock before a write statement reads anything it
-** depends on (the UNIQUE check), as a native table's write takes SQLite's.
-** While another connection or process writes, waits as SQLite would with
-** the connection's busy_timeout, then fails with SQLITE_BUSY. (A handler
-** set with sqlite3_busy_handler is not reachable from a virtual table;
-** only the timeout applies.)
+** Calls xTry(pArg) until it returns something other than rcBusy, waiting
+** between tries as SQLite would with the connection's busy_timeout, and
+** returns its last code. (A handler set with sqlite3_busy_handler is not
+** reachable from a virtual table; only the timeout applies.)
 */
-static int takeWrite(HkvVtab *p) {
-  int hrc = hkv_write_lock(p->pStore);
-  if (hrc == HKV_BUSY) {
-    int msLeft = busyTimeout(p->db), msStep = 1;
-    while (hrc == HKV_BUSY && msLeft > 0) {
+static int retryBusy(sqlite3 *db, int rcBusy, int (*xTry)(void *),
+                     void *pArg) {
+  int rc = xTry(pArg);
+  if (rc == rcBusy) {
+    int msLeft = busyTimeout(db), msStep = 1;
+    while (rc == rcBusy && msLeft > 0) {
       int ms = msStep < msLeft ? msStep : msLeft;
       sqlite3_sleep(ms);
       msLeft -= ms;
       if (msStep < 25) msStep *= 2;
-      hrc = hkv_write_lock(p->pStore);
+      rc = xTry(pArg);
     }
   }
+  return rc;
+}
+
+static int tryWriteLock(void *pStore) { return hkv_write_lock(pStore); }
+
+/*
+** Takes the store's write lock before a write statement reads anything it
+** depends on (the UNIQUE check), as a native table's write takes SQLite's.
+** While another connection or process writes, waits as SQLite would with
+** the connection's busy_timeout, then fails with SQLITE_BUSY.
+*/
+static int takeWrite(HkvVtab *p) {
+  int hrc = retryBusy(p->db, HKV_BUSY, tryWriteLock, p->pStore);
+  if (hrc == HKV_READONLY && p->eStoreRo) {
+    sqlite3_free(p->base.zErrMsg);
+    p->base.zErrMsg = sqlite3_mprintf(
+        "hashkv: store %s is open read-only: %s", p->zDir,
+        p->eStoreRo == HKV_RO_FS ? "it lies on a read-only file system"
+                                 : "this process may not write it");
+    return SQLITE_READONLY;
+  }
   return hrc ? storeErr(p, hrc) : SQLITE_OK;
+}
+
+static int tryExclusive(void *pArg) {
+  sqlite3_file *pFile = pArg;
+  return pFile->pMethods->xLock(pFile, SQLITE_LOCK_EXCLUSIVE);
+}
+
+/*
+** Takes, for xSync, the lock SQLite takes right after it to commit: an
+** EXCLUSIVE lock on every database file the transaction writes, in
+** rollback-journal mode. While a reader holds a file, SQLite's attempt
+** would fail with SQLITE_BUSY after every xSync had run, and SQLite keeps
+** the transaction open: a store prepared by then would hold a durable
+** commit that nothing publishes while the application waits (a crash
+** would keep it, for a transaction SQLite never committed), and could
+** take no more writes. Taken here first, the BUSY comes from xSync, before
+** the store prepares anything; the retried COMMIT calls xSync again.
+** SQLite's own request then finds the lock held and is granted at once;
+** its rollback or commit releases it as its own. Skipped where SQLite
+** takes no lock to commit: nolock=1, temp and in-memory databases, and WAL
+** mode. The pager's file comes from SQLITE_FCNTL_FILE_POINTER. A write
+** transaction in rollback-journal mode holds RESERVED (or more) on it; in
+** WAL mode nobody holds RESERVED, and a WAL in exclusive locking mode holds
+** EXCLUSIVE already: so EXCLUSIVE is asked for exactly where
+** xCheckReservedLock reports a lock, and it is then either the lock SQLite
+** takes next or one already held. (PRAGMA journal_mode would tell the
+** modes apart too, at 6,000 instructions per commit.)
+*/
+static int lockForCommit(sqlite3 *db) {
+  const char *zDb;
+  for (int i = 0; (zDb = sqlite3_db_name(db, i)) != 0; i++) {
+    if (i == 1 || sqlite3_txn_state(db, zDb) != SQLITE_TXN_WRITE) continue;
+    const char *zFile = sqlite3_db_filename(db, zDb);
+    sqlite3_file *pFile = 0;
+    int bReserved = 0;
+    if (!zFile || !zFile[0] || sqlite3_uri_boolean(zFile, "nolock", 0) ||
+        sqlite3_file_control(db, zDb, SQLITE_FCNTL_FILE_POINTER, &pFile) !=
+            SQLITE_OK ||
+        !pFile || !pFile->pMethods ||
+        pFile->pMethods->xCheckReservedLock(pFile, &bReserved) != SQLITE_OK ||
+        !bReserved) {
+      continue;
+    }
+    int rc = retryBusy(db, SQLITE_BUSY, tryExclusive, pFile);
+    if (rc) return rc;
+  }
+  return SQLITE_OK;
 }
 
 static int vtabErr(HkvVtab *p, int rc, const char *zFmt, const char *zArg) {
@@ -575,25 +678,121 @@ static int vtabErr(HkvVtab *p, int rc, const char *zFmt, const char *zArg) {
   return rc;
 }
 
-/* ---- options ---- */
+/* ---- options ----
+**
+** One grammar for every CREATE argument. SQLite splits the arguments at
+** the commas outside quotes and parentheses, and trims the whitespace
+** around each; an argument is then
+**   option = name ws* "=" ws* value
+**   name   = word | quoted        (a word here: letters, digits and '_')
+**   value  = word | quoted        (a word here: no whitespace, no quote)
+**   quoted = '...' or "...", a doubled quote standing for one
+** with nothing but whitespace after the value (text there is most likely
+** a missing comma: path='a' path='b'). Quotes only delimit: the value is
+** the text between them and is checked as a bare one would be, so
+** ' full' is not "full". Names ignore ASCII case; each option may be
+** given once. Numbers are decimal digits, with a fraction for a ratio: no
+** sign, exponent, hex or whitespace.
+*/
 
-/* Removes one level of '...' or "..." quoting; returns a new string. */
-static char *unquote(const char *z, int n) {
-  while (n > 0 && (*z == ' ' || *z == '\t')) z++, n--;
-  while (n > 0 && (z[n - 1] == ' ' || z[n - 1] == '\t')) n--;
-  if (n >= 2 && (z[0] == '\'' || z[0] == '"') && z[n - 1] == z[0]) {
-    char q = z[0];
-    char *zOut = sqlite3_malloc(n);
-    if (!zOut) return 0;
-    int j = 0;
-    for (int i = 1; i < n - 1; i++) {
-      zOut[j++] = z[i];
-      if (z[i] == q && z[i + 1] == q) i++;
+#define HKV_OPT_PATH 0x01
+#define HKV_OPT_SYNC 0x02
+#define HKV_OPT_SEGMENT_SIZE 0x04
+#define HKV_OPT_AUTO_COMPACT 0x08
+#define HKV_OPT_AUTO_COMPACT_MIN 0x10
+
+static const struct {
+  const char *zName;
+  int eOpt;
+} aOption[] = {
+    {"path", HKV_OPT_PATH},
+    {"sync", HKV_OPT_SYNC},
+    {"segment_size", HKV_OPT_SEGMENT_SIZE},
+    {"auto_compact", HKV_OPT_AUTO_COMPACT},
+    {"auto_compact_min", HKV_OPT_AUTO_COMPACT_MIN},
+};
+
+static int isSpace(char c) {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' ||
+         c == '\v';
+}
+
+static int isNameChar(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+         (c >= '0' && c <= '9') || c == '_';
+}
+
+/*
+** Reads a word (bName: of name characters) or a quoted string at *pz
+** into a new string *pzOut, and moves *pz past it. SQLITE_OK;
+** SQLITE_ERROR if there is none there (*pzOut NULL; a string SQLite has
+** tokenized always has its closing quote); SQLITE_NOMEM.
+*/
+static int optToken(const char **pz, int bName, char **pzOut) {
+  const char *z = *pz;
+  *pzOut = 0;
+  if (*z == '\'' || *z == '"') {
+    char q = *z++;
+    char *zOut = sqlite3_malloc64(strlen(z) + 1);
+    if (!zOut) return SQLITE_NOMEM;
+    size_t n = 0;
+    for (;; z++) {
+      if (*z == 0) { /* no closing quote */
+        sqlite3_free(zOut);
+        return SQLITE_ERROR;
+      }
+      if (*z == q && *++z != q) break; /* a doubled one stands for one */
+      zOut[n++] = *z;
     }
-    zOut[j] = 0;
-    return zOut;
+    zOut[n] = 0;
+    *pz = z;
+    *pzOut = zOut;
+    return SQLITE_OK;
   }
-  return sqlite3_mprintf("%.*s", n, z);
+  int n = 0;
+  while (z[n] && (bName ? isNameChar(z[n])
+                        : !isSpace(z[n]) && z[n] != '\'' && z[n] != '"')) {
+    n++;
+  }
+  if (n == 0) return SQLITE_ERROR;
+  *pzOut = sqlite3_mprintf("%.*s", n, z);
+  *pz = z + n;
+  return *pzOut ? SQLITE_OK : SQLITE_NOMEM;
+}
+
+/* A decimal integer of digits only; 0 if z is not one or overflows. */
+static int parseUint(const char *z, unsigned long long *pn) {
+  unsigned long long n = 0;
+  if (!*z) return 0;
+  for (; *z; z++) {
+    if (*z < '0' || *z > '9') return 0;
+    unsigned d = (unsigned)(*z - '0');
+    if (n > (ULLONG_MAX - d) / 10) return 0;
+    n = n * 10 + d;
+  }
+  *pn = n;
+  return 1;
+}
+
+/* A decimal number: digits with an optional fraction (".5" and "5." too),
+** no sign or exponent; 0 if z is not one. Locale-independent. */
+static int parseDecimal(const char *z, double *pr) {
+  double r = 0.0, rScale = 1.0;
+  int nDigit = 0, bPoint = 0;
+  for (; *z; z++) {
+    if (*z == '.' && !bPoint) {
+      bPoint = 1;
+    } else if (*z >= '0' && *z <= '9') {
+      r = r * 10.0 + (*z - '0');
+      if (bPoint) rScale *= 10.0;
+      nDigit++;
+    } else {
+      return 0;
+    }
+  }
+  if (nDigit == 0) return 0;
+  *pr = r / rScale;
+  return 1;
 }
 
 typedef struct HkvArgs {
@@ -601,32 +800,22 @@ typedef struct HkvArgs {
   hkv_options opts;
 } HkvArgs;
 
-static int parseArgs(int argc, const char *const *argv, HkvArgs *pA,
-                     char **pzErr) {
-  hkv_options_init(&pA->opts);
-  for (int i = 3; i < argc; i++) {
-    const char *z = argv[i];
-    const char *zEq = strchr(z, '=');
-    if (!zEq) {
-      *pzErr =
-          sqlite3_mprintf("hashkv: option %s needs a value (key=value)", z);
-      return SQLITE_ERROR;
-    }
-    char *zKey = unquote(z, (int)(zEq - z));
-    char *zVal = unquote(zEq + 1, (int)strlen(zEq + 1));
-    int rc = SQLITE_OK;
-    if (!zKey || !zVal) {
-      rc = SQLITE_NOMEM;
-    } else if (sqlite3_stricmp(zKey, "path") == 0) {
+/* Applies option eOpt = zVal to pA, or sets *pzErr naming it. */
+static int applyOption(int eOpt, const char *zName, char **pzVal, HkvArgs *pA,
+                       char **pzErr) {
+  const char *zVal = *pzVal;
+  unsigned long long n;
+  double r;
+  switch (eOpt) {
+    case HKV_OPT_PATH:
       if (!zVal[0]) {
         *pzErr = sqlite3_mprintf("hashkv: path must not be empty");
-        rc = SQLITE_ERROR;
-      } else {
-        sqlite3_free(pA->zPath);
-        pA->zPath = zVal;
-        zVal = 0;
+        return SQLITE_ERROR;
       }
-    } else if (sqlite3_stricmp(zKey, "sync") == 0) {
+      pA->zPath = *pzVal;
+      *pzVal = 0;
+      return SQLITE_OK;
+    case HKV_OPT_SYNC:
       if (!sqlite3_stricmp(zVal, "off") || !strcmp(zVal, "0")) {
         pA->opts.sync = HKV_SYNC_OFF;
       } else if (!sqlite3_stricmp(zVal, "normal") || !strcmp(zVal, "1")) {
@@ -634,52 +823,109 @@ static int parseArgs(int argc, const char *const *argv, HkvArgs *pA,
       } else if (!sqlite3_stricmp(zVal, "full") || !strcmp(zVal, "2")) {
         pA->opts.sync = HKV_SYNC_FULL;
       } else {
-        *pzErr = sqlite3_mprintf(
-            "hashkv: bad value for sync: '%s' (off, normal or full)", zVal);
-        rc = SQLITE_ERROR;
+        break;
       }
-    } else if (sqlite3_stricmp(zKey, "segment_size") == 0) {
-      char *zEnd = 0;
-      errno = 0;
-      unsigned long long n = strtoull(zVal, &zEnd, 10);
-      if (errno || !zVal[0] || *zEnd || zVal[0] == '-' ||
-          n < HKV_MIN_SEGMENT_SIZE || n > HKV_MAX_SEGMENT_SIZE) {
-        *pzErr = sqlite3_mprintf(
-            "hashkv: bad value for segment_size: '%s' (bytes, %u to %u)", zVal,
-            HKV_MIN_SEGMENT_SIZE, HKV_MAX_SEGMENT_SIZE);
-        rc = SQLITE_ERROR;
-      } else {
-        pA->opts.segment_size = n;
+      return SQLITE_OK;
+    case HKV_OPT_SEGMENT_SIZE:
+      if (!parseUint(zVal, &n) || n < HKV_MIN_SEGMENT_SIZE ||
+          n > HKV_MAX_SEGMENT_SIZE) {
+        break;
       }
-    } else if (sqlite3_stricmp(zKey, "auto_compact") == 0) {
-      char *zEnd = 0;
-      double r = strtod(zVal, &zEnd);
-      if (!zVal[0] || *zEnd || !(r >= 0.0 && r < 1.0)) {
-        *pzErr = sqlite3_mprintf(
-            "hashkv: bad value for auto_compact: '%s' (a dead-bytes ratio, "
-            "at least 0 and below 1; 0 turns it off)",
-            zVal);
-        rc = SQLITE_ERROR;
-      } else {
-        pA->opts.auto_compact = r;
-      }
-    } else if (sqlite3_stricmp(zKey, "auto_compact_min") == 0) {
-      char *zEnd = 0;
-      errno = 0;
-      unsigned long long n = strtoull(zVal, &zEnd, 10);
-      if (errno || !zVal[0] || *zEnd || zVal[0] == '-') {
-        *pzErr = sqlite3_mprintf(
-            "hashkv: bad value for auto_compact_min: '%s' (bytes)", zVal);
-        rc = SQLITE_ERROR;
-      } else {
-        pA->opts.auto_compact_min = n;
-      }
-    } else {
-      *pzErr = sqlite3_mprintf("hashkv: unknown option '%s'", zKey);
+      pA->opts.segment_size = n;
+      return SQLITE_OK;
+    case HKV_OPT_AUTO_COMPACT:
+      if (!parseDecimal(zVal, &r) || r >= 1.0) break;
+      pA->opts.auto_compact = r;
+      return SQLITE_OK;
+    case HKV_OPT_AUTO_COMPACT_MIN:
+      if (!parseUint(zVal, &n)) break;
+      pA->opts.auto_compact_min = n;
+      return SQLITE_OK;
+  }
+  const char *zWant =
+      eOpt == HKV_OPT_SYNC ? "off, normal or full"
+      : eOpt == HKV_OPT_SEGMENT_SIZE
+          ? "bytes in decimal digits, 4096 to 1073741824"
+      : eOpt == HKV_OPT_AUTO_COMPACT
+          ? "a dead-bytes ratio in decimal, at least 0 and below 1; 0 turns "
+            "it off"
+          : "bytes in decimal digits";
+  *pzErr = sqlite3_mprintf("hashkv: bad value for %s: '%s' (%s)", zName, zVal,
+                           zWant);
+  return SQLITE_ERROR;
+}
+
+/* Parses one argument z (the grammar above) into pA; *pmSeen has a bit
+** per option given so far. */
+static int parseOption(const char *z, HkvArgs *pA, int *pmSeen, char **pzErr) {
+  const char *zArg = z;
+  char *zName = 0, *zVal = 0;
+  int eOpt = 0;
+  while (isSpace(*z)) z++;
+  int rc = optToken(&z, 1, &zName);
+  if (rc == SQLITE_OK) {
+    while (isSpace(*z)) z++;
+    if (*z == 0) {
+      *pzErr = sqlite3_mprintf(
+          "hashkv: option %s needs a value (option=value)", zName);
       rc = SQLITE_ERROR;
+      goto done;
     }
-    sqlite3_free(zKey);
-    sqlite3_free(zVal);
+    if (*z != '=') rc = SQLITE_ERROR;
+  }
+  if (rc == SQLITE_ERROR) {
+    *pzErr =
+        sqlite3_mprintf("hashkv: malformed option: %s (option=value)", zArg);
+  }
+  if (rc) goto done;
+  const char *zOpt = 0; /* the option's name as documented */
+  for (size_t i = 0; i < sizeof(aOption) / sizeof(aOption[0]); i++) {
+    if (!sqlite3_stricmp(zName, aOption[i].zName)) {
+      eOpt = aOption[i].eOpt;
+      zOpt = aOption[i].zName;
+    }
+  }
+  if (!eOpt) {
+    *pzErr = sqlite3_mprintf("hashkv: unknown option '%s'", zName);
+    rc = SQLITE_ERROR;
+    goto done;
+  }
+  if (*pmSeen & eOpt) {
+    *pzErr = sqlite3_mprintf("hashkv: option %s is given twice", zOpt);
+    rc = SQLITE_ERROR;
+    goto done;
+  }
+  *pmSeen |= eOpt;
+  z++;
+  while (isSpace(*z)) z++;
+  rc = optToken(&z, 0, &zVal);
+  if (rc == SQLITE_ERROR) {
+    *pzErr = sqlite3_mprintf(
+        "hashkv: option %s needs a value (option=value)", zOpt);
+  }
+  if (rc) goto done;
+  while (isSpace(*z)) z++;
+  if (*z) {
+    *pzErr = sqlite3_mprintf(
+        "hashkv: unexpected text after the value of %s: %s (a missing "
+        "comma? quote a value with spaces)",
+        zOpt, z);
+    rc = SQLITE_ERROR;
+    goto done;
+  }
+  rc = applyOption(eOpt, zOpt, &zVal, pA, pzErr);
+done:
+  sqlite3_free(zName);
+  sqlite3_free(zVal);
+  return rc;
+}
+
+static int parseArgs(int argc, const char *const *argv, HkvArgs *pA,
+                     char **pzErr) {
+  int mSeen = 0;
+  hkv_options_init(&pA->opts);
+  for (int i = 3; i < argc; i++) {
+    int rc = parseOption(argv[i], pA, &mSeen, pzErr);
     if (rc) return rc;
   }
   return SQLITE_OK;
@@ -1527,6 +1773,21 @@ static int isUtf8(sqlite3 *db) {
   return bUtf8;
 }
 
+/* Whether the store directory zDir can be written: 0 if so, HKV_RO_FS if
+** it lies on a read-only file system, HKV_RO_ACCESS if the directory or
+** its LOCK file is write-protected. */
+static int storeUnwritable(const char *zDir) {
+  struct statvfs sv;
+  if (statvfs(zDir, &sv) == 0 && (sv.f_flag & ST_RDONLY)) return HKV_RO_FS;
+  char *zLock = sqlite3_mprintf("%s/LOCK", zDir);
+  int r = 0;
+  if (access(zDir, W_OK) != 0 || (zLock && access(zLock, W_OK) != 0)) {
+    r = errno == EROFS ? HKV_RO_FS : errno == EACCES ? HKV_RO_ACCESS : 0;
+  }
+  sqlite3_free(zLock);
+  return r;
+}
+
 static int hkvInit(sqlite3 *db, void *pAux, int argc, const char *const *argv,
                    sqlite3_vtab **ppVtab, char **pzErr, int bCreate) {
   HkvConn *c = pAux;
@@ -1622,8 +1883,11 @@ static int hkvInit(sqlite3 *db, void *pAux, int argc, const char *const *argv,
   }
   /* A read-only connection (SQLITE_OPEN_READONLY, "?mode=ro", or a database
   ** on a read-only file system) opens the store read-only too: it works
-  ** beside a writer in another process, and on a read-only disk. */
-  if (!bCreate && sqlite3_db_readonly(db, argv[1]) == 1) {
+  ** beside a writer in another process, and on a read-only disk. So does
+  ** a writable one whose store cannot be written (storeUnwritable), as
+  ** SQLite opens a database file read-only that it cannot write. */
+  if (!bCreate && (sqlite3_db_readonly(db, argv[1]) == 1 ||
+                   (!p->bTemp && (p->eStoreRo = storeUnwritable(p->zDir))))) {
     a.opts.flags |= HKV_OPEN_READONLY;
   }
   int hrc = storeOpen(c, p->zDir, &a.opts, &p->pStore);
@@ -1991,8 +2255,8 @@ static int hkvFilter(sqlite3_vtab_cursor *cur, int idxNum, const char *idxStr,
       pCur->nInAlloc = nNew;
     }
     HkvBuf *b = &pCur->aIn[pCur->nIn];
-    int bReal;
-    int erc = encodeKey(b, pVal, p->bUtf8, &bReal);
+    int eForm;
+    int erc = encodeKey(b, pVal, p->bUtf8, &eForm);
     if (erc == SQLITE_OK) {
       pCur->nIn++;
     } else if (erc != SQLITE_EMPTY) {
@@ -2015,15 +2279,15 @@ static int hkvEof(sqlite3_vtab_cursor *cur) { return ((HkvCursor *)cur)->bEof; }
 static int hkvColumn(sqlite3_vtab_cursor *cur, sqlite3_context *ctx, int i) {
   HkvCursor *pCur = (HkvCursor *)cur;
   HkvConn *pConn = ((HkvVtab *)cur->pVtab)->pConn;
-  int bKeyReal = pCur->val.n > 0 && (pCur->val.a[0] & HKV_TAG_KEYREAL);
+  int eForm = pCur->val.n > 0 ? valueKeyForm(pCur->val.a[0]) : HKV_KEY_ASIS;
   switch (i) {
     case HKV_COL_KEY:
       /* Never skipped for nochange: SQLite would pass NULL as the new key. */
-      resultEncoded(ctx, pConn, pCur->key.a, pCur->key.n, 1, bKeyReal);
+      resultEncoded(ctx, pConn, pCur->key.a, pCur->key.n, eForm);
       break;
     case HKV_COL_VALUE:
       if (sqlite3_vtab_nochange(ctx)) break; /* UPDATE not touching value */
-      resultEncoded(ctx, pConn, pCur->val.a, pCur->val.n, 0, 0);
+      resultEncoded(ctx, pConn, pCur->val.a, pCur->val.n, HKV_KEY_ASIS);
       break;
     default:
       sqlite3_result_null(ctx);
@@ -2082,15 +2346,17 @@ static int checkKeySize(HkvVtab *p, const HkvBuf *k) {
 static int hkvUpdate(sqlite3_vtab *pVtab, int argc, sqlite3_value **argv,
                      sqlite3_int64 *pRowid) {
   HkvVtab *p = (HkvVtab *)pVtab;
-  int bReal, rc;
-  (void)pRowid;
+  int eForm, rc;
+  /* SQLite sets last_insert_rowid() to *pRowid after an INSERT; a table
+  ** WITHOUT ROWID leaves it alone. */
+  *pRowid = sqlite3_last_insert_rowid(p->db);
   p->bJoined = 0;
   if (hkv_in_transaction(p->pStore)) {
     rc = takeWrite(p);
     if (rc) return rc;
   }
   if (argc == 1) { /* DELETE */
-    rc = encodeKey(&p->key, argv[0], p->bUtf8, &bReal);
+    rc = encodeKey(&p->key, argv[0], p->bUtf8, &eForm);
     if (rc == SQLITE_EMPTY) return SQLITE_OK;
     if (rc) return rc;
     rc = checkKeySize(p, &p->key);
@@ -2103,10 +2369,23 @@ static int hkvUpdate(sqlite3_vtab *pVtab, int argc, sqlite3_value **argv,
   sqlite3_value *pKey = argv[2 + HKV_COL_KEY];
   sqlite3_value *pVal = argv[2 + HKV_COL_VALUE];
   sqlite3_value *pCmd = argv[2 + HKV_COL_CMD];
-  if (bInsert && sqlite3_value_type(pCmd) != SQLITE_NULL) {
-    return runCommand(p, pCmd);
+  if (sqlite3_value_type(pCmd) != SQLITE_NULL) {
+    /* A command is a statement of its own: a row that also carries a key
+    ** or a value, or an UPDATE, would have SQLite count a row that the
+    ** command does not write. */
+    int bRow = sqlite3_value_type(pKey) != SQLITE_NULL ||
+               sqlite3_value_type(pVal) != SQLITE_NULL;
+    if (bInsert && !bRow) return runCommand(p, pCmd);
+    sqlite3_free(p->base.zErrMsg);
+    p->base.zErrMsg = sqlite3_mprintf(
+        bInsert ? "hashkv: a command in column %s takes no key or value: "
+                  "INSERT INTO %s(%s) VALUES(%Q)"
+                : "hashkv: UPDATE cannot set column %s: run a command as "
+                  "INSERT INTO %s(%s) VALUES(%Q)",
+        p->zName, p->zName, p->zName, sqlite3_value_text(pCmd));
+    return SQLITE_ERROR;
   }
-  rc = encodeKey(&p->key, pKey, p->bUtf8, &bReal);
+  rc = encodeKey(&p->key, pKey, p->bUtf8, &eForm);
   if (rc == SQLITE_EMPTY) {
     vtabErr(p, SQLITE_CONSTRAINT, "NOT NULL constraint failed: %s.key",
             p->zName);
@@ -2118,7 +2397,7 @@ static int hkvUpdate(sqlite3_vtab *pVtab, int argc, sqlite3_value **argv,
   int bReplace = sqlite3_vtab_on_conflict(p->db) == SQLITE_REPLACE;
 
   if (bInsert) {
-    rc = encodeValue(&p->val, pVal, p->bUtf8, bReal);
+    rc = encodeValue(&p->val, pVal, p->bUtf8, eForm);
     if (rc) return rc;
     /* A plain INSERT writes only if the key is absent: one probe. */
     int hrc = bReplace ? hkv_put(p->pStore, p->key.a, (size_t)p->key.n,
@@ -2130,8 +2409,8 @@ static int hkvUpdate(sqlite3_vtab *pVtab, int argc, sqlite3_value **argv,
   }
 
   /* UPDATE: argv[0] is the old key. */
-  int bOldReal;
-  rc = encodeKey(&p->old, argv[0], p->bUtf8, &bOldReal);
+  int eOldForm;
+  rc = encodeKey(&p->old, argv[0], p->bUtf8, &eOldForm);
   if (rc) return rc == SQLITE_EMPTY ? SQLITE_OK : rc;
   if (sqlite3_value_nochange(pVal)) {
     const void *pV;
@@ -2140,10 +2419,11 @@ static int hkvUpdate(sqlite3_vtab *pVtab, int argc, sqlite3_value **argv,
     if (hrc) return storeErr(p, hrc);
     if (bufSet(&p->val, pV, nV)) return SQLITE_NOMEM;
     if (p->val.n < 1) return SQLITE_CORRUPT_VTAB;
-    p->val.a[0] =
-        (unsigned char)((p->val.a[0] & 0x7F) | (bReal ? HKV_TAG_KEYREAL : 0));
+    int tag = p->val.a[0] & 0x7F;
+    if (p->val.a[0] & HKV_TAG_KEYREAL) tag |= HKV_TAG_LOWER;
+    p->val.a[0] = (unsigned char)valueTag(tag, eForm);
   } else {
-    rc = encodeValue(&p->val, pVal, p->bUtf8, bReal);
+    rc = encodeValue(&p->val, pVal, p->bUtf8, eForm);
     if (rc) return rc;
   }
   int bSameKey =
@@ -2196,8 +2476,19 @@ static int hkvBegin(sqlite3_vtab *pVtab) {
   }
 
 /* xSync does all the durable, fallible work: SQLite ignores what xCommit
-** and xRollback return. xCommit only publishes. */
-HKV_TXN_METHOD(hkvSync, hkv_prepare)
+** and xRollback return. xCommit only publishes. Before the store prepares,
+** xSync takes the database's commit lock (lockForCommit). */
+static int hkvSync(sqlite3_vtab *pVtab) {
+  HkvVtab *p = (HkvVtab *)pVtab;
+  p->bJoined = 0;
+  if (!hkv_in_transaction(p->pStore)) return SQLITE_OK;
+  if (hkv_txn_dirty(p->pStore)) {
+    int rc = lockForCommit(p->db);
+    if (rc) return rc;
+  }
+  int hrc = hkv_prepare(p->pStore);
+  return hrc ? storeErr(p, hrc) : SQLITE_OK;
+}
 HKV_TXN_METHOD(hkvCommit, hkv_commit)
 HKV_TXN_METHOD(hkvRollback, hkv_rollback)
 
@@ -2329,17 +2620,52 @@ static sqlite3_module hkvModule = {
 #endif
 };
 
-/* ---- hashkv_stats('table'): the engine's counters as rows ---- */
+/* ---- hashkv_stats('table') and hashkv_check('table') ----
+**
+** Eponymous table-valued functions over one hashkv table:
+**   SELECT * FROM hashkv_stats('kv')   the engine's counters, (name, value)
+**   SELECT * FROM hashkv_check('kv')   'ok', or the problem found, as
+**                                      PRAGMA integrity_check reports
+** Declared schemas
+**   CREATE TABLE x(name TEXT, value INTEGER, tbl HIDDEN)
+**   CREATE TABLE x(integrity_check TEXT, tbl HIDDEN)
+** Plans: idxNum 1 when tbl = ? is usable (argv[0] the name); without it
+** the plan is refused (SQLITE_CONSTRAINT), so a join puts the table that
+** supplies the name first.
+**
+** The argument is "table" or "schema.table". A bare name resolves as SQLite
+** resolves table names: temp, main, then the attached databases in the
+** order they were attached. The function opens the table itself if this
+** connection has not yet (by preparing a statement that reads it, which
+** calls xConnect), and reads through the table's own store handle, so it
+** sees what the table sees. Both only read: they work on a read-only
+** connection, and on a store that refuses writes after an I/O error.
+** Registered DIRECTONLY, as hashkv is: opening a table from a view or
+** trigger of a schema handed to the application is what that prevents.
+*/
+
+#define HKV_FN_STATS 0
+#define HKV_FN_CHECK 1
 
 #define HKV_STATS_NAME 0
 #define HKV_STATS_VALUE 1
 #define HKV_STATS_TABLE 2
+#define HKV_CHECK_RESULT 0
+#define HKV_CHECK_TABLE 1
 
-typedef struct StatsCursor {
+typedef struct HkvFn {
+  sqlite3_vtab base;
+  HkvConn *pConn;
+  sqlite3 *db;
+  int eFn; /* HKV_FN_STATS or HKV_FN_CHECK */
+} HkvFn;
+
+typedef struct HkvFnCursor {
   sqlite3_vtab_cursor base;
-  hkv_stats st;
-  int i; /* row: index into aStatName */
-} StatsCursor;
+  hkv_stats st;   /* stats: the counters */
+  char *zProblem; /* check: what was found, NULL for "ok" */
+  int i, nRow;    /* current row, rows */
+} HkvFnCursor;
 
 static const char *const aStatName[] = {
     "live_keys", "live_bytes",  "dead_bytes",          "total_bytes",
@@ -2363,43 +2689,57 @@ static sqlite3_uint64 statValue(const hkv_stats *s, int i) {
   return a[i];
 }
 
-static int statsConnect(sqlite3 *db, void *pAux, int argc,
-                        const char *const *argv, sqlite3_vtab **ppVtab,
-                        char **pzErr) {
-  (void)argc;
-  (void)argv;
-  (void)pzErr;
+static const char *fnName(const HkvFn *pFn) {
+  return pFn->eFn == HKV_FN_STATS ? "hashkv_stats" : "hashkv_check";
+}
+
+static int fnInit(sqlite3 *db, void *pAux, sqlite3_vtab **ppVtab, int eFn) {
   int rc = sqlite3_declare_vtab(
-      db, "CREATE TABLE x(name TEXT, value INTEGER, tbl HIDDEN)");
+      db, eFn == HKV_FN_STATS
+              ? "CREATE TABLE x(name TEXT, value INTEGER, tbl HIDDEN)"
+              : "CREATE TABLE x(integrity_check TEXT, tbl HIDDEN)");
   if (rc) return rc;
-  HkvVtab *p = sqlite3_malloc(sizeof(*p));
+  HkvFn *p = sqlite3_malloc(sizeof(*p));
   if (!p) return SQLITE_NOMEM;
   memset(p, 0, sizeof(*p));
   p->pConn = pAux;
   p->db = db;
-  sqlite3_vtab_config(db, SQLITE_VTAB_INNOCUOUS);
+  p->eFn = eFn;
+  sqlite3_vtab_config(db, SQLITE_VTAB_DIRECTONLY);
   *ppVtab = &p->base;
   return SQLITE_OK;
 }
 
-static int statsDisconnect(sqlite3_vtab *pVtab) {
+/* Both functions are one module registered under two names: argv[0] is
+** the name it was used by. */
+static int fnConnect(sqlite3 *db, void *pAux, int argc,
+                     const char *const *argv, sqlite3_vtab **ppVtab,
+                     char **pzErr) {
+  (void)argc;
+  (void)pzErr;
+  int eFn = sqlite3_stricmp(argv[0], "hashkv_check") ? HKV_FN_STATS
+                                                     : HKV_FN_CHECK;
+  return fnInit(db, pAux, ppVtab, eFn);
+}
+
+static int fnDisconnect(sqlite3_vtab *pVtab) {
   sqlite3_free(pVtab->zErrMsg);
   sqlite3_free(pVtab);
   return SQLITE_OK;
 }
 
-static int statsBestIndex(sqlite3_vtab *pVtab, sqlite3_index_info *pInfo) {
-  (void)pVtab;
+static int fnBestIndex(sqlite3_vtab *pVtab, sqlite3_index_info *pInfo) {
+  HkvFn *p = (HkvFn *)pVtab;
+  int iTable = p->eFn == HKV_FN_STATS ? HKV_STATS_TABLE : HKV_CHECK_TABLE;
   for (int i = 0; i < pInfo->nConstraint; i++) {
     const struct sqlite3_index_constraint *pC = &pInfo->aConstraint[i];
-    if (pC->iColumn == HKV_STATS_TABLE &&
-        pC->op == SQLITE_INDEX_CONSTRAINT_EQ) {
+    if (pC->iColumn == iTable && pC->op == SQLITE_INDEX_CONSTRAINT_EQ) {
       if (!pC->usable) return SQLITE_CONSTRAINT;
       pInfo->aConstraintUsage[i].argvIndex = 1;
       pInfo->aConstraintUsage[i].omit = 1;
       pInfo->idxNum = 1;
       pInfo->estimatedCost = 10;
-      pInfo->estimatedRows = HKV_NSTAT;
+      pInfo->estimatedRows = p->eFn == HKV_FN_STATS ? HKV_NSTAT : 1;
       return SQLITE_OK;
     }
   }
@@ -2408,59 +2748,175 @@ static int statsBestIndex(sqlite3_vtab *pVtab, sqlite3_index_info *pInfo) {
   return SQLITE_OK;
 }
 
-static int statsOpen(sqlite3_vtab *pVtab, sqlite3_vtab_cursor **ppCur) {
+static int fnOpen(sqlite3_vtab *pVtab, sqlite3_vtab_cursor **ppCur) {
   (void)pVtab;
-  StatsCursor *c = sqlite3_malloc(sizeof(*c));
+  HkvFnCursor *c = sqlite3_malloc(sizeof(*c));
   if (!c) return SQLITE_NOMEM;
   memset(c, 0, sizeof(*c));
   *ppCur = &c->base;
   return SQLITE_OK;
 }
 
-static int statsClose(sqlite3_vtab_cursor *cur) {
+static int fnClose(sqlite3_vtab_cursor *cur) {
+  sqlite3_free(((HkvFnCursor *)cur)->zProblem);
   sqlite3_free(cur);
   return SQLITE_OK;
 }
 
-static int statsFilter(sqlite3_vtab_cursor *cur, int idxNum, const char *idxStr,
-                       int argc, sqlite3_value **argv) {
-  StatsCursor *c = (StatsCursor *)cur;
-  HkvVtab *pStats = (HkvVtab *)cur->pVtab;
+/* Sets the function's error message, "<function>: <text>"; returns rc. */
+static int fnErr(HkvFn *pFn, int rc, const char *zText) {
+  sqlite3_free(pFn->base.zErrMsg);
+  pFn->base.zErrMsg = sqlite3_mprintf("%s: %s", fnName(pFn), zText);
+  return zText ? rc : SQLITE_NOMEM;
+}
+
+/* 1 if schema zDb has a table or view named zName, as SQLite looks names
+** up (ignoring ASCII case), 0 if not, -1 if it cannot tell. */
+static int schemaHas(sqlite3 *db, const char *zDb, const char *zName) {
+  sqlite3_stmt *pStmt = 0;
+  int r = -1;
+  char *zSql = sqlite3_mprintf(
+      "SELECT 1 FROM \"%w\".sqlite_schema "
+      "WHERE type IN ('table', 'view') AND name = ?1 COLLATE NOCASE",
+      zDb);
+  if (zSql && sqlite3_prepare_v2(db, zSql, -1, &pStmt, 0) == SQLITE_OK &&
+      sqlite3_bind_text(pStmt, 1, zName, -1, SQLITE_STATIC) == SQLITE_OK) {
+    int rc = sqlite3_step(pStmt);
+    r = rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+  }
+  sqlite3_finalize(pStmt);
+  sqlite3_free(zSql);
+  return r;
+}
+
+/*
+** The hashkv table that the function's argument pArg names (see above),
+** opened if need be, in *pp; or an error naming what was not found.
+*/
+static int fnTable(HkvFn *pFn, sqlite3_value *pArg, HkvVtab **pp) {
+  sqlite3 *db = pFn->db;
+  const char *zArg = (const char *)sqlite3_value_text(pArg);
+  const char *zDb = 0, *zName = zArg, *z;
+  *pp = 0;
+  if (!zArg) {
+    if (sqlite3_value_type(pArg) != SQLITE_NULL) return SQLITE_NOMEM;
+    char *zMsg = sqlite3_mprintf("name a hashkv table: %s('kv')", fnName(pFn));
+    int rc = fnErr(pFn, SQLITE_ERROR, zMsg);
+    sqlite3_free(zMsg);
+    return rc;
+  }
+  const char *zDot = strchr(zArg, '.');
+  for (int i = 0; zDot && (z = sqlite3_db_name(db, i)) != 0; i++) {
+    if ((ptrdiff_t)strlen(z) == zDot - zArg &&
+        !sqlite3_strnicmp(z, zArg, (int)(zDot - zArg))) {
+      zDb = z;
+      zName = zDot + 1;
+      break;
+    }
+  }
+  if (zDb) {
+    if (schemaHas(db, zDb, zName) != 1) zDb = 0;
+  } else {
+    /* temp (1), main (0), then the attached ones (2, 3, ...) */
+    for (int j = 0;; j++) {
+      int i = j < 2 ? j ^ 1 : j;
+      z = sqlite3_db_name(db, i);
+      if (!z && i >= 2) break;
+      if (z && schemaHas(db, z, zName) == 1) {
+        zDb = z;
+        break;
+      }
+    }
+  }
+  char *zMsg = 0;
+  int rc = SQLITE_OK;
+  if (!zDb) {
+    zMsg = sqlite3_mprintf("no such table: %s", zArg);
+    rc = SQLITE_ERROR;
+  } else {
+    /* Preparing a read of the table connects it. */
+    sqlite3_stmt *pStmt = 0;
+    char *zSql =
+        sqlite3_mprintf("SELECT 0 FROM \"%w\".\"%w\" WHERE 0", zDb, zName);
+    if (!zSql) return SQLITE_NOMEM;
+    rc = sqlite3_prepare_v2(db, zSql, -1, &pStmt, 0);
+    sqlite3_free(zSql);
+    if (rc) zMsg = sqlite3_mprintf("%s", sqlite3_errmsg(db));
+    sqlite3_finalize(pStmt);
+  }
+  for (HkvVtab *q = pFn->pConn->pVtabs; !rc && q; q = q->pNextVtab) {
+    if (q->pStore && !sqlite3_stricmp(q->zSchema, zDb) &&
+        !sqlite3_stricmp(q->zName, zName)) {
+      *pp = q; /* the newest instance: the list is newest first */
+      return SQLITE_OK;
+    }
+  }
+  if (!rc) {
+    zMsg = sqlite3_mprintf("%s.%s is not a hashkv table", zDb, zName);
+    rc = SQLITE_ERROR;
+  }
+  rc = fnErr(pFn, rc, zMsg);
+  sqlite3_free(zMsg);
+  return rc;
+}
+
+static int fnFilter(sqlite3_vtab_cursor *cur, int idxNum, const char *idxStr,
+                    int argc, sqlite3_value **argv) {
+  HkvFnCursor *c = (HkvFnCursor *)cur;
+  HkvFn *pFn = (HkvFn *)cur->pVtab;
+  HkvVtab *p;
   (void)idxStr;
-  c->i = HKV_NSTAT;
+  c->i = c->nRow = 0;
+  sqlite3_free(c->zProblem);
+  c->zProblem = 0;
   if (idxNum != 1 || argc < 1) {
-    return vtabErr(pStats, SQLITE_ERROR, "%s",
-                   "hashkv_stats: name a hashkv table: hashkv_stats('kv')");
+    char *zMsg = sqlite3_mprintf("name a hashkv table: %s('kv')", fnName(pFn));
+    int rc = fnErr(pFn, SQLITE_ERROR, zMsg);
+    sqlite3_free(zMsg);
+    return rc;
   }
-  const char *zTable = (const char *)sqlite3_value_text(argv[0]);
-  HkvVtab *p = pStats->pConn->pVtabs;
-  while (p && !(zTable && !sqlite3_stricmp(p->zName, zTable))) {
-    p = p->pNextVtab;
+  int rc = fnTable(pFn, argv[0], &p);
+  if (rc) return rc;
+  if (pFn->eFn == HKV_FN_STATS) {
+    int hrc = hkv_stats_get(p->pStore, &c->st);
+    if (hrc) return sqliteCode(hrc);
+    c->nRow = HKV_NSTAT;
+    return SQLITE_OK;
   }
-  if (!p) {
-    return vtabErr(pStats, SQLITE_ERROR,
-                   "hashkv_stats: no open hashkv table named '%s' (touch it "
-                   "first, e.g. SELECT count(*) FROM it)",
-                   zTable ? zTable : "NULL");
+  int hrc = hkv_integrity_check(p->pStore);
+  if (hrc == HKV_CORRUPT) {
+    const char *zMsg = hkv_errmsg(p->pStore);
+    if (!strcmp(zMsg, hkv_strerror(HKV_OK))) zMsg = hkv_strerror(hrc);
+    c->zProblem = sqlite3_mprintf("%s", zMsg);
+    if (!c->zProblem) return SQLITE_NOMEM;
+  } else if (hrc) {
+    return fnErr(pFn, sqliteCode(hrc), hkv_errmsg(p->pStore));
   }
-  int rc = hkv_stats_get(p->pStore, &c->st);
-  if (rc) return sqliteCode(rc);
-  c->i = 0;
+  c->nRow = 1;
   return SQLITE_OK;
 }
 
-static int statsNext(sqlite3_vtab_cursor *cur) {
-  ((StatsCursor *)cur)->i++;
+static int fnNext(sqlite3_vtab_cursor *cur) {
+  ((HkvFnCursor *)cur)->i++;
   return SQLITE_OK;
 }
 
-static int statsEof(sqlite3_vtab_cursor *cur) {
-  return ((StatsCursor *)cur)->i >= HKV_NSTAT;
+static int fnEof(sqlite3_vtab_cursor *cur) {
+  HkvFnCursor *c = (HkvFnCursor *)cur;
+  return c->i >= c->nRow;
 }
 
-static int statsColumn(sqlite3_vtab_cursor *cur, sqlite3_context *ctx, int i) {
-  StatsCursor *c = (StatsCursor *)cur;
-  if (i == HKV_STATS_NAME) {
+static int fnColumn(sqlite3_vtab_cursor *cur, sqlite3_context *ctx, int i) {
+  HkvFnCursor *c = (HkvFnCursor *)cur;
+  if (((HkvFn *)cur->pVtab)->eFn == HKV_FN_CHECK) {
+    if (i == HKV_CHECK_RESULT) {
+      if (c->zProblem) {
+        sqlite3_result_text(ctx, c->zProblem, -1, SQLITE_TRANSIENT);
+      } else {
+        sqlite3_result_text(ctx, "ok", -1, SQLITE_STATIC);
+      }
+    }
+  } else if (i == HKV_STATS_NAME) {
     sqlite3_result_text(ctx, aStatName[c->i], -1, SQLITE_STATIC);
   } else if (i == HKV_STATS_VALUE) {
     sqlite3_result_int64(ctx, (sqlite3_int64)statValue(&c->st, c->i));
@@ -2468,25 +2924,25 @@ static int statsColumn(sqlite3_vtab_cursor *cur, sqlite3_context *ctx, int i) {
   return SQLITE_OK;
 }
 
-static int statsRowid(sqlite3_vtab_cursor *cur, sqlite3_int64 *pRowid) {
-  *pRowid = ((StatsCursor *)cur)->i;
+static int fnRowid(sqlite3_vtab_cursor *cur, sqlite3_int64 *pRowid) {
+  *pRowid = ((HkvFnCursor *)cur)->i;
   return SQLITE_OK;
 }
 
-static sqlite3_module statsModule = {
+static sqlite3_module fnModule = {
     /* iVersion      */ 0,
     /* xCreate       */ 0, /* eponymous only */
-    /* xConnect      */ statsConnect,
-    /* xBestIndex    */ statsBestIndex,
-    /* xDisconnect   */ statsDisconnect,
+    /* xConnect      */ fnConnect,
+    /* xBestIndex    */ fnBestIndex,
+    /* xDisconnect   */ fnDisconnect,
     /* xDestroy      */ 0,
-    /* xOpen         */ statsOpen,
-    /* xClose        */ statsClose,
-    /* xFilter       */ statsFilter,
-    /* xNext         */ statsNext,
-    /* xEof          */ statsEof,
-    /* xColumn       */ statsColumn,
-    /* xRowid        */ statsRowid,
+    /* xOpen         */ fnOpen,
+    /* xClose        */ fnClose,
+    /* xFilter       */ fnFilter,
+    /* xNext         */ fnNext,
+    /* xEof          */ fnEof,
+    /* xColumn       */ fnColumn,
+    /* xRowid        */ fnRowid,
     /* xUpdate       */ 0,
     /* xBegin        */ 0,
     /* xSync         */ 0,
@@ -2531,7 +2987,10 @@ int sqlite3_hashkv_init(sqlite3 *db, char **pzErrMsg,
   c->db = db;
   int rc = sqlite3_create_module_v2(db, "hashkv", &hkvModule, c, connFree);
   if (rc) return rc; /* connFree has run */
-  rc = sqlite3_create_module_v2(db, "hashkv_stats", &statsModule, c, 0);
+  rc = sqlite3_create_module_v2(db, "hashkv_stats", &fnModule, c, 0);
+  if (rc == SQLITE_OK) {
+    rc = sqlite3_create_module_v2(db, "hashkv_check", &fnModule, c, 0);
+  }
   if (rc == SQLITE_OK) {
     rc = sqlite3_create_function(
         db, "hashkv_version", 0,

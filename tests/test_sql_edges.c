@@ -1,0 +1,377 @@
+/*
+** test_sql_edges.c: the SQL module where a script cannot reach: read-only
+** connections, a store that refuses writes after an I/O error, damage
+** found by hashkv_check(), a process dying after a COMMIT that got
+** SQLITE_BUSY, and (run as "test_sql_edges rofs", its own ctest entry) a
+** store on a read-only file system, or one the process may not write.
+**
+** The rofs test mounts a tmpfs and changes user, which needs root (CI runs
+** as root); where it cannot, it says so and exits 77, which ctest reports
+** as skipped.
+*/
+#include "hkvInt.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include "testutil.h"
+
+int sqlite3_hashkv_init(sqlite3 *db, char **pzErrMsg, const void *pApi);
+
+/* ---- helpers ---- */
+
+static sqlite3 *openDb(const char *zFile, int flags) {
+  sqlite3 *db = 0;
+  int rc = sqlite3_open_v2(zFile, &db, flags, 0);
+  ck_assert_msg(rc == SQLITE_OK, "open %s: %s", zFile, sqlite3_errmsg(db));
+  sqlite3_busy_timeout(db, 0);
+  return db;
+}
+
+/* Runs zSql; returns the extended code. */
+static int exec(sqlite3 *db, const char *zSql) {
+  sqlite3_exec(db, zSql, 0, 0, 0);
+  return sqlite3_extended_errcode(db);
+}
+
+static void execOk(sqlite3 *db, const char *zSql) {
+  int rc = sqlite3_exec(db, zSql, 0, 0, 0);
+  ck_assert_msg(rc == SQLITE_OK, "%s: %s", zSql, sqlite3_errmsg(db));
+}
+
+/* The rows of zSql as "a|b\n" lines, or "Error: <message>". Static. */
+static const char *rows(sqlite3 *db, const char *zSql) {
+  static char zOut[4096];
+  size_t n = 0;
+  sqlite3_stmt *pStmt = 0;
+  zOut[0] = 0;
+  int rc = sqlite3_prepare_v2(db, zSql, -1, &pStmt, 0);
+  while (rc == SQLITE_OK && (rc = sqlite3_step(pStmt)) == SQLITE_ROW) {
+    for (int i = 0; i < sqlite3_column_count(pStmt); i++) {
+      const char *z = (const char *)sqlite3_column_text(pStmt, i);
+      n += (size_t)snprintf(zOut + n, sizeof(zOut) - n, "%s%s", i ? "|" : "",
+                            z ? z : "");
+      if (n >= sizeof(zOut)) n = sizeof(zOut) - 1;
+    }
+    n += (size_t)snprintf(zOut + n, sizeof(zOut) - n, "\n");
+    if (n >= sizeof(zOut)) n = sizeof(zOut) - 1;
+    rc = SQLITE_OK;
+  }
+  if (rc != SQLITE_DONE) {
+    snprintf(zOut, sizeof(zOut), "Error: %s", sqlite3_errmsg(db));
+  }
+  sqlite3_finalize(pStmt);
+  return zOut;
+}
+
+#define ck_rows(db, zSql, zWant)                                         \
+  do {                                                                   \
+    const char *zGot_ = rows(db, zSql);                                  \
+    ck_assert_msg(!strcmp(zGot_, zWant), "%s\n got: %s\nwant: %s", zSql, \
+                  zGot_, zWant);                                         \
+  } while (0)
+
+static char zDbFile[320];
+
+static void setup(void) {
+  testDirSetup();
+  snprintf(zDbFile, sizeof(zDbFile), "%s/test.db", zTestDir);
+  sqlite3_auto_extension((void (*)(void))sqlite3_hashkv_init);
+}
+
+static void teardown(void) {
+  hkvEnvInstall(NULL);
+  testDirTeardown();
+}
+
+#define RW (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE)
+
+/* ---- hashkv_check() where the INSERT command cannot run ---- */
+
+START_TEST(check_on_readonly_connection) {
+  sqlite3 *db = openDb(zDbFile, RW);
+  execOk(db,
+         "CREATE VIRTUAL TABLE kv USING hashkv;"
+         "INSERT INTO kv VALUES(1, 'a'), (2, 'b');");
+  sqlite3_close(db);
+  db = openDb(zDbFile, SQLITE_OPEN_READONLY);
+  /* Both functions work as the connection's first statement. */
+  ck_rows(db, "SELECT * FROM hashkv_check('kv')", "ok\n");
+  ck_rows(db,
+          "SELECT value FROM hashkv_stats('main.kv') "
+          "WHERE name = 'live_keys'",
+          "2\n");
+  ck_assert_int_eq(exec(db, "INSERT INTO kv(kv) VALUES('integrity-check')"),
+                   SQLITE_READONLY);
+  ck_rows(db, "SELECT * FROM hashkv_check('kv')", "ok\n");
+  sqlite3_close(db);
+}
+END_TEST
+
+/* fsync fails with EIO while bSyncFails is set. */
+static int bSyncFails;
+static HkvEnv failEnv;
+static int failSync(int fd) {
+  return bSyncFails ? -EIO : hkvPosixEnv.xSync(fd);
+}
+
+START_TEST(check_after_io_error) {
+  failEnv = hkvPosixEnv;
+  failEnv.xSync = failSync;
+  hkvEnvInstall(&failEnv);
+  sqlite3 *db = openDb(zDbFile, RW);
+  execOk(db,
+         "CREATE VIRTUAL TABLE kv USING hashkv(sync=full);"
+         "INSERT INTO kv VALUES(1, 'a'), (2, 'b');");
+  bSyncFails = 1;
+  ck_assert_int_eq(exec(db, "INSERT INTO kv VALUES(3, 'c')") & 0xff,
+                   SQLITE_IOERR);
+  bSyncFails = 0;
+  /* The store refuses writes until reopened, the INSERT command too. */
+  ck_assert_int_eq(exec(db, "INSERT INTO kv VALUES(4, 'd')") & 0xff,
+                   SQLITE_IOERR);
+  ck_assert_int_eq(
+      exec(db, "INSERT INTO kv(kv) VALUES('integrity-check')") & 0xff,
+      SQLITE_IOERR);
+  ck_rows(db, "SELECT * FROM hashkv_check('kv')", "ok\n");
+  ck_rows(db, "SELECT key FROM kv ORDER BY key", "1\n2\n");
+  sqlite3_close(db);
+}
+END_TEST
+
+START_TEST(check_reports_damage) {
+  sqlite3 *db = openDb(zDbFile, RW);
+  execOk(db,
+         "CREATE VIRTUAL TABLE kv USING hashkv(path='kv.hkv');"
+         "INSERT INTO kv VALUES(1, 'a value long enough to hit');");
+  ck_rows(db, "SELECT * FROM hashkv_check('kv')", "ok\n");
+  /* Flip a byte of the value in the open store's segment. */
+  char zSeg[400];
+  snprintf(zSeg, sizeof(zSeg), "%s/kv.hkv/00000001.hkd", zTestDir);
+  int fd = open(zSeg, O_RDWR);
+  ck_assert_int_ge(fd, 0);
+  struct stat st;
+  ck_assert_int_eq(fstat(fd, &st), 0);
+  char aBuf[4096];
+  ssize_t n = pread(fd, aBuf, sizeof(aBuf), 0);
+  ck_assert_int_gt(n, 32);
+  char *pHit = memmem(aBuf, (size_t)n, "long enough", 11);
+  ck_assert_ptr_nonnull(pHit);
+  char c = (char)(*pHit ^ 0x20);
+  ck_assert_int_eq(pwrite(fd, &c, 1, pHit - aBuf), 1);
+  close(fd);
+  const char *zGot = rows(db, "SELECT * FROM hashkv_check('kv')");
+  ck_assert_msg(strstr(zGot, "00000001.hkd") && strcmp(zGot, "ok\n") != 0,
+                "hashkv_check gave: %s", zGot);
+  ck_assert_int_eq(exec(db, "INSERT INTO kv(kv) VALUES('integrity-check')"),
+                   SQLITE_CORRUPT_VTAB);
+  sqlite3_close(db);
+}
+END_TEST
+
+/* ---- a COMMIT that got SQLITE_BUSY leaves nothing durable ---- */
+
+/* A child process writes kv and a native table in one transaction while a
+** second connection reads, so COMMIT returns SQLITE_BUSY; then it dies
+** without closing anything. Neither table may show the transaction. */
+START_TEST(busy_commit_then_crash) {
+  sqlite3 *db = openDb(zDbFile, RW);
+  execOk(db,
+         "CREATE VIRTUAL TABLE kv USING hashkv(sync=normal);"
+         "CREATE TABLE n(key PRIMARY KEY NOT NULL, value) WITHOUT ROWID;");
+  sqlite3_close(db);
+  pid_t pid = fork();
+  ck_assert_int_ge(pid, 0);
+  if (pid == 0) {
+    sqlite3 *pReader = 0, *pWriter = 0;
+    int rc = sqlite3_open(zDbFile, &pReader);
+    if (rc == SQLITE_OK) rc = sqlite3_open(zDbFile, &pWriter);
+    if (rc == SQLITE_OK) {
+      rc = sqlite3_exec(pReader, "BEGIN; SELECT count(*) FROM n", 0, 0, 0);
+    }
+    if (rc == SQLITE_OK) {
+      rc = sqlite3_exec(pWriter,
+                        "BEGIN; INSERT INTO n VALUES(1, 'a');"
+                        "INSERT INTO kv VALUES(1, 'a');",
+                        0, 0, 0);
+    }
+    if (rc == SQLITE_OK) rc = sqlite3_exec(pWriter, "COMMIT", 0, 0, 0) + 100;
+    /* Also a write after it, accepted. */
+    if (rc == SQLITE_BUSY + 100) {
+      rc =
+          sqlite3_exec(pWriter, "INSERT INTO kv VALUES(2, 'b')", 0, 0, 0) + 200;
+    }
+    _exit(rc);
+  }
+  int status = 0;
+  ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+  db = openDb(zDbFile, RW);
+  ck_rows(db, "SELECT count(*) FROM n", "0\n");
+  ck_rows(db, "SELECT count(*) FROM kv", "0\n");
+  ck_rows(db, "SELECT * FROM hashkv_check('kv')", "ok\n");
+  sqlite3_close(db);
+  ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 200,
+                "child: %d (100 + the COMMIT's code, or 200 + a write's)",
+                WEXITSTATUS(status));
+}
+END_TEST
+
+/* ---- a store on a read-only file system ---- */
+
+#define ROFS_PASS 0
+#define ROFS_FAIL 1
+#define ROFS_SKIP 77
+
+static int nRofsFail;
+#define rofs_check(x, ...)                                \
+  do {                                                    \
+    if (!(x)) {                                           \
+      printf("FAIL %s:%d: %s: ", __FILE__, __LINE__, #x); \
+      printf(__VA_ARGS__);                                \
+      printf("\n");                                       \
+      nRofsFail++;                                        \
+    }                                                     \
+  } while (0)
+
+/* The store lives on a tmpfs mounted for the test, the database file beside
+** it on a writable one. With the tmpfs read-only, a writable connection
+** reads the table, and writes fail with SQLITE_READONLY, saying why. */
+static int rofsBody(const char *zMnt) {
+  char zDb[400], zSql[600];
+  snprintf(zDb, sizeof(zDb), "%s/test.db", zTestDir);
+  sqlite3 *db = 0;
+  sqlite3_open(zDb, &db);
+  snprintf(zSql, sizeof(zSql),
+           "CREATE VIRTUAL TABLE kv USING hashkv(path='%s/kv.hkv');"
+           "INSERT INTO kv VALUES(1, 'a'), (2, 'b');",
+           zMnt);
+  int rc = sqlite3_exec(db, zSql, 0, 0, 0);
+  rofs_check(rc == SQLITE_OK, "%s", sqlite3_errmsg(db));
+  sqlite3_close(db);
+  if (mount(0, zMnt, 0, MS_REMOUNT | MS_RDONLY, 0) != 0) {
+    printf("FAIL: cannot remount %s read-only: %s\n", zMnt, strerror(errno));
+    return ROFS_FAIL;
+  }
+  sqlite3_open(zDb, &db);
+  rofs_check(sqlite3_db_readonly(db, "main") == 0, "database is writable");
+  const char *zGot = rows(db, "SELECT key, value FROM kv ORDER BY key");
+  rofs_check(!strcmp(zGot, "1|a\n2|b\n"), "SELECT gave: %s", zGot);
+  rc = sqlite3_exec(db, "INSERT INTO kv VALUES(3, 'c')", 0, 0, 0);
+  rofs_check(rc == SQLITE_READONLY, "INSERT gave %d: %s", rc,
+             sqlite3_errmsg(db));
+  rofs_check(strstr(sqlite3_errmsg(db),
+                    "kv.hkv is open read-only: it lies "
+                    "on a read-only file system") != 0,
+             "message: %s", sqlite3_errmsg(db));
+  rc = sqlite3_exec(db, "INSERT INTO kv(kv) VALUES('compact')", 0, 0, 0);
+  rofs_check(rc == SQLITE_READONLY, "compact gave %d: %s", rc,
+             sqlite3_errmsg(db));
+  snprintf(zSql, sizeof(zSql),
+           "CREATE VIRTUAL TABLE kv2 USING hashkv(path='%s/kv2.hkv')", zMnt);
+  rc = sqlite3_exec(db, zSql, 0, 0, 0);
+  rofs_check(rc == SQLITE_CANTOPEN, "CREATE there gave %d: %s", rc,
+             sqlite3_errmsg(db));
+  zGot = rows(db, "SELECT * FROM hashkv_check('kv')");
+  rofs_check(!strcmp(zGot, "ok\n"), "hashkv_check gave: %s", zGot);
+  /* A native table in the same database still takes writes. */
+  rc = sqlite3_exec(db, "CREATE TABLE t(x); INSERT INTO t VALUES(1)", 0, 0, 0);
+  rofs_check(rc == SQLITE_OK, "native write: %s", sqlite3_errmsg(db));
+  zGot = rows(db, "SELECT count(*) FROM kv");
+  rofs_check(!strcmp(zGot, "2\n"), "count gave: %s", zGot);
+  sqlite3_close(db);
+  return nRofsFail ? ROFS_FAIL : ROFS_PASS;
+}
+
+/* The same for a store this process may not write: the database file
+** writable by everyone, the store only by root, read by a child process
+** that has become nobody (uid 65534). */
+static int accessBody(void) {
+  char zDb[400];
+  snprintf(zDb, sizeof(zDb), "%s/perm.db", zTestDir);
+  sqlite3 *db = 0;
+  sqlite3_open(zDb, &db);
+  int rc = sqlite3_exec(db,
+                        "CREATE VIRTUAL TABLE kv USING hashkv;"
+                        "INSERT INTO kv VALUES(1, 'a');",
+                        0, 0, 0);
+  rofs_check(rc == SQLITE_OK, "%s", sqlite3_errmsg(db));
+  sqlite3_close(db);
+  if (chmod(zTestDir, 0777) != 0 || chmod(zDb, 0666) != 0) {
+    printf("FAIL: chmod: %s\n", strerror(errno));
+    return ROFS_FAIL;
+  }
+  pid_t pid = fork();
+  if (pid == 0) {
+    if (setgid(65534) != 0 || setuid(65534) != 0) _exit(ROFS_SKIP);
+    nRofsFail = 0;
+    sqlite3_open(zDb, &db);
+    const char *zGot = rows(db, "SELECT key, value FROM kv");
+    rofs_check(!strcmp(zGot, "1|a\n"), "SELECT gave: %s", zGot);
+    rc = sqlite3_exec(db, "INSERT INTO kv VALUES(2, 'b')", 0, 0, 0);
+    rofs_check(rc == SQLITE_READONLY &&
+                   strstr(sqlite3_errmsg(db), "this process may not write"),
+               "INSERT gave %d: %s", rc, sqlite3_errmsg(db));
+    sqlite3_close(db);
+    fflush(stdout);
+    _exit(nRofsFail ? ROFS_FAIL : ROFS_PASS);
+  }
+  int status = 0;
+  if (pid < 0 || waitpid(pid, &status, 0) != pid || !WIFEXITED(status)) {
+    return ROFS_FAIL;
+  }
+  if (WEXITSTATUS(status) == ROFS_SKIP) {
+    printf("SKIPPED part: cannot become uid 65534\n");
+  }
+  return WEXITSTATUS(status);
+}
+
+static int runRofs(void) {
+  char zTmpl[] = "/tmp/hkvrofs.XXXXXX";
+  if (!mkdtemp(zTmpl)) return ROFS_FAIL;
+  snprintf(zTestDir, sizeof(zTestDir), "%s", zTmpl);
+  sqlite3_auto_extension((void (*)(void))sqlite3_hashkv_init);
+  char zMnt[300];
+  snprintf(zMnt, sizeof(zMnt), "%s/mnt", zTestDir);
+  int rc = ROFS_SKIP;
+  if (mkdir(zMnt, 0700) != 0) {
+    rc = ROFS_FAIL;
+  } else if (mount("tmpfs", zMnt, "tmpfs", 0, "size=4m") != 0) {
+    printf(
+        "SKIPPED: cannot mount a tmpfs at %s (%s; needs root): the "
+        "read-only file system test did not run\n",
+        zMnt, strerror(errno));
+  } else {
+    rc = rofsBody(zMnt);
+    if (umount2(zMnt, MNT_DETACH) != 0) {
+      printf("FAIL: cannot unmount %s: %s\n", zMnt, strerror(errno));
+      rc = ROFS_FAIL;
+    }
+    if (rc == ROFS_PASS) rc = accessBody();
+  }
+  rmTree(zTestDir);
+  if (rc == ROFS_PASS) {
+    printf("read-only file system and write-protected store: passed\n");
+  }
+  return rc;
+}
+
+static Suite *sqlEdgesSuite(void) {
+  Suite *s = suite_create("sql_edges");
+  TCase *tc = tcase_create("core");
+  tcase_add_checked_fixture(tc, setup, teardown);
+  tcase_add_test(tc, check_on_readonly_connection);
+  tcase_add_test(tc, check_after_io_error);
+  tcase_add_test(tc, check_reports_damage);
+  tcase_add_test(tc, busy_commit_then_crash);
+  suite_add_tcase(s, tc);
+  return s;
+}
+
+int main(int argc, char **argv) {
+  if (argc > 1 && !strcmp(argv[1], "rofs")) return runRofs();
+  return runSuite(sqlEdgesSuite());
+}
