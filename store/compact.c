@@ -1,5 +1,8 @@
 /*
-** compact.c: compaction. The sealed prefix of the log (every segment but
+** compact.c: compaction, and its own state (HkvCompact). It reads the
+** segments, repoints index slots that the engine's e->xFindExact names,
+** writes outputs, hints (hint.c) and the MANIFEST (manifest.c), and has
+** log.c switch the log order. The sealed prefix of the log (every segment but
 ** the active one) is rewritten into new segments holding only the live
 ** records, and the store switches to them atomically.
 **
@@ -84,7 +87,7 @@ static int outOpen(HkvEngine *e, HkvCompact *c, uint64_t nMin, char **pzErr) {
     c->aOut = a;
     c->nOutAlloc = nNew;
   }
-  uint32_t iFile = hkvShareNextFileId(&e->sh, e->iNextSeq);
+  uint32_t iFile = hkvShareNextFileId(&e->sh, e->iNextFile);
   char zName[16];
   int fd;
   for (int nTry = 0;; nTry++, iFile++) {
@@ -92,8 +95,7 @@ static int outOpen(HkvEngine *e, HkvCompact *c, uint64_t nMin, char **pzErr) {
     fd = hkvEnv->xOpen(e->dirFd, zName, O_RDWR | O_CREAT | O_EXCL, 0644);
     if (fd != -EEXIST || nTry == 1000) break;
   }
-  if (iFile >= e->iNextSeq) e->iNextSeq = iFile + 1;
-  hkvShareUsedFileId(&e->sh, iFile);
+  hkvLogUseFileId(e, iFile);
   if (fd < 0) return ioErr(e, pzErr, "cannot create output", fd);
   uint8_t aHdr[HKV_SEG_HDR];
   hkvEncodeSegHeader(aHdr, iFile, 0, 0);
@@ -254,7 +256,7 @@ int hkvCompactStart(HkvEngine *e, char **pzErr) {
     c->aIn[i] = e->aOrder[i];
     c->nInBytes += e->apSeg[c->aIn[i]]->nFile;
   }
-  c->iOrderSeq = e->apSeg[c->aIn[c->nIn - 1]]->iSeq;
+  c->iOrderSeq = e->apSeg[c->aIn[c->nIn - 1]]->iOrder;
   e->pCompact = c;
   return HKV_OK;
 }
@@ -279,7 +281,7 @@ static int finish(HkvEngine *e, HkvCompact *c, char **pzErr) {
     return rc;
   }
   hkvTestCrashPoint("compact-after-manifest");
-  e->iMaxRetired = iMaxRetired;
+  hkvLogSetRetiredMark(e, iMaxRetired);
 
   uint64_t nOutBytes = 0;
   for (uint32_t k = 0; k < c->nOut; k++)

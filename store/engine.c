@@ -1,5 +1,10 @@
 /*
-** engine.c: handles, the engine registry, transactions, reads and scans.
+** engine.c: the top of the store and the only caller of recovery and
+** compaction: handles, the engine registry, transactions, reads, scans,
+** epochs, stats and the integrity check. It owns the index's contents
+** (recovery and compaction reach them only through the callbacks it hands
+** them) and the handle-level state; the files below own the rest (see the
+** groups of HkvEngine in hkvInt.h).
 **
 ** One HkvEngine per store directory per process, found by the directory's
 ** device and inode and shared by every hkv_db opened on it. Other processes
@@ -298,6 +303,15 @@ static void enterCall(hkv_db *db) {
   }
 }
 
+/* The prologue of every public call on a handle: a NULL or closed handle
+** is MISUSE (nothing else can be said: there is no handle to hold the
+** message); then the call's epoch is published. */
+#define API_ENTER(db)                         \
+  do {                                        \
+    if (!(db) || !(db)->e) return HKV_MISUSE; \
+    enterCall(db);                            \
+  } while (0)
+
 /* ---- recovery ---- */
 
 static int recoverReserve(void *pCtx, uint64_t n) {
@@ -443,13 +457,13 @@ static int catchUp(HkvEngine *e, int bAll, char **pzErr) {
     ** read them (a segment it needed was gone, or the generation moved):
     ** what it read may stop short of iEnd, so rebuild from the new set. */
     int bSwitched =
-        rc == HKV_NOTFOUND ||
+        rc == HKV_SWITCHED ||
         (rc == HKV_OK && hkvShareGen(&e->sh) != atomic_load(&e->sh.iSeenGen));
     if (bSwitched && nTry < 5) {
       hkvSetErr(pzErr, HKV_OK, 0);
       continue;
     }
-    if (rc == HKV_NOTFOUND) rc = HKV_BUSY;
+    if (rc == HKV_SWITCHED) rc = HKV_BUSY;
     if (rc && bAll) e->bFailed = 1;
     reapRetired(e);
     return rc;
@@ -594,7 +608,7 @@ static int engineOpen(hkv_db *db, const char *zDir, int dirFd, struct stat *pSt,
     dbSet(db, rc, zErr);
     goto fail;
   }
-  hkvShareReady(&e->sh, bAlone, atomic_load(&e->iCommitted), e->iNextSeq);
+  hkvShareReady(&e->sh, bAlone, atomic_load(&e->iCommitted), e->iNextFile);
   if (!bAlone && iBound != HKV_NO_BOUND - 1)
     hkvShareSeen(&e->sh, iBound, iGen0);
   *ppE = e;
@@ -1075,15 +1089,21 @@ int hkv_compact(hkv_db *db) {
   return rc ? dbSet(db, rc, zErr) : dbSet(db, HKV_OK, 0);
 }
 
-static int endAuto(hkv_db *db, int rc) {
-  if (rc == HKV_OK) rc = prepareTxn(db);
-  if (rc == HKV_OK) {
+/* After a successful prepare: publishes, does a step of the background
+** work that follows a commit, and ends the transaction. Cannot fail. */
+static int commitTail(hkv_db *db) {
+  if (db->bWriter) {
     publishTxn(db);
     autoCompact(db);
     hkvHintStep(db->e, HKV_AUTO_STEP);
-    releaseWriter(db);
-    return dbSet(db, HKV_OK, 0);
   }
+  releaseWriter(db);
+  return dbSet(db, HKV_OK, 0);
+}
+
+static int endAuto(hkv_db *db, int rc) {
+  if (rc == HKV_OK) rc = prepareTxn(db);
+  if (rc == HKV_OK) return commitTail(db);
   char *zKeep = db->zErr;
   db->zErr = 0;
   rollbackTxn(db);
@@ -1180,7 +1200,7 @@ static inline __attribute__((always_inline)) int probeTable(
     HkvSeg *sg =
         __atomic_load_n(&e->apSeg[HKV_LOC_SLOT(loc)], __ATOMIC_ACQUIRE);
     uint64_t off = HKV_LOC_OFF(loc);
-    if (!sg || (((uint64_t)sg->iSeq << 32) | off) >= iCommitted) return -1;
+    if (!sg || (((uint64_t)sg->iOrder << 32) | off) >= iCommitted) return -1;
     /* A committed record lies in the file (nFile), wherever the mapping
     ** ends: reading no further than nFile never faults. */
     uint64_t nEnd = atomic_load_explicit(&sg->nFile, memory_order_relaxed);
@@ -1325,8 +1345,7 @@ int hkv_get(hkv_db *db, const void *pKey, size_t nKey, const void **ppVal,
 /* ---- transactions ---- */
 
 int hkv_begin(hkv_db *db) {
-  if (!db || !db->e) return HKV_MISUSE;
-  enterCall(db);
+  API_ENTER(db);
   if (db->bTxn) return dbErr(db, HKV_MISUSE, "a transaction is open");
   db->bTxn = 1;
   return dbSet(db, HKV_OK, 0);
@@ -1337,47 +1356,35 @@ int hkv_in_transaction(hkv_db *db) { return db && db->bTxn; }
 int hkv_txn_dirty(hkv_db *db) { return db && db->bTxn && db->nUndo > 0; }
 
 int hkv_write_lock(hkv_db *db) {
-  if (!db || !db->e) return HKV_MISUSE;
-  enterCall(db);
+  API_ENTER(db);
   if (!db->bTxn) return dbErr(db, HKV_MISUSE, "no transaction is open");
   int rc = acquireWriter(db);
   return rc ? rc : dbSet(db, HKV_OK, 0);
 }
 
 int hkv_prepare(hkv_db *db) {
-  if (!db || !db->e) return HKV_MISUSE;
-  enterCall(db);
+  API_ENTER(db);
   if (!db->bTxn) return dbErr(db, HKV_MISUSE, "no transaction is open");
   int rc = prepareTxn(db);
   return rc ? rc : dbSet(db, HKV_OK, 0);
 }
 
 int hkv_commit(hkv_db *db) {
-  if (!db || !db->e) return HKV_MISUSE;
-  enterCall(db);
+  API_ENTER(db);
   if (!db->bTxn) return dbErr(db, HKV_MISUSE, "no transaction is open");
   int rc = prepareTxn(db);
-  if (rc) return rc;
-  if (db->bWriter) {
-    publishTxn(db);
-    autoCompact(db);
-    hkvHintStep(db->e, HKV_AUTO_STEP);
-  }
-  releaseWriter(db);
-  return dbSet(db, HKV_OK, 0);
+  return rc ? rc : commitTail(db);
 }
 
 int hkv_rollback(hkv_db *db) {
-  if (!db || !db->e) return HKV_MISUSE;
-  enterCall(db);
+  API_ENTER(db);
   if (!db->bTxn) return dbErr(db, HKV_MISUSE, "no transaction is open");
   int rc = rollbackTxn(db);
   return rc ? rc : dbSet(db, HKV_OK, 0);
 }
 
 int hkv_savepoint(hkv_db *db, int iLevel) {
-  if (!db || !db->e) return HKV_MISUSE;
-  enterCall(db);
+  API_ENTER(db);
   if (!db->bTxn || iLevel < 0) {
     return dbErr(db, HKV_MISUSE, "savepoint outside a transaction");
   }
@@ -1400,8 +1407,7 @@ int hkv_savepoint(hkv_db *db, int iLevel) {
 }
 
 int hkv_rollback_to(hkv_db *db, int iLevel) {
-  if (!db || !db->e) return HKV_MISUSE;
-  enterCall(db);
+  API_ENTER(db);
   if (!db->bTxn || iLevel < -1 || iLevel >= db->nMark) {
     return dbErr(db, HKV_MISUSE, "no savepoint %d", iLevel);
   }
@@ -1435,8 +1441,7 @@ int hkv_savepoint_levels(hkv_db *db) {
 }
 
 int hkv_release(hkv_db *db, int iLevel) {
-  if (!db || !db->e) return HKV_MISUSE;
-  enterCall(db);
+  API_ENTER(db);
   if (!db->bTxn || iLevel < 0) {
     return dbErr(db, HKV_MISUSE, "no savepoint %d", iLevel);
   }
@@ -1583,8 +1588,7 @@ int hkv_stats_get(hkv_db *db, hkv_stats *p) {
 }
 
 int hkv_integrity_check(hkv_db *db) {
-  if (!db || !db->e) return HKV_MISUSE;
-  enterCall(db);
+  API_ENTER(db);
   HkvEngine *e = db->e;
   int rc = HKV_OK;
   uint64_t iCommitted = atomic_load(&e->iCommitted);
@@ -1594,7 +1598,7 @@ int hkv_integrity_check(hkv_db *db) {
     uint32_t iSlot = e->aOrder[i];
     HkvSeg *s = e->apSeg[iSlot];
     uint64_t nEnd = s->nFile;
-    if (!s->bHkc && (iCommitted >> 32) == s->iSeq) {
+    if (!s->bHkc && (iCommitted >> 32) == s->iOrder) {
       nEnd = (uint32_t)iCommitted;
     }
     uint64_t iOff = HKV_SEG_HDR;
@@ -1634,8 +1638,7 @@ int hkv_integrity_check(hkv_db *db) {
 }
 
 int hkv_clear(hkv_db *db) {
-  if (!db || !db->e) return HKV_MISUSE;
-  enterCall(db);
+  API_ENTER(db);
   int bOwn = !db->bTxn;
   int rc = HKV_OK;
   if (bOwn) rc = hkv_begin(db);

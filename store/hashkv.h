@@ -235,19 +235,26 @@ int hkv_iter_next(hkv_iter *pIter, const void **ppKey, size_t *pnKey,
                   const void **ppVal, size_t *pnVal);
 int hkv_iter_close(hkv_iter *pIter);
 
+/* The counters: name, meaning. The first column becomes a field of
+** hkv_stats; hashkv_stats() in SQL and the README list them from here. */
+#define HKV_STATS_MAP(X)                                                   \
+  X(live_keys, "committed live keys")                                      \
+  X(live_bytes, "bytes of records holding live keys")                      \
+  X(dead_bytes, "bytes of overwritten, deleted or aborted records")        \
+  X(total_bytes, "bytes of all segment files")                             \
+  X(segments, "segment files")                                             \
+  X(index_bytes, "memory of the hash index")                               \
+  X(recovered_cut_bytes, "bytes cut from the tail at open")                \
+  X(recovered_cut_offset, "offset in the newest segment where it was cut") \
+  X(commits, "transactions committed since open")                          \
+  X(compactions, "compactions finished since open")                        \
+  X(reclaimed_bytes, "bytes they freed")                                   \
+  X(retired_segments, "compacted away, still mapped for readers")
+
 typedef struct hkv_stats {
-  uint64_t live_keys;   /* committed live keys */
-  uint64_t live_bytes;  /* bytes of records holding live keys */
-  uint64_t dead_bytes;  /* bytes of overwritten/deleted/aborted records */
-  uint64_t total_bytes; /* bytes of all segment files */
-  uint64_t segments;    /* segment files */
-  uint64_t index_bytes; /* memory of the hash index */
-  uint64_t recovered_cut_bytes;  /* bytes cut from the tail at open */
-  uint64_t recovered_cut_offset; /* offset in the newest segment where cut */
-  uint64_t commits;              /* transactions committed since open */
-  uint64_t compactions;          /* compactions finished since open */
-  uint64_t reclaimed_bytes;      /* bytes they freed */
-  uint64_t retired_segments;     /* compacted away, still mapped for readers */
+#define HKV_STATS_FIELD(name, doc) uint64_t name;
+  HKV_STATS_MAP(HKV_STATS_FIELD)
+#undef HKV_STATS_FIELD
 } hkv_stats;
 
 /* Fills *pStats for the engine behind db. Returns OK or MISUSE. */

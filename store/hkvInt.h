@@ -317,8 +317,9 @@ typedef struct HkvRec {
 } HkvRec;
 
 typedef struct HkvSeg {
-  uint32_t iSeq;    /* orders the log: its file id, or for a compaction
-                    ** output the id of the last segment it replaced */
+  uint32_t iOrder;  /* its place in the log: its file id, or for a
+                    ** compaction output the id of the last segment it
+                    ** replaced (log positions are iOrder << 32 | offset) */
   uint32_t iFile;   /* file id: "%08x.hkd" or "%08x.hkc" */
   int bHkc;         /* a compaction output (sealed, committed puts only) */
   uint64_t iRetire; /* epoch at which compaction retired it; 0 = in use */
@@ -339,16 +340,16 @@ uint64_t hkvSegCapacity(HkvEngine *e, int fd, uint64_t nFile);
 
 /* One segment of the log order being rebuilt at open. */
 typedef struct HkvPlan {
-  uint32_t iFile; /* file id */
-  uint32_t iSeq;  /* order */
-  int bHkc;       /* a compaction output */
+  uint32_t iFile;  /* file id */
+  uint32_t iOrder; /* its place in the log (HkvSeg.iOrder) */
+  int bHkc;        /* a compaction output */
 } HkvPlan;
 
 #define HKV_MANIFEST "MANIFEST"
 #define HKV_MANIFEST_TMP "MANIFEST.tmp"
 #define HKV_SEG_HKC 0x01      /* hkvAddSegment: a compaction output */
 #define HKV_SEG_UNLISTED 0x02 /* hkvAddSegment: not (yet) in the log order */
-int hkvAddSegment(HkvEngine *e, int fd, uint32_t iFile, uint32_t iSeq,
+int hkvAddSegment(HkvEngine *e, int fd, uint32_t iFile, uint32_t iOrder,
                   int flags, uint64_t nFile, uint64_t nMap, uint32_t *piSlot,
                   char **pzErr);
 void hkvFreeSegment(HkvEngine *e, uint32_t iSlot);
@@ -363,7 +364,7 @@ typedef struct HkvHintW HkvHintW;
 /* The queue of sealed segments awaiting a hint: the next, or 0 if none. */
 int hkvLogNextSealed(HkvEngine *e, uint32_t *piFile);
 void hkvLogForgetSealed(HkvEngine *e);
-int hkvLogCreateSegment(HkvEngine *e, uint32_t iSeq, uint64_t nMin,
+int hkvLogCreateSegment(HkvEngine *e, uint32_t iFile, uint64_t nMin,
                         char **pzErr);
 uint32_t hkvSegPred(const uint8_t *a); /* of a valid header */
 int hkvLogListFiles(HkvEngine *e, const char *zExt, uint32_t **paId,
@@ -373,6 +374,13 @@ void hkvLogCloseAll(HkvEngine *e);
 ** caller publishes it once the index no longer names them); compaction's
 ** inputs replaced by its outputs in the log order; freeing those retired
 ** at or before iMinEpoch. */
+/* The log order as recovery leaves it: the segments after the first nKeep
+** closed (and with bUnlink removed: 0 or the first -errno); appends to
+** resume in iSlot at iOff; a file id in use; the manifest's retired mark. */
+int hkvLogDropAfter(HkvEngine *e, uint32_t nKeep, int bUnlink);
+void hkvLogResume(HkvEngine *e, uint32_t iSlot, uint64_t iOff);
+void hkvLogUseFileId(HkvEngine *e, uint32_t iFile);
+void hkvLogSetRetiredMark(HkvEngine *e, uint32_t iMaxRetired);
 uint64_t hkvLogRetireAll(HkvEngine *e);
 void hkvLogPublishEpoch(HkvEngine *e, uint64_t iEpoch);
 void hkvLogSwitch(HkvEngine *e, const uint32_t *aIn, uint32_t nIn,
@@ -586,6 +594,9 @@ int hkvManifestWrite(HkvEngine *e, const uint32_t *aSlot, uint32_t nSlot,
                      uint32_t iMaxRetired, char **pzErr);
 
 /* ---- recovery (recover.c) ---- */
+/* Catch-up's code, never returned by the API: another process's compaction
+** switched the file set under it, so the caller rebuilds from the new set. */
+#define HKV_SWITCHED 1000
 int hkvRecover(HkvEngine *e, HkvApply xApply, HkvHintApply xHint,
                int (*xReserve)(void *, uint64_t), void *pCtx, uint64_t iBound,
                uint64_t iSynced, char **pzErr);
@@ -612,8 +623,10 @@ extern void (*hkvTestCrashHook)(const char *zWhere);
     if (hkvTestCrashHook) hkvTestCrashHook(z); \
   } while (0)
 
-/* ---- the engine (engine.c) ---- */
+/* ---- the engine (engine.c): each group of fields names the file that
+** writes it; the others only read it or call that file ---- */
 struct HkvEngine {
+  /* engine.c: identity, handles, the writer slot, epochs of its calls */
   HkvEngine *pNext; /* registry list */
   dev_t dev;        /* identity of the directory */
   ino_t ino;
@@ -621,55 +634,62 @@ struct HkvEngine {
   pid_t pid; /* process that opened it */
   char *zDir;
   int dirFd;      /* directory: fsync() */
-  HkvShare sh;    /* LOCK, SHM, the write lock (share.c) */
   int bTailKnown; /* checked once since open that no unpublished bytes
                   ** follow the view's end */
   int bReadonly;
-  int bNoCreate;      /* at open: refuse to start a new store */
-  uint64_t szSegment; /* seal a segment at this size, bytes */
+  int bNoCreate;       /* at open: refuse to start a new store */
+  uint64_t szSegment;  /* seal a segment at this size, bytes */
+  pthread_mutex_t mu;  /* the writer slot, the handle lists, counters */
+  int bFastRead;       /* readers probe without the latch */
+  hkv_db *pWriter;     /* handle holding the write transaction */
+  uint64_t iNextTxn;   /* also raised by recovery past every id it meets */
+  int iSyncWriter;     /* sync mode of the writer's handle */
+  hkv_db *pHandles;    /* every handle on the engine, under mu */
+  hkv_iter *pIters;    /* every open iterator, under mu */
+  double rAutoCompact; /* dead/total ratio of sealed data that starts one */
+  uint64_t nAutoMin;   /* ... once sealed data is at least this big */
+  /* The engine's lookup for compaction: the slot holding exactly loc,
+  ** whose key hashes to h (NULL: the record is dead). */
+  uint64_t *(*xFindExact)(HkvEngine *e, uint64_t h, HkvLoc loc);
 
-  pthread_mutex_t mu;
-  HkvLatch latch; /* over idx, map, iCommitted, bDirty */
-  int bFastRead;  /* readers probe without the lock */
+  /* share.c */
+  HkvShare sh; /* LOCK, SHM, the write lock */
 
+  /* The index (index.c's structures), changed by the engine and, through
+  ** its callbacks, by recovery; compaction repoints slots to its copies. */
+  HkvLatch latch;              /* over idx, map, iCommitted, bDirty */
+  _Atomic uint64_t iCommitted; /* log position where the committed log ends */
+  HkvIndex idx;
+  HkvLocMap map;
+  int bDirty; /* index holds uncommitted slots (under the latch) */
+
+  /* log.c: the segment set, the log order, the append point, retirement */
   HkvSeg **apSeg;       /* HKV_MAX_SEGSLOT slots, NULL when free */
   uint32_t nSeg;        /* segments in use */
   uint32_t *aOrder;     /* slots of segments in log order */
   uint32_t iActive;     /* slot of the segment being appended */
-  uint32_t iNextSeq;    /* next file id */
+  uint32_t iNextFile;   /* next file id */
   uint32_t iMaxRetired; /* manifest: unlisted .hkd ids up to this are gone */
-
-  _Atomic uint64_t iCommitted; /* (seq << 32) | end offset of committed log */
-  HkvIndex idx;
-  HkvLocMap map;
-
-  hkv_db *pWriter; /* handle holding the write transaction */
-  uint64_t iNextTxn;
-  _Atomic int bFailed; /* sticky I/O error */
-  int bDirty;          /* index holds uncommitted slots (under rw) */
-  int iSyncWriter;     /* sync mode of the writer's handle */
-
-  uint8_t *aBuf; /* write buffer of the active segment */
+  uint8_t *aBuf;        /* write buffer of the active segment */
   size_t nBufAlloc;
   size_t nBuf; /* bytes buffered, to go at file offset iBufOff */
   uint64_t iBufOff;
-
-  HkvCompact *pCompact; /* compaction under way (writer slot holder's) */
-  /* The engine's lookup for compaction: the slot holding exactly loc,
-  ** whose key hashes to h (NULL: the record is dead). */
-  uint64_t *(*xFindExact)(HkvEngine *e, uint64_t h, HkvLoc loc);
   uint32_t aHintQ[16]; /* file ids of sealed segments awaiting a hint */
   int nHintQ;
-  HkvHintW *pHintW;   /* the hint being written, a step at a time */
   uint32_t *aRetired; /* slots of retired segments still mapped */
   uint32_t nRetired;
   _Atomic uint64_t iEpoch; /* advanced at each retirement */
-  hkv_db *pHandles;        /* every handle on the engine, under mu */
-  hkv_iter *pIters;        /* every open iterator, under mu */
-  double rAutoCompact;     /* dead/total ratio of sealed data that starts one */
-  uint64_t nAutoMin;       /* ... once sealed data is at least this big */
 
-  /* counters, under mu */
+  /* hint.c and compact.c: their work under way */
+  HkvHintW *pHintW;     /* the hint being written, a step at a time */
+  HkvCompact *pCompact; /* compaction under way (writer slot holder's) */
+
+  /* The sticky I/O error: set by whichever file's write or fsync failed
+  ** (log, manifest, compaction), cleared only by a recovery that cut. */
+  _Atomic int bFailed;
+
+  /* Counters, under mu: the engine's, but for what recovery found at open
+  ** (nCutBytes, iCutOffset) and compaction's own two. */
   uint64_t nCompactions;
   uint64_t nReclaimed;
   uint64_t nLiveKeys;

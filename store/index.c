@@ -1,5 +1,7 @@
 /*
-** index.c: the in-memory hash index and the loc map.
+** index.c: the in-memory hash index and the loc map (the reader latch and
+** the key hash are inline in hkvInt.h). It calls only the OS layer; keys
+** are read back through the callbacks its callers pass.
 **
 ** HkvIndex is open addressing with linear probing over 8-byte slots:
 **

@@ -1,5 +1,9 @@
 /*
-** log.c: segment files, the record format, appending and recovery.
+** log.c: the log, and the only writer of the segment set: segment files,
+** the record format, appending, syncing, rotating, the log order (which
+** recovery and compaction change only by calling here), retiring segments
+** that leave it, and the store directory's listing. It calls the OS layer,
+** the share layer (file ids) and nothing above.
 **
 ** A store is a directory. Its log is a sequence of segment files named
 ** "%08x.hkd" by sequence number; the highest is the active one, the others
@@ -63,19 +67,19 @@ char *hkvLogSegPath(HkvEngine *e, const HkvSeg *s) {
   return hkvMprintf("%s/%s", e->zDir, zName);
 }
 
-void hkvEncodeSegHeader(uint8_t *a, uint32_t iSeq, uint32_t iPred,
+void hkvEncodeSegHeader(uint8_t *a, uint32_t iFile, uint32_t iPred,
                         uint32_t nCap) {
   memset(a, 0, HKV_SEG_HDR);
   memcpy(a, aMagic, 8);
   hkvPut32(a + 8, HKV_FORMAT_VERSION);
-  hkvPut32(a + 16, iSeq);
+  hkvPut32(a + 16, iFile);
   hkvPut32(a + 20, iPred);
   hkvPut32(a + 24, nCap);
   hkvPut32(a + 28, hkvCrc32c(0, a, 28));
 }
 
-/* 0 if the header is valid and names file iSeq; else a message. */
-const char *hkvCheckSegHeader(const uint8_t *a, uint64_t n, uint32_t iSeq) {
+/* 0 if the header is valid and names file iFile; else a message. */
+const char *hkvCheckSegHeader(const uint8_t *a, uint64_t n, uint32_t iFile) {
   if (n < HKV_SEG_HDR) return "segment header incomplete";
   if (memcmp(a, aMagic, 8) != 0) return "bad segment magic";
   if (hkvGet32(a + 28) != hkvCrc32c(0, a, 28)) {
@@ -86,7 +90,7 @@ const char *hkvCheckSegHeader(const uint8_t *a, uint64_t n, uint32_t iSeq) {
     return "unsupported format version";
   }
   if (hkvGet32(a + 12) != 0) return "unsupported segment flags";
-  if (hkvGet32(a + 16) != iSeq || (iVersion == 1 && hkvGet32(a + 20) != 0)) {
+  if (hkvGet32(a + 16) != iFile || (iVersion == 1 && hkvGet32(a + 20) != 0)) {
     return "segment sequence does not match name";
   }
   return 0;
@@ -150,11 +154,13 @@ int hkvVerifyRecord(const uint8_t *p, const HkvRec *pRec) {
 }
 
 uint64_t hkvLogOrder(HkvEngine *e, HkvLoc loc) {
-  return ((uint64_t)e->apSeg[HKV_LOC_SLOT(loc)]->iSeq << 32) | HKV_LOC_OFF(loc);
+  return ((uint64_t)e->apSeg[HKV_LOC_SLOT(loc)]->iOrder << 32) |
+         HKV_LOC_OFF(loc);
 }
 
 uint64_t hkvLogEnd(HkvEngine *e) {
-  return ((uint64_t)e->apSeg[e->iActive]->iSeq << 32) | (e->iBufOff + e->nBuf);
+  return ((uint64_t)e->apSeg[e->iActive]->iOrder << 32) |
+         (e->iBufOff + e->nBuf);
 }
 
 /*
@@ -195,7 +201,7 @@ static int allocSlot(HkvEngine *e, uint32_t *piSlot) {
 
 /* Maps fd and registers it as the newest segment. Takes ownership of fd
 ** (closes it on failure). */
-int hkvAddSegment(HkvEngine *e, int fd, uint32_t iFile, uint32_t iSeq,
+int hkvAddSegment(HkvEngine *e, int fd, uint32_t iFile, uint32_t iOrder,
                   int flags, uint64_t nFile, uint64_t nMap, uint32_t *piSlot,
                   char **pzErr) {
   uint32_t iSlot;
@@ -221,7 +227,7 @@ int hkvAddSegment(HkvEngine *e, int fd, uint32_t iFile, uint32_t iSeq,
                               errno ? strerror(errno) : "mmap failed"));
     goto fail;
   }
-  s->iSeq = iSeq;
+  s->iOrder = iOrder;
   s->iFile = iFile;
   s->bHkc = (flags & HKV_SEG_HKC) != 0;
   s->fd = fd;
@@ -257,6 +263,37 @@ void hkvLogCloseAll(HkvEngine *e) {
   }
   e->nSeg = 0;
   e->nRetired = 0;
+}
+
+/* ---- the log order, as recovery and catch-up leave it ---- */
+
+int hkvLogDropAfter(HkvEngine *e, uint32_t nKeep, int bUnlink) {
+  int rc = 0;
+  while (e->nSeg > nKeep) {
+    uint32_t iSlot = e->aOrder[--e->nSeg];
+    char zName[16];
+    hkvFileName(e->apSeg[iSlot]->iFile, HKV_FILE_LOG, zName);
+    hkvFreeSegment(e, iSlot);
+    int r = bUnlink ? hkvEnv->xUnlink(e->dirFd, zName) : 0;
+    if (r && !rc) rc = r;
+    if (rc) break;
+  }
+  return rc;
+}
+
+void hkvLogResume(HkvEngine *e, uint32_t iSlot, uint64_t iOff) {
+  e->iActive = iSlot;
+  e->iBufOff = iOff;
+  e->nBuf = 0;
+}
+
+void hkvLogUseFileId(HkvEngine *e, uint32_t iFile) {
+  if (iFile >= e->iNextFile) e->iNextFile = iFile + 1;
+  hkvShareUsedFileId(&e->sh, iFile);
+}
+
+void hkvLogSetRetiredMark(HkvEngine *e, uint32_t iMaxRetired) {
+  e->iMaxRetired = iMaxRetired;
 }
 
 /* ---- retiring segments ----
@@ -332,22 +369,21 @@ int hkvSyncDir(HkvEngine *e, char **pzErr) {
   return HKV_OK;
 }
 
-/* Creates segment iSeq, mapped for at least nMin bytes, as the active one. */
-int hkvLogCreateSegment(HkvEngine *e, uint32_t iSeq, uint64_t nMin,
+/* Creates segment iFile, mapped for at least nMin bytes, as the active one. */
+int hkvLogCreateSegment(HkvEngine *e, uint32_t iFile, uint64_t nMin,
                         char **pzErr) {
   uint8_t aHdr[HKV_SEG_HDR];
   char zName[16];
   int fd;
   /* Ids come from the shared counter; an id taken anyway (a writer of
   ** another process that died before publishing it) is skipped. */
-  iSeq = hkvShareNextFileId(&e->sh, iSeq);
-  for (int nTry = 0;; nTry++, iSeq++) {
-    hkvFileName(iSeq, HKV_FILE_LOG, zName);
+  iFile = hkvShareNextFileId(&e->sh, iFile);
+  for (int nTry = 0;; nTry++, iFile++) {
+    hkvFileName(iFile, HKV_FILE_LOG, zName);
     fd = hkvEnv->xOpen(e->dirFd, zName, O_RDWR | O_CREAT | O_EXCL, 0644);
     if (fd != -EEXIST || nTry == 1000) break;
   }
-  if (iSeq >= e->iNextSeq) e->iNextSeq = iSeq + 1;
-  hkvShareUsedFileId(&e->sh, iSeq);
+  hkvLogUseFileId(e, iFile);
   char *zPath = hkvMprintf("%s/%s", e->zDir, zName);
   if (!zPath) {
     if (fd >= 0) {
@@ -364,7 +400,7 @@ int hkvLogCreateSegment(HkvEngine *e, uint32_t iSeq, uint64_t nMin,
     return rc;
   }
   uint64_t nMap = e->szSegment > nMin ? e->szSegment : nMin;
-  hkvEncodeSegHeader(aHdr, iSeq, newestLogId(e), (uint32_t)nMap);
+  hkvEncodeSegHeader(aHdr, iFile, newestLogId(e), (uint32_t)nMap);
   long w = hkvEnv->xWrite(fd, aHdr, HKV_SEG_HDR, 0);
   int rS = (w == HKV_SEG_HDR && e->iSyncWriter == HKV_SYNC_FULL)
                ? hkvEnv->xSync(fd)
@@ -383,7 +419,7 @@ int hkvLogCreateSegment(HkvEngine *e, uint32_t iSeq, uint64_t nMin,
   }
   uint32_t iSlot;
   int rc =
-      hkvAddSegment(e, fd, iSeq, iSeq, 0, HKV_SEG_HDR, nMap, &iSlot, pzErr);
+      hkvAddSegment(e, fd, iFile, iFile, 0, HKV_SEG_HDR, nMap, &iSlot, pzErr);
   if (rc) {
     hkvEnv->xUnlink(e->dirFd, zName);
     hkvFree(zPath);
@@ -397,7 +433,7 @@ int hkvLogCreateSegment(HkvEngine *e, uint32_t iSeq, uint64_t nMin,
   e->iActive = iSlot;
   e->iBufOff = HKV_SEG_HDR;
   e->nBuf = 0;
-  e->iNextSeq = iSeq + 1;
+  e->iNextFile = iFile + 1;
   return HKV_OK;
 }
 
@@ -490,7 +526,7 @@ int hkvLogRotate(HkvEngine *e, uint64_t nRec, char **pzErr) {
     if (rc) return rc;
   }
   uint32_t iSealed = e->apSeg[e->iActive]->iFile;
-  rc = hkvLogCreateSegment(e, e->iNextSeq, HKV_SEG_HDR + nRec, pzErr);
+  rc = hkvLogCreateSegment(e, e->iNextFile, HKV_SEG_HDR + nRec, pzErr);
   if (rc == HKV_OK && e->nHintQ < (int)(sizeof(e->aHintQ) / 4)) {
     e->aHintQ[e->nHintQ++] = iSealed; /* its hint is written in steps */
   }

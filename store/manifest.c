@@ -68,7 +68,7 @@ int hkvManifestRead(HkvEngine *e, HkvPlan **paPlan, uint32_t *pnPlan,
       for (uint32_t k = 0; k < nEntry; k++) {
         const uint8_t *p = a + 24 + 12 * k;
         aPlan[k].iFile = hkvGet32(p);
-        aPlan[k].iSeq = hkvGet32(p + 4);
+        aPlan[k].iOrder = hkvGet32(p + 4);
         aPlan[k].bHkc = hkvGet32(p + 8) == 2;
       }
       *paPlan = aPlan;
@@ -92,7 +92,7 @@ int hkvManifestWrite(HkvEngine *e, const uint32_t *aSlot, uint32_t nSlot,
   for (uint32_t k = 0; k < nSlot; k++) {
     HkvSeg *s = e->apSeg[aSlot[k]];
     hkvPut32(a + 24 + 12 * k, s->iFile);
-    hkvPut32(a + 28 + 12 * k, s->iSeq);
+    hkvPut32(a + 28 + 12 * k, s->iOrder);
     hkvPut32(a + 32 + 12 * k, 2);
   }
   hkvPut32(a + n - 4, hkvCrc32c(0, a, n - 4));

@@ -281,11 +281,11 @@ int hkvRecover(HkvEngine *e, HkvApply xApply, HkvHintApply xHint,
   }
   if (rc == HKV_OK && iSynced && (uint32_t)(iSynced >> 32) > iMaxRetired) {
     /* A commit known durable: the files must reach it. */
-    uint32_t iSeq = (uint32_t)(iSynced >> 32);
+    uint32_t iFile = (uint32_t)(iSynced >> 32);
     char zName[16];
-    hkvFileName(iSeq, HKV_FILE_LOG, zName);
+    hkvFileName(iFile, HKV_FILE_LOG, zName);
     uint64_t nHave = 0;
-    int bHave = hkvHasId(aHkd, nHkd, iSeq);
+    int bHave = hkvHasId(aHkd, nHkd, iFile);
     if (bHave) {
       int fd = hkvEnv->xOpen(e->dirFd, zName, O_RDONLY, 0);
       if (fd < 0 || hkvEnv->xFileSize(fd, &nHave)) nHave = 0;
@@ -295,7 +295,7 @@ int hkvRecover(HkvEngine *e, HkvApply xApply, HkvHintApply xHint,
     for (uint32_t k = 0; k < nHkd; k++) {
       if (aHkd[k] > iNewest) iNewest = aHkd[k];
     }
-    if (!bHave && iSeq > iNewest) {
+    if (!bHave && iFile > iNewest) {
       rc = hkvSetErr(pzErr, HKV_CORRUPT,
                      hkvMprintf("%s/%s: missing: it held the newest durable "
                                 "commit (SHM records its end)",
@@ -362,7 +362,7 @@ int hkvRecover(HkvEngine *e, HkvApply xApply, HkvHintApply xHint,
     uint64_t nMap = q->bHkc ? nFile : hkvSegCapacity(e, fd, nFile);
     if (nMap < HKV_SEG_HDR) nMap = HKV_SEG_HDR;
     uint32_t iSlot;
-    rc = hkvAddSegment(e, fd, q->iFile, q->iSeq, q->bHkc ? HKV_SEG_HKC : 0,
+    rc = hkvAddSegment(e, fd, q->iFile, q->iOrder, q->bHkc ? HKV_SEG_HKC : 0,
                        nFile, nMap, &iSlot, pzErr);
     if (rc) {
       hkvFree(zPath);
@@ -478,7 +478,7 @@ int hkvRecover(HkvEngine *e, HkvApply xApply, HkvHintApply xHint,
   if (rc == HKV_OK) rc = replayFlushDefer(&r);
   hkvFree(r.aPend);
   hkvFree(aListed);
-  e->iMaxRetired = iMaxRetired;
+  hkvLogSetRetiredMark(e, iMaxRetired);
 
   if (rc == HKV_OK && !bHaveCut && (e->bReadonly || e->bNoCreate) &&
       nPlan == 0) {
@@ -539,22 +539,14 @@ int hkvRecover(HkvEngine *e, HkvApply xApply, HkvHintApply xHint,
       hkvFileName(s->iFile, HKV_FILE_HINT, zHint);
       hkvEnv->xUnlink(e->dirFd, zHint);
     }
-    while (e->nSeg > iCutSeg + 1) {
-      uint32_t iSlot = e->aOrder[--e->nSeg];
-      char zName[16];
-      hkvFileName(e->apSeg[iSlot]->iFile, HKV_FILE_LOG, zName);
-      hkvFreeSegment(e, iSlot);
-      hkvEnv->xUnlink(e->dirFd, zName);
-    }
+    hkvLogDropAfter(e, (uint32_t)iCutSeg + 1, 1);
     if (hkvSyncDir(e, pzErr)) {
       rc = HKV_IOERR;
       goto done;
     }
     e->bFailed = 0;
   }
-  while ((e->bReadonly || bBound) && e->nSeg > iCutSeg + 1) {
-    hkvFreeSegment(e, e->aOrder[--e->nSeg]);
-  }
+  if (e->bReadonly || bBound) hkvLogDropAfter(e, (uint32_t)iCutSeg + 1, 0);
 
   /* Leftovers of an interrupted or finished compaction (only when no other
   ** process has the store open: one may be compacting now). */
@@ -600,8 +592,8 @@ int hkvRecover(HkvEngine *e, HkvApply xApply, HkvHintApply xHint,
     }
   }
 
-  e->iActive = e->aOrder[e->nSeg - 1];
-  HkvSeg *sAct = e->apSeg[e->iActive];
+  uint32_t iLast = e->aOrder[e->nSeg - 1];
+  HkvSeg *sAct = e->apSeg[iLast];
   if (sAct->bHkc && bBound) {
     rc = hkvSetErr(pzErr, HKV_BUSY,
                    hkvMprintf("%s: another process is switching the store's "
@@ -609,15 +601,13 @@ int hkvRecover(HkvEngine *e, HkvApply xApply, HkvHintApply xHint,
                               e->zDir));
     goto done;
   }
+  hkvLogUseFileId(e, iMaxId);
   if (sAct->bHkc) {
     /* Only compacted data: appends go to a new segment. */
-    e->iNextSeq = iMaxId + 1;
     rc = hkvLogCreateSegment(e, iMaxId + 1, HKV_SEG_HDR, pzErr);
     goto done;
   }
-  e->iBufOff = (e->nSeg - 1 == iCutSeg) ? iCutOff : sAct->nFile;
-  e->nBuf = 0;
-  e->iNextSeq = iMaxId + 1;
+  hkvLogResume(e, iLast, (e->nSeg - 1 == iCutSeg) ? iCutOff : sAct->nFile);
 done:
   hkvFree(aPlan);
   hkvFree(aHkd);
@@ -660,7 +650,7 @@ int hkvRecoverCatchUp(HkvEngine *e, HkvApply xApply, void *pCtx,
                                 strerror(-rF)));
       break;
     }
-    if (!bCut && s->iSeq == iBoundSeq && nLim > (uint32_t)iBound) {
+    if (!bCut && s->iOrder == iBoundSeq && nLim > (uint32_t)iBound) {
       nLim = (uint32_t)iBound;
     }
     if (nLim > s->nMap) nLim = s->nMap; /* a writer never goes past it */
@@ -690,7 +680,7 @@ int hkvRecoverCatchUp(HkvEngine *e, HkvApply xApply, void *pCtx,
     }
     if (iOff > s->nFile) s->nFile = iOff;
     if (rc || bStop) break;
-    if (!bCut && s->iSeq >= iBoundSeq) break;
+    if (!bCut && s->iOrder >= iBoundSeq) break;
     /* On to the next segment: one already open (a bound that stopped short
     ** of its end earlier), else the next ".hkd" file by id. */
     uint32_t iPos = e->nSeg;
@@ -720,7 +710,7 @@ int hkvRecoverCatchUp(HkvEngine *e, HkvApply xApply, void *pCtx,
       /* Compacted away by another process since the listing: the caller
       ** rebuilds from the new file set. */
       rc = hkvSetErr(
-          pzErr, HKV_NOTFOUND,
+          pzErr, HKV_SWITCHED,
           hkvMprintf("%s/%s: gone (the files were switched)", e->zDir, zName));
       break;
     }
@@ -735,7 +725,7 @@ int hkvRecoverCatchUp(HkvEngine *e, HkvApply xApply, void *pCtx,
     rc = hkvAddSegment(e, fd, iNext, iNext, 0, nFile,
                        hkvSegCapacity(e, fd, nFile), &iNew, pzErr);
     if (rc) break;
-    if (iNext >= e->iNextSeq) e->iNextSeq = iNext + 1;
+    hkvLogUseFileId(e, iNext);
     if (hkvCheckSegHeader(e->apSeg[iNew]->pMap, nFile, iNext)) {
       if (bCut) break; /* torn while being created: the cut removes it */
       rc = hkvSetErr(pzErr, HKV_CORRUPT,
@@ -747,7 +737,7 @@ int hkvRecoverCatchUp(HkvEngine *e, HkvApply xApply, void *pCtx,
     iOff = HKV_SEG_HDR;
   }
   if (rc == HKV_OK && !bCut &&
-      (((uint64_t)e->apSeg[iSlot]->iSeq << 32) | iOff) < iBound) {
+      (((uint64_t)e->apSeg[iSlot]->iOrder << 32) | iOff) < iBound) {
     /* Published, so written: the files or SHM were damaged. */
     char zName[16];
     hkvFileName(e->apSeg[iSlot]->iFile, HKV_FILE_LOG, zName);
@@ -772,13 +762,7 @@ int hkvRecoverCatchUp(HkvEngine *e, HkvApply xApply, void *pCtx,
     }
     uint32_t iPos = e->nSeg;
     while (iPos > 0 && e->aOrder[iPos - 1] != iEndSlot) iPos--;
-    while (!rT && e->nSeg > iPos) {
-      uint32_t iGone = e->aOrder[--e->nSeg];
-      char zName[16];
-      hkvFileName(e->apSeg[iGone]->iFile, HKV_FILE_LOG, zName);
-      hkvFreeSegment(e, iGone);
-      rT = hkvEnv->xUnlink(e->dirFd, zName);
-    }
+    if (!rT) rT = hkvLogDropAfter(e, iPos, 1);
     for (uint32_t k = 0; !rT && k < nHkd; k++) {
       if (aHkd[k] > s->iFile) {
         char zName[16];
@@ -794,11 +778,7 @@ int hkvRecoverCatchUp(HkvEngine *e, HkvApply xApply, void *pCtx,
     }
     s->nFile = iEndOff;
   }
-  if (rc == HKV_OK) {
-    e->iActive = iEndSlot;
-    e->iBufOff = iEndOff;
-    e->nBuf = 0;
-  }
+  if (rc == HKV_OK) hkvLogResume(e, iEndSlot, iEndOff);
   hkvFree(aHkd);
   return rc;
 }
