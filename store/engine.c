@@ -497,11 +497,16 @@ static int takeWriteLock(hkv_db *db) {
   char *zErr = 0;
   int rc = hkvShareLockWrite(&e->sh, &zErr);
   if (rc) return dbSet(db, rc, zErr);
+  /* Marked first: what this writer publishes from here on may be read
+  ** half stored (see share.c), and a crash leaves the flag set, which only
+  ** makes the next writer read to the end of the files. */
+  int bAllDirty = hkvShareDirty(&e->sh);
+  hkvShareMarkWriting(&e->sh);
   /* A writer that died may have left bytes after its last commit: then
   ** read to the end of the files and cut them. SHM says so (bWriting);
   ** the first time after open the file size is checked too, in case SHM
   ** itself is stale (a power loss, a read-only process first). */
-  int bAll = hkvShareDirty(&e->sh);
+  int bAll = bAllDirty;
   uint64_t iEnd;
   if (!bAll && hkvShareReadEnd(&e->sh, &iEnd, 0)) {
     bAll = 1; /* SHM damaged: the files decide, and it is published anew */
@@ -517,7 +522,6 @@ static int takeWriteLock(hkv_db *db) {
     hkvShareUnlockWrite(&e->sh, 0);
     return dbSet(db, rc, zErr);
   }
-  hkvShareMarkWriting(&e->sh);
   e->bTailKnown = 1;
   return HKV_OK;
 }

@@ -20,6 +20,7 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <stdio.h>
+#include <time.h>
 
 /* Version 2 added the checks; processes on one store run one version. */
 static const uint8_t aShmMagic[8] = {'h', 'k', 'v', 's', 'h', 'm', 0, 2};
@@ -81,16 +82,34 @@ int hkvShareOpen(HkvShare *sh, int dirFd, const char *zDir, int bRo,
   return HKV_OK;
 }
 
-/* Reads a SHM position and its check (see the header comment). */
+/* Reads a SHM position and its check (see the header comment). A pair
+** that does not match while a writer holds the store (bWriting) may be
+** one it is between storing: read again, for as long as 5 s. Unmatched
+** with no writer (bWriting is cleared only after a publish is whole), or
+** for longer than that, is damage. */
 static int shmRead(HkvShare *sh, _Atomic uint64_t *pV, _Atomic uint64_t *pC,
                    uint64_t *pOut, char **pzErr) {
-  for (int nTry = 0; nTry < 2000; nTry++) {
+  struct timespec t0 = {0, 0};
+  for (int nTry = 0;; nTry++) {
     uint64_t v = atomic_load_explicit(pV, memory_order_acquire);
     if (atomic_load_explicit(pC, memory_order_acquire) == hkvShmCheck(v)) {
       *pOut = v;
       return HKV_OK;
     }
-    if (nTry > 100) sched_yield();
+    if (!atomic_load_explicit(&sh->pShm->bWriting, memory_order_acquire)) {
+      v = atomic_load_explicit(pV, memory_order_acquire);
+      if (atomic_load_explicit(pC, memory_order_acquire) == hkvShmCheck(v)) {
+        *pOut = v;
+        return HKV_OK;
+      }
+      break;
+    }
+    if (nTry < 100) continue;
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    if (nTry == 100) t0 = t;
+    if (t.tv_sec - t0.tv_sec > 5) break;
+    sched_yield();
   }
   return hkvSetErr(pzErr, HKV_CORRUPT,
                    hkvMprintf("%s/%s: damaged (a position does not match its "
