@@ -205,6 +205,14 @@ static int seekMatch(void *pCtx, uint64_t *pSlot) {
     return 1;
   }
   if (rec.nKey != k->nKey || memcmp(rec.pKey, k->pKey, k->nKey) != 0) {
+    /* Another key with the same fingerprint, unless the record is damaged:
+    ** a flipped bit in its key must be an error, never "not found". */
+    if (hkvLogRead(k->e, loc, (k->bOwn ? HKV_READ_OWN : 0) | HKV_READ_VERIFY,
+                   &rec, 0)) {
+      k->rc = HKV_CORRUPT;
+      k->loc = loc;
+      return 1;
+    }
     return 0;
   }
   k->loc = loc;
@@ -336,6 +344,7 @@ static int recoverApply(void *pCtx, HkvLoc loc, const HkvRec *pRec) {
   k.nKey = pRec->nKey;
   uint64_t h = pRec->hKey ? pRec->hKey : hkvKeyHash(pRec->pKey, pRec->nKey);
   uint64_t *pSlot = hkvIndexFind(&e->idx, h, seekMatch, &k);
+  if (k.rc) return HKV_CORRUPT; /* a damaged record in the key's path */
   if (pSlot) {
     e->nLiveBytes -= k.rec.nRec;
     e->apSeg[HKV_LOC_SLOT(k.loc)]->nLive -= k.rec.nRec;
@@ -357,10 +366,10 @@ static int recoverApply(void *pCtx, HkvLoc loc, const HkvRec *pRec) {
 
 /* Builds the (empty) index from the log up to iBound (HKV_NO_BOUND: all of
 ** it, cutting a torn tail) and sets the committed end. */
-static int recoverIndex(HkvEngine *e, uint64_t iBound, uint64_t iSynced,
+static int recoverIndex(HkvEngine *e, uint64_t iBound, uint64_t iMustReach,
                         char **pzErr) {
   int rc = hkvRecover(e, recoverApply, recoverHint, recoverReserve, e, iBound,
-                      iSynced, pzErr);
+                      iMustReach, pzErr);
   if (rc) return rc;
   hkvIndexFinishMigration(&e->idx, hashAt, e);
   e->nLiveKeys = hkvIndexLive(&e->idx);
@@ -382,12 +391,10 @@ static int recoverIndex(HkvEngine *e, uint64_t iBound, uint64_t iSynced,
 ** its last commit), and publishes its end in SHM at commit.
 */
 
-/* Makes this engine's committed end the one every process sees; with
-** bSynced (a sync=full commit), also the end known durable. */
-static void shmPublishEnd(HkvEngine *e, int bSynced) {
-  hkvSharePublish(&e->sh, atomic_load(&e->iCommitted), bSynced);
+/* Makes this engine's committed end the one every process sees. */
+static void shmPublish(HkvEngine *e) {
+  hkvSharePublish(&e->sh, atomic_load(&e->iCommitted));
 }
-static void shmPublish(HkvEngine *e) { shmPublishEnd(e, 0); }
 
 /* Another process compacted: rebuilds the index from the current file set,
 ** up to the committed end it publishes. Segments of the old set stay mapped
@@ -607,7 +614,7 @@ static int engineOpen(hkv_db *db, const char *zDir, int dirFd, struct stat *pSt,
     }
   }
   uint64_t iGen0 = hkvShareGen(&e->sh);
-  rc = recoverIndex(e, iBound, bAlone ? hkvShareSynced(&e->sh) : 0, &zErr);
+  rc = recoverIndex(e, iBound, bAlone ? hkvShareLastEnd(&e->sh) : 0, &zErr);
   if (rc) {
     dbSet(db, rc, zErr);
     goto fail;
@@ -952,7 +959,7 @@ static void publishTxn(hkv_db *db) {
   HkvEngine *e = db->e;
   hkvLatchWrite(&e->latch);
   atomic_store_explicit(&e->iCommitted, hkvLogEnd(e), memory_order_release);
-  shmPublishEnd(e, db->bWrote && db->iSync == HKV_SYNC_FULL);
+  shmPublish(e);
   for (uint64_t i = 0; i < db->nUndo; i++) {
     HkvUndo *u = &db->aUndo[i];
     if (u->nNew & HKV_UNDO_DEL) {
@@ -1215,6 +1222,9 @@ static inline __attribute__((always_inline)) int probeTable(
       *pnAvail = nEnd - off;
       return 1;
     }
+    /* The fingerprint matched and the key did not: a collision (1 in
+    ** 65,536) or a damaged key. The locked path tells them apart. */
+    return -1;
   }
 }
 

@@ -196,10 +196,6 @@ typedef struct HkvShm {
   _Atomic uint64_t iNextFile; /* next segment file id */
   _Atomic uint64_t bWriting;  /* a writer may have left unpublished bytes */
   _Atomic uint64_t iEndCheck; /* hkvShmCheck(iEnd), written after it */
-  /* The end of the newest commit made durable (sync=full) and its check:
-  ** the files must reach it, or a segment was lost. 0 = none known. */
-  _Atomic uint64_t iSynced;
-  _Atomic uint64_t iSyncedCheck;
 } HkvShm;
 
 /* The check value stored beside a SHM position: a damaged or overwritten
@@ -233,8 +229,9 @@ int hkvShareOpen(HkvShare *sh, int dirFd, const char *zDir, int bReadonly,
 ** or HKV_NO_BOUND - 1 when SHM was never set up (read everything, cut
 ** nothing). CORRUPT if SHM is damaged. */
 int hkvShareBound(HkvShare *sh, uint64_t *piBound, char **pzErr);
-/* The end SHM records as durable, 0 if none (or damaged). */
-uint64_t hkvShareSynced(HkvShare *sh);
+/* The committed end SHM last recorded, 0 if it knows none (never set up,
+** or unmatched). Read once, without waiting: for an open that is alone. */
+uint64_t hkvShareLastEnd(HkvShare *sh);
 /* After recovery: sets SHM up when alone (or never set up), then lets other
 ** opens in. */
 void hkvShareReady(HkvShare *sh, int bAlone, uint64_t iCommitted,
@@ -250,8 +247,8 @@ void hkvShareUnlockWrite(HkvShare *sh, int bClean);
 int hkvShareDirty(HkvShare *sh);
 /* SHM's committed end, checked (CORRUPT if it does not match its check). */
 int hkvShareReadEnd(HkvShare *sh, uint64_t *piEnd, char **pzErr);
-/* Publishes iEnd as the committed end (and as durable with bSynced). */
-void hkvSharePublish(HkvShare *sh, uint64_t iEnd, int bSynced);
+/* Publishes iEnd as the committed end. */
+void hkvSharePublish(HkvShare *sh, uint64_t iEnd);
 uint64_t hkvShareGen(HkvShare *sh);
 /* Notes what the engine's view now matches. */
 void hkvShareSeen(HkvShare *sh, uint64_t iEnd, uint64_t iGen);
@@ -599,7 +596,7 @@ int hkvManifestWrite(HkvEngine *e, const uint32_t *aSlot, uint32_t nSlot,
 #define HKV_SWITCHED 1000
 int hkvRecover(HkvEngine *e, HkvApply xApply, HkvHintApply xHint,
                int (*xReserve)(void *, uint64_t), void *pCtx, uint64_t iBound,
-               uint64_t iSynced, char **pzErr);
+               uint64_t iMustReach, char **pzErr);
 int hkvRecoverCatchUp(HkvEngine *e, HkvApply xApply, void *pCtx,
                       uint64_t iBound, char **pzErr);
 

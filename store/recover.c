@@ -226,9 +226,15 @@ static int replayFromHint(HkvEngine *e, uint32_t iSlot, Replay *r,
 ** ".hkd" at or below the mark that is not listed, a ".hkc" that is not
 ** listed and MANIFEST.tmp are leftovers of a compaction and are removed.
 */
+/* What the messages about commits SHM records but the files lack say: the
+** one loss that is no damage. */
+static const char zAccept[] =
+    " (after a power loss with sync=normal or off, remove SHM to open the "
+    "store with what its files hold)";
+
 int hkvRecover(HkvEngine *e, HkvApply xApply, HkvHintApply xHint,
                int (*xReserve)(void *, uint64_t), void *pCtx, uint64_t iBound,
-               uint64_t iSynced, char **pzErr) {
+               uint64_t iMustReach, char **pzErr) {
   const int bBound = iBound != HKV_NO_BOUND;
   const uint32_t iBoundSeq = (uint32_t)(iBound >> 32);
   uint32_t *aHkd = 0, nHkd = 0, *aHkc = 0, nHkc = 0, *aHkh = 0, nHkh = 0;
@@ -279,9 +285,11 @@ int hkvRecover(HkvEngine *e, HkvApply xApply, HkvHintApply xHint,
                               "not exist (SHM damaged, or a segment lost)",
                               e->zDir, HKV_SHM_FILE, zName));
   }
-  if (rc == HKV_OK && iSynced && (uint32_t)(iSynced >> 32) > iMaxRetired) {
-    /* A commit known durable: the files must reach it. */
-    uint32_t iFile = (uint32_t)(iSynced >> 32);
+  if (rc == HKV_OK && iMustReach &&
+      (uint32_t)(iMustReach >> 32) > iMaxRetired) {
+    /* The last commit SHM recorded (a process crash keeps SHM): the files
+    ** must reach it, or a segment was lost or cut. */
+    uint32_t iFile = (uint32_t)(iMustReach >> 32);
     char zName[16];
     hkvFileName(iFile, HKV_FILE_LOG, zName);
     uint64_t nHave = 0;
@@ -297,16 +305,17 @@ int hkvRecover(HkvEngine *e, HkvApply xApply, HkvHintApply xHint,
     }
     if (!bHave && iFile > iNewest) {
       rc = hkvSetErr(pzErr, HKV_CORRUPT,
-                     hkvMprintf("%s/%s: missing: it held the newest durable "
-                                "commit (SHM records its end)",
-                                e->zDir, zName));
-    } else if (bHave && nHave < (uint32_t)iSynced) {
-      rc = hkvSetErr(pzErr, HKV_CORRUPT,
-                     hkvMprintf("%s/%s: %llu bytes, but a durable commit ends "
-                                "at offset %llu (SHM records it): the file "
-                                "was cut",
-                                e->zDir, zName, (unsigned long long)nHave,
-                                (unsigned long long)(uint32_t)iSynced));
+                     hkvMprintf("%s/%s: missing: it held the newest "
+                                "commit (SHM records its end)%s",
+                                e->zDir, zName, zAccept));
+    } else if (bHave && nHave < (uint32_t)iMustReach) {
+      rc = hkvSetErr(
+          pzErr, HKV_CORRUPT,
+          hkvMprintf("%s/%s: %llu bytes, but a commit ends "
+                     "at offset %llu (SHM records it): the file "
+                     "was cut%s",
+                     e->zDir, zName, (unsigned long long)nHave,
+                     (unsigned long long)(uint32_t)iMustReach, zAccept));
     }
   }
   if (rc == HKV_OK && !bBound && nPlan > 0 && !aPlan[nPlan - 1].bHkc &&
@@ -387,11 +396,12 @@ int hkvRecover(HkvEngine *e, HkvApply xApply, HkvHintApply xHint,
       hkvFileName(iPred, HKV_FILE_LOG, zPred);
       rc = hkvSetErr(
           pzErr, HKV_CORRUPT,
-          bManifest ? hkvMprintf("%s/%s: missing (%s follows it)", e->zDir,
-                                 zPred, zName)
-                    : hkvMprintf("%s/%s: missing (%s follows %s, which only a "
-                                 "manifest could account for)",
-                                 e->zDir, HKV_MANIFEST, zName, zPred));
+          bManifest || nHkc == 0
+              ? hkvMprintf("%s/%s: missing (%s follows it)", e->zDir, zPred,
+                           zName)
+              : hkvMprintf("%s/%s: missing (%s follows %s, which only a "
+                           "manifest could account for)",
+                           e->zDir, HKV_MANIFEST, zName, zPred));
       hkvFree(zPath);
       break;
     }
@@ -503,6 +513,25 @@ int hkvRecover(HkvEngine *e, HkvApply xApply, HkvHintApply xHint,
     goto done;
   }
   if (rc) goto done;
+
+  if (iMustReach && !bBound) {
+    /* Replay must reach the last commit SHM recorded: never cut it away. */
+    HkvSeg *sCut = e->apSeg[e->aOrder[iCutSeg]];
+    uint64_t iPos = ((uint64_t)sCut->iOrder << 32) | iCutOff;
+    if (iPos < iMustReach) {
+      char zName[16];
+      hkvFileName(sCut->iFile, sCut->bHkc ? HKV_FILE_OUT : HKV_FILE_LOG, zName);
+      rc = hkvSetErr(
+          pzErr, HKV_CORRUPT,
+          hkvMprintf("%s/%s: the log's commits end at offset %llu, before the "
+                     "last commit SHM records (%08x.hkd offset %llu): a "
+                     "segment was lost or damaged%s",
+                     e->zDir, zName, (unsigned long long)iCutOff,
+                     (unsigned)(iMustReach >> 32),
+                     (unsigned long long)(uint32_t)iMustReach, zAccept));
+      goto done;
+    }
+  }
 
   /* Cut everything after the last transaction end. Segments after the cut go
   ** even when they hold no bytes at all: a segment whose creation was torn

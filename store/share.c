@@ -127,13 +127,10 @@ int hkvShareBound(HkvShare *sh, uint64_t *piBound, char **pzErr) {
   return shmKnown(sh) ? hkvShareReadEnd(sh, piBound, pzErr) : HKV_OK;
 }
 
-uint64_t hkvShareSynced(HkvShare *sh) {
-  uint64_t v = 0;
+uint64_t hkvShareLastEnd(HkvShare *sh) {
   if (!shmKnown(sh)) return 0;
-  if (shmRead(sh, &sh->pShm->iSynced, &sh->pShm->iSyncedCheck, &v, 0)) {
-    return 0;
-  }
-  return v;
+  uint64_t v = atomic_load(&sh->pShm->iEnd);
+  return atomic_load(&sh->pShm->iEndCheck) == hkvShmCheck(v) ? v : 0;
 }
 
 void hkvShareReady(HkvShare *sh, int bAlone, uint64_t iCommitted,
@@ -141,14 +138,10 @@ void hkvShareReady(HkvShare *sh, int bAlone, uint64_t iCommitted,
   HkvShm *m = sh->pShm;
   if (sh->bShmWritable && (bAlone || !shmKnown(sh))) {
     uint64_t iGen = shmKnown(sh) ? m->iGen + 1 : 1;
-    /* Recovery checked the files against the durable end: it stays. */
-    uint64_t iSynced = hkvShareSynced(sh);
     memcpy(m->aMagic, aShmMagic, 8);
     atomic_store(&m->iGen, iGen);
     atomic_store(&m->iEnd, iCommitted);
     atomic_store(&m->iEndCheck, hkvShmCheck(iCommitted));
-    atomic_store(&m->iSynced, iSynced);
-    atomic_store(&m->iSyncedCheck, hkvShmCheck(iSynced));
     atomic_store(&m->iNextFile, iNextFile);
     atomic_store(&m->bWriting, 0);
   }
@@ -203,15 +196,11 @@ int hkvShareDirty(HkvShare *sh) {
   return atomic_load(&sh->pShm->bWriting) != 0;
 }
 
-void hkvSharePublish(HkvShare *sh, uint64_t iEnd, int bSynced) {
+void hkvSharePublish(HkvShare *sh, uint64_t iEnd) {
   atomic_store(&sh->iSeenEnd, iEnd);
   if (!sh->bShmWritable) return;
   atomic_store(&sh->pShm->iEnd, iEnd);
   atomic_store(&sh->pShm->iEndCheck, hkvShmCheck(iEnd));
-  if (bSynced) {
-    atomic_store(&sh->pShm->iSynced, iEnd);
-    atomic_store(&sh->pShm->iSyncedCheck, hkvShmCheck(iEnd));
-  }
 }
 
 uint64_t hkvShareGen(HkvShare *sh) { return atomic_load(&sh->pShm->iGen); }

@@ -20,6 +20,10 @@ static void setup(void) {
 }
 static void teardown(void) { testDirTeardown(); }
 
+/* A cut made by hand stands for a crash that tore the tail before the
+** commit was published: SHM, which would then not record it, goes too. */
+static void writeCut(const char *zPath, const uint8_t *a, size_t n);
+
 static hkv_db *openOk(void) {
   hkv_options o;
   hkv_options_init(&o);
@@ -48,6 +52,13 @@ static void writeFile(const char *zPath, const uint8_t *a, size_t n) {
   ck_assert_ptr_nonnull(f);
   ck_assert_uint_eq(fwrite(a, 1, n, f), n);
   fclose(f);
+}
+
+static void writeCut(const char *zPath, const uint8_t *a, size_t n) {
+  writeFile(zPath, a, n);
+  char zShm[600];
+  snprintf(zShm, sizeof(zShm), "%s/SHM", zStore);
+  unlink(zShm);
 }
 
 static void putN(hkv_db *db, int iFrom, int iTo) {
@@ -84,7 +95,7 @@ START_TEST(last_record_cut_at_every_byte) {
   uint8_t *a = readFile(zSeg, &n);
   ck_assert_uint_gt(n, nBefore);
   for (size_t nCut = nBefore; nCut < n; nCut++) {
-    writeFile(zSeg, a, nCut);
+    writeCut(zSeg, a, nCut);
     db = openOk();
     if (nCut > nBefore) {
       ck_assert(strstr(hkv_errmsg(db), "recovery cut") != NULL);
@@ -126,7 +137,7 @@ START_TEST(transaction_cut_anywhere_is_all_or_nothing) {
   size_t n;
   uint8_t *a = readFile(zSeg, &n);
   for (size_t nCut = nBefore; nCut <= n; nCut++) {
-    writeFile(zSeg, a, nCut);
+    writeCut(zSeg, a, nCut);
     db = openOk();
     int bAll = (nCut == n);
     ck_assert_int_eq(hasKey(db, 0), !bAll);
@@ -397,7 +408,7 @@ START_TEST(missing_newest_segment_is_an_error) {
   storeFile(zPath, aId[n - 1], ".hkd");
   snprintf(zAway, sizeof(zAway), "%s.away", zPath);
   ck_assert_int_eq(rename(zPath, zAway), 0);
-  openFailsNaming("newest segment is missing");
+  openFailsNaming("missing");
   ck_assert_int_eq(rename(zAway, zPath), 0);
   db = openSmall(&rc);
   ck_rc(rc, HKV_OK);
@@ -591,6 +602,63 @@ START_TEST(durable_end_missing_is_an_error) {
 }
 END_TEST
 
+/* One transaction over several segments (sync=normal, so no fsync and no
+** hints yet), its newest segment taken away: the open must not take the
+** commit for a torn tail and cut the older segments away with it. */
+START_TEST(lost_segment_of_a_long_transaction) {
+  int rc;
+  hkv_db *db = openSmall(&rc);
+  ck_rc(rc, HKV_OK);
+  putN(db, 0, 5);
+  ck_rc(hkv_begin(db), HKV_OK);
+  putN(db, 5, 500);
+  ck_rc(hkv_commit(db), HKV_OK);
+  hkv_close(db);
+  unsigned aId[256];
+  int n = listIds(".hkd", aId, 256);
+  ck_assert_int_ge(n, 3);
+  char zPath[600], zAway[700];
+  storeFile(zPath, aId[n - 1], ".hkd");
+  snprintf(zAway, sizeof(zAway), "%s.away", zPath);
+  ck_assert_int_eq(rename(zPath, zAway), 0);
+  char zName[16];
+  snprintf(zName, sizeof(zName), "%08x.hkd", aId[n - 1]);
+  openFailsNaming(zName);
+  ck_assert_int_eq(rename(zAway, zPath), 0);
+  db = openSmall(&rc);
+  ck_rc(rc, HKV_OK);
+  allKeys(db, 500);
+  hkv_close(db);
+}
+END_TEST
+
+/* A flipped bit in a key while the store is open: a lookup of that key is
+** an error, not "no such key", and so is a write of it. */
+START_TEST(damaged_key_is_an_error) {
+  hkv_options o;
+  hkv_options_init(&o);
+  o.segment_size = 4096;
+  o.sync = HKV_SYNC_NORMAL;
+  hkv_db *db = 0;
+  ck_rc(hkv_open(zStore, &o, &db), HKV_OK);
+  putN(db, 0, 400);
+  int fd = open(zSeg, O_RDWR);
+  ck_assert_int_ge(fd, 0);
+  uint8_t b;
+  off_t iOff = HKV_SEG_HDR + HKV_REC_HDR + 2; /* "key-0" becomes "kex-0" */
+  ck_assert_int_eq(pread(fd, &b, 1, iOff), 1);
+  b ^= 0x01;
+  ck_assert_int_eq(pwrite(fd, &b, 1, iOff), 1);
+  close(fd);
+  const void *p;
+  size_t nV;
+  ck_rc(hkv_get(db, "key-0", 5, &p, &nV), HKV_CORRUPT);
+  ck_rc(hkv_insert(db, "key-0", 5, "x", 1), HKV_CORRUPT);
+  ck_assert(hasKey(db, 1));
+  hkv_close(db);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("recovery");
   TCase *tc = tcase_create("recovery");
@@ -609,6 +677,8 @@ int main(void) {
   tcase_add_test(tc, cut_newest_segment_then_reopen);
   tcase_add_test(tc, damaged_shm_is_an_error_then_rebuilt);
   tcase_add_test(tc, durable_end_missing_is_an_error);
+  tcase_add_test(tc, lost_segment_of_a_long_transaction);
+  tcase_add_test(tc, damaged_key_is_an_error);
   suite_add_tcase(s, tc);
   return runSuite(s);
 }
