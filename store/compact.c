@@ -71,6 +71,8 @@ void hkvCompactFree(HkvCompact *c) {
   hkvFree(c);
 }
 
+/* An I/O error is sticky, here too: the store refuses writes until it is
+** reopened. */
 static int ioErr(HkvEngine *e, char **pzErr, const char *zWhat, int r) {
   e->bFailed = 1;
   return hkvSetErr(pzErr, hkvIoCode(r < 0 ? -r : 0),
@@ -235,7 +237,21 @@ void hkvCompactDiscard(HkvEngine *e) {
 ** engine then refuses writes (FAILED) until it is reopened, whatever the
 ** error (even NOMEM). */
 static void compactEnd(HkvEngine *e, HkvCompact *c, int rc) {
-  if (rc != HKV_DONE && c->bRepointed) e->bFailed = 1;
+  if (rc != HKV_DONE && c->bRepointed) {
+    e->bFailed = 1;
+  } else if (rc != HKV_DONE && rc != HKV_OK) {
+    /* Nothing names the outputs: they go now (a manifest never listed
+    ** them, so a crash here leaves only what the next open removes). */
+    for (uint32_t k = 0; k < c->nOut; k++) {
+      HkvSeg *s = e->apSeg[c->aOut[k]];
+      char zName[16];
+      hkvFileName(s->iFile, HKV_FILE_OUT, zName);
+      hkvEnv->xUnlink(e->dirFd, zName);
+      hkvFileName(s->iFile, HKV_FILE_HINT, zName);
+      hkvEnv->xUnlink(e->dirFd, zName);
+      hkvFreeSegment(e, c->aOut[k]);
+    }
+  }
   e->pCompact = 0;
   hkvCompactFree(c);
 }

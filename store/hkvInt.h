@@ -133,6 +133,10 @@ struct HkvEnv {
   /* Zeroed anonymous memory, page-aligned; NULL on error. */
   void *(*xMapAnon)(size_t n);
   void (*xUnmapAnon)(void *p, size_t n);
+  /* Gives the file blocks for its first n bytes, keeping what is there:
+  ** a later store through a shared mapping then cannot fault for want of
+  ** space (posix_fallocate). 0 or -errno. */
+  int (*xAllocate)(int fd, uint64_t n);
 };
 #define HKV_BARRIER_REGISTER 0
 #define HKV_BARRIER_FENCE 1

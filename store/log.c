@@ -409,7 +409,10 @@ int hkvLogCreateSegment(HkvEngine *e, uint32_t iFile, uint64_t nMin,
     hkvEnv->xClose(fd);
     hkvEnv->xUnlink(e->dirFd, zName);
     e->bFailed = 1;
-    int rc = hkvSetErr(pzErr, HKV_IOERR,
+    int rc = hkvSetErr(pzErr,
+                       hkvIoCode(w < 0 ? (int)-w
+                                 : rS  ? -rS
+                                       : ENOSPC),
                        hkvMprintf("%s: cannot write segment header: %s", zPath,
                                   w < 0 ? strerror((int)-w)
                                   : rS  ? strerror(-rS)

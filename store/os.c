@@ -137,12 +137,17 @@ static void *posixMapAnon(size_t n) {
 
 static void posixUnmapAnon(void *p, size_t n) { munmap(p, n); }
 
+static int posixAllocate(int fd, uint64_t n) {
+  int r = posix_fallocate(fd, 0, (off_t)n);
+  return r == EINVAL || r == EOPNOTSUPP ? 0 : -r; /* a file system without */
+}
+
 const HkvEnv hkvPosixEnv = {
-    posixOpen,     posixClose, posixWrite,  posixSync,    posixTruncate,
-    posixFileSize, posixMmap,  posixMunmap, posixUnlink,  posixRename,
-    posixMkdir,    posixRmdir, posixLock,   malloc,       calloc,
-    realloc,       free,       posixShmMap, posixBarrier, posixMapAnon,
-    posixUnmapAnon};
+    posixOpen,      posixClose,   posixWrite,  posixSync,    posixTruncate,
+    posixFileSize,  posixMmap,    posixMunmap, posixUnlink,  posixRename,
+    posixMkdir,     posixRmdir,   posixLock,   malloc,       calloc,
+    realloc,        free,         posixShmMap, posixBarrier, posixMapAnon,
+    posixUnmapAnon, posixAllocate};
 
 const HkvEnv *hkvEnv = &hkvPosixEnv;
 void (*hkvTestCrashHook)(const char *zWhere);

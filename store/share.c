@@ -66,8 +66,16 @@ int hkvShareOpen(HkvShare *sh, int dirFd, const char *zDir, int bRo,
   HkvShm *p = 0;
   if (sh->shmFd >= 0) {
     uint64_t n = 0;
-    if (hkvEnv->xFileSize(sh->shmFd, &n) == 0 && n < HKV_SHM_SIZE && !bRo &&
-        hkvEnv->xTruncate(sh->shmFd, HKV_SHM_SIZE) == 0) {
+    if (hkvEnv->xFileSize(sh->shmFd, &n) != 0) n = 0;
+    if (!bRo) {
+      /* Blocks, not a hole: on a full disk a store through the mapping
+      ** into a hole would kill the process (SIGBUS). */
+      r = hkvEnv->xAllocate ? hkvEnv->xAllocate(sh->shmFd, HKV_SHM_SIZE) : 0;
+      if (r) {
+        return hkvSetErr(pzErr, hkvIoCode(-r),
+                         hkvMprintf("%s/%s: cannot allocate: %s", zDir,
+                                    HKV_SHM_FILE, strerror(-r)));
+      }
       n = HKV_SHM_SIZE;
     }
     if (n >= HKV_SHM_SIZE) p = hkvEnv->xShmMap(sh->shmFd, HKV_SHM_SIZE, !bRo);

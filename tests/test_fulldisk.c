@@ -62,6 +62,18 @@ static void fillTo(uint64_t nLeave) {
   close(fd);
 }
 
+/* Fills the disk to the last byte. */
+static void fillAll(void) {
+  int fd = open(zFiller, O_WRONLY | O_CREAT | O_APPEND, 0644);
+  ck_assert_int_ge(fd, 0);
+  static char aZero[65536];
+  for (size_t n = sizeof(aZero); n > 0; n /= 2) {
+    while (write(fd, aZero, n) == (ssize_t)n) {
+    }
+  }
+  close(fd);
+}
+
 static void freeSpace(void) { ck_assert_int_eq(unlink(zFiller), 0); }
 
 /* ---- the engine ---- */
@@ -259,6 +271,42 @@ START_TEST(compaction_fills_the_disk) {
 }
 END_TEST
 
+/* Opening on a full disk: a new store, and an old one whose SHM was
+** removed (both need SHM's 4 KiB): FULL, never SIGBUS from a mapping over
+** a hole. */
+START_TEST(open_on_a_full_disk) {
+  hkv_db *db = openStore();
+  char k[32], v[NVAL];
+  for (int i = 0; i < 10; i++) {
+    keyOf(i, k);
+    ck_rc(hkv_put(db, k, strlen(k), v, valOf(i, v, NVAL)), HKV_OK);
+  }
+  hkv_close(db);
+  char zShm[400];
+  snprintf(zShm, sizeof(zShm), "%s/SHM", zStore);
+  ck_assert_int_eq(unlink(zShm), 0);
+  fillAll();
+  hkv_options o;
+  hkv_options_init(&o);
+  db = 0;
+  int rc = hkv_open(zStore, &o, &db);
+  ck_assert_msg(rc == HKV_FULL, "open: %s: %s", hkv_codename(rc),
+                hkv_errmsg(db));
+  hkv_close(db);
+  char zNew[400];
+  snprintf(zNew, sizeof(zNew), "%s/new", zMnt);
+  db = 0;
+  rc = hkv_open(zNew, &o, &db);
+  ck_assert_msg(rc == HKV_FULL, "new: %s: %s", hkv_codename(rc),
+                hkv_errmsg(db));
+  hkv_close(db);
+  freeSpace();
+  db = openStore();
+  checkKeys(db, 10, 1, NVAL);
+  hkv_close(db);
+}
+END_TEST
+
 /* ---- through SQL ---- */
 
 static sqlite3 *sqlOpen(void) {
@@ -412,6 +460,7 @@ int main(void) {
   tcase_add_test(tc, txn_fails_at_commit);
   tcase_add_test(tc, rollback_to_after_failure);
   tcase_add_test(tc, compaction_fills_the_disk);
+  tcase_add_test(tc, open_on_a_full_disk);
   suite_add_tcase(s, tc);
   tc = tcase_create("sql");
   tcase_add_checked_fixture(tc, setup, teardown);
