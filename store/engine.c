@@ -43,6 +43,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 typedef struct HkvUndo {
@@ -1691,6 +1692,21 @@ static int soleHandle(hkv_db *db, int bTake) {
   if (hkvShareAlone(&e->sh, bTake)) {
     return dbErr(db, HKV_BUSY, "store is open in another process");
   }
+  return HKV_OK;
+}
+
+int hkv_writable(const char *zPath) {
+  if (!zPath) return HKV_OK;
+  struct statvfs sv;
+  if (statvfs(zPath, &sv) == 0 && (sv.f_flag & ST_RDONLY)) return HKV_READONLY;
+  int r = access(zPath, W_OK);
+  if (r == 0) {
+    char zLock[PATH_MAX];
+    int n = snprintf(zLock, sizeof(zLock), "%s/" HKV_LOCK_FILE, zPath);
+    r = n > 0 && (size_t)n < sizeof(zLock) ? access(zLock, W_OK) : 0;
+  }
+  if (r != 0 && errno == EROFS) return HKV_READONLY;
+  if (r != 0 && errno == EACCES) return HKV_CANTOPEN;
   return HKV_OK;
 }
 

@@ -142,6 +142,16 @@ int hkv_destroy(hkv_db *db);
 */
 int hkv_sole_handle(hkv_db *db);
 
+/*
+** Whether this process may write the store in directory zPath: for a caller
+** choosing between a writable and a read-only open (as SQLite opens a
+** database file it cannot write read-only). HKV_OK if it may, or if that
+** cannot be told (the open then reports); HKV_READONLY if the directory lies
+** on a read-only file system; HKV_CANTOPEN if the directory or a file of the
+** store this process would write is write-protected. Opens nothing.
+*/
+int hkv_writable(const char *zPath);
+
 /* Message of the last failed call on db (or "not an error"). Valid until
 ** the next call on db. */
 const char *hkv_errmsg(hkv_db *db);

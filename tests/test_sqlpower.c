@@ -26,7 +26,7 @@
 int sqlite3_hashkv_init(sqlite3 *db, char **pzErrMsg, const void *pApi);
 
 static char zDb[400];
-static char zKv[420]; /* the table's store: the default location */
+static char zKv[420]; /* the table's store: its path option */
 
 static void setup(void) {
   testDirSetup();
@@ -141,7 +141,8 @@ static long powerLoop(const char *zSync, long nCommit) {
   simDiskInstall(zKv);
   ck_assert_int_eq(sqlite3_open(zDb, &db), SQLITE_OK);
   snprintf(zSql, sizeof(zSql),
-           "CREATE VIRTUAL TABLE kv USING hashkv(sync=%s, segment_size=4096, "
+           "CREATE VIRTUAL TABLE kv USING hashkv(path='power.db-kv.hkv', "
+           "sync=%s, segment_size=4096, "
            "auto_compact=0.3, auto_compact_min=0)",
            zSync);
   ck_assert_int_eq(sqlite3_exec(db, zSql, 0, 0, 0), SQLITE_OK);

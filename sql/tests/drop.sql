@@ -19,12 +19,19 @@ DROP TABLE kv;
 ROLLBACK TO s;
 RELEASE s;
 SELECT count(*) FROM kv;
-.echo -- created again in the dropping transaction: refused, nothing lost
+.echo -- created again in the dropping transaction: a new, empty table; undone whole
 BEGIN;
 DROP TABLE kv;
+DROP TABLE n;
 CREATE VIRTUAL TABLE kv USING hashkv;
-ROLLBACK;
+CREATE TABLE n(key PRIMARY KEY NOT NULL, value) WITHOUT ROWID;
 SELECT count(*) FROM kv;
+SELECT count(*) FROM n;
+INSERT INTO kv VALUES('z', 26);
+INSERT INTO n VALUES('z', 26);
+ROLLBACK;
+SELECT * FROM kv ORDER BY key;
+SELECT * FROM n ORDER BY key;
 .echo -- renamed, then dropped, all rolled back
 BEGIN;
 ALTER TABLE kv RENAME TO k2;
@@ -34,7 +41,8 @@ SELECT * FROM kv ORDER BY key;
 .echo -- survives a reopen
 .reopen
 SELECT count(*) FROM kv;
-.echo -- a named store, dropped and rolled back, then dropped for good
+.echo -- a named store, dropped and rolled back, then dropped for good: the
+.echo -- directory is the user's, so its data stays for the next table on it
 CREATE VIRTUAL TABLE p USING hashkv(path='p.hkv');
 INSERT INTO p VALUES(1, 'one');
 BEGIN;
@@ -94,7 +102,7 @@ SELECT count(*) FROM Mixed;
 DROP TABLE MIXED;
 CREATE VIRTUAL TABLE mixed USING hashkv;
 SELECT count(*) FROM mixed;
-.echo -- a table written in the open transaction is not dropped; nothing changes
+.echo -- a table written in the open transaction, dropped, undone by ROLLBACK TO
 CREATE VIRTUAL TABLE w USING hashkv;
 CREATE TABLE wn(key PRIMARY KEY NOT NULL, value) WITHOUT ROWID;
 BEGIN;
@@ -154,3 +162,35 @@ COMMIT;
 SELECT count(*) FROM rd;
 SELECT count(*) FROM rp;
 SELECT count(*) FROM rn;
+.echo -- written before and after a savepoint, dropped, ROLLBACK TO the savepoint
+BEGIN;
+INSERT INTO w VALUES(2, 2);
+INSERT INTO wn VALUES(2, 2);
+SAVEPOINT s;
+INSERT INTO w VALUES(3, 3);
+INSERT INTO wn VALUES(3, 3);
+DROP TABLE w;
+DROP TABLE wn;
+ROLLBACK TO s;
+SELECT group_concat(key) FROM (SELECT key FROM w ORDER BY key);
+SELECT group_concat(key) FROM (SELECT key FROM wn ORDER BY key);
+INSERT INTO w VALUES(4, 4);
+INSERT INTO wn VALUES(4, 4);
+COMMIT;
+SELECT group_concat(key) FROM (SELECT key FROM w ORDER BY key);
+SELECT group_concat(key) FROM (SELECT key FROM wn ORDER BY key);
+.echo -- written, dropped, rolled back whole; then written, dropped, committed
+BEGIN;
+INSERT INTO w VALUES(5, 5);
+DROP TABLE w;
+ROLLBACK;
+SELECT group_concat(key) FROM (SELECT key FROM w ORDER BY key);
+BEGIN;
+INSERT INTO w VALUES(6, 6);
+DROP TABLE w;
+CREATE VIRTUAL TABLE w USING hashkv;
+INSERT INTO w VALUES(7, 7);
+COMMIT;
+SELECT group_concat(key) FROM w;
+.reopen
+SELECT group_concat(key) FROM w;

@@ -28,7 +28,7 @@ SELECT value > 0 FROM hashkv_stats('a') WHERE name = 'index_bytes';
 SELECT * FROM hashkv_stats('nosuch');
 SELECT * FROM hashkv_stats;
 SELECT typeof(hashkv_version());
-.echo -- rename keeps the data; drop removes it
+.echo -- rename keeps the data; drop removes it (a path store keeps it: the user's)
 ALTER TABLE c RENAME TO c2;
 SELECT count(*) FROM c2;
 .reopen

@@ -63,7 +63,7 @@ SELECT count(*) FROM kv2;
 .reopen
 SELECT count(*) FROM kv2;
 INSERT INTO kv2(kv2) VALUES('integrity-check');
-.echo -- two tables on one store share its transaction; dropping one is refused
+.echo -- two tables on one store share its transaction; dropping one keeps the other's data
 CREATE VIRTUAL TABLE a USING hashkv(path='shared.hkv');
 CREATE VIRTUAL TABLE b USING hashkv(path='shared.hkv');
 BEGIN;
@@ -72,8 +72,11 @@ INSERT INTO b VALUES('y', 2);
 SELECT count(*) FROM b;
 ROLLBACK;
 SELECT count(*) FROM a;
+INSERT INTO b VALUES('y', 2);
 DROP TABLE a;
-SELECT count(*) FROM b;
+SELECT * FROM b;
+SELECT hashkv_reclaim();
+SELECT * FROM b;
 .echo -- created inside a savepoint, written, undone by ROLLBACK TO: nothing kept
 BEGIN;
 SAVEPOINT s0;
