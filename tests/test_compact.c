@@ -1,9 +1,10 @@
 /*
 ** test_compact.c: compaction and hint files. Every key survives, deleted keys
 ** stay deleted, space comes back, readers and scans keep working, automatic
-** compaction runs by itself, hints are used and a bad one is survivable, and
-** a crash at every step of a compaction leaves a store that opens with the
-** same contents.
+** compaction runs by itself, hints are used and a bad one is survivable, a
+** record damaged under a hint-only open is found when read, a crash at
+** every step of a compaction leaves a store that opens with the same
+** contents, and the counters (hkv_stats) say what the tests did.
 */
 #include <dirent.h>
 #include <sys/stat.h>
@@ -13,7 +14,14 @@
 #include "testutil.h"
 
 static const char *zStore;
-static void setup(void) { zStore = testDirSetup(); }
+/* Bytes of the records churn() appended to the log (a PUT or DEL is a
+** header, its key and its value; a COMMIT a bare header: log.c), and the
+** transactions it committed. */
+static uint64_t nLogBytes, nCommits;
+static void setup(void) {
+  zStore = testDirSetup();
+  nLogBytes = nCommits = 0; /* CK_FORK=no runs every test in one process */
+}
 static void teardown(void) {
   hkvTestCrashHook = 0;
   testDirTeardown();
@@ -47,14 +55,37 @@ static void churn(hkv_db *db, int nRounds) {
       val(v, i, r);
       ck_rc(hkv_put(db, k, strlen(k), v, strlen(v)), HKV_OK);
       aModel[i] = r;
+      nLogBytes += HKV_REC_HDR + strlen(k) + strlen(v);
     }
     ck_rc(hkv_commit(db), HKV_OK);
+    nLogBytes += HKV_REC_HDR;
+    nCommits++;
   }
   for (int i = 0; i < NKEY; i += 2) {
     snprintf(k, sizeof(k), "key-%d", i);
-    ck_rc(hkv_delete(db, k, strlen(k)), HKV_OK);
+    ck_rc(hkv_delete(db, k, strlen(k)), HKV_OK); /* one self-commit record */
     aModel[i] = -1;
+    nLogBytes += HKV_REC_HDR + strlen(k);
+    nCommits++;
   }
+}
+
+/* Live keys of the model, and the bytes of their records. */
+static uint64_t modelKeys(void) {
+  uint64_t n = 0;
+  for (int i = 0; i < NKEY; i++) n += aModel[i] >= 0;
+  return n;
+}
+static uint64_t modelLiveBytes(void) {
+  char k[32], v[64];
+  uint64_t n = 0;
+  for (int i = 0; i < NKEY; i++) {
+    if (aModel[i] < 0) continue;
+    snprintf(k, sizeof(k), "key-%d", i);
+    val(v, i, aModel[i]);
+    n += HKV_REC_HDR + strlen(k) + strlen(v);
+  }
+  return n;
 }
 
 static void checkModel(hkv_db *db, const char *zWhen) {
@@ -75,17 +106,57 @@ static void checkModel(hkv_db *db, const char *zWhen) {
   }
 }
 
+static int countFiles(const char *zExt);
+
+/* The counters every handle on the store reports agree with the model and
+** with what the test wrote: live keys and their bytes, the files there are,
+** and the dead bytes as the rest of them (every byte of a segment is a
+** header, a live record or a dead one). */
+static void checkStats(hkv_db *db, const hkv_stats *p, const char *zWhen) {
+  ck_assert_msg(p->live_keys == modelKeys(), "%s: live_keys %llu, model %llu",
+                zWhen, (unsigned long long)p->live_keys,
+                (unsigned long long)modelKeys());
+  ck_assert_msg(p->live_bytes == modelLiveBytes(),
+                "%s: live_bytes %llu, model %llu", zWhen,
+                (unsigned long long)p->live_bytes,
+                (unsigned long long)modelLiveBytes());
+  ck_assert_uint_eq(p->segments,
+                    (uint64_t)(countFiles(".hkd") + countFiles(".hkc")));
+  ck_assert_uint_eq(p->dead_bytes,
+                    p->total_bytes - p->segments * HKV_SEG_HDR - p->live_bytes);
+  ck_assert_uint_ge(p->index_bytes, p->live_keys * sizeof(uint64_t));
+  ck_assert_uint_eq(p->recovered_cut_bytes, 0);
+  ck_assert_uint_eq(p->recovered_cut_offset, 0);
+  hkv_stats again;
+  ck_rc(hkv_stats_get(db, &again), HKV_OK); /* reading them changes nothing */
+  ck_assert(memcmp(&again, p, sizeof(again)) == 0);
+}
+
 START_TEST(compaction_keeps_every_key_and_frees_space) {
   hkv_db *db = openSmall(0);
   churn(db, 5);
   hkv_stats a, b;
   ck_rc(hkv_stats_get(db, &a), HKV_OK);
+  checkStats(db, &a, "before compaction");
+  /* Nothing compacted yet: every byte written is still in the files. */
+  ck_assert_uint_eq(a.total_bytes, nLogBytes + a.segments * HKV_SEG_HDR);
+  ck_assert_uint_eq(a.dead_bytes, nLogBytes - a.live_bytes);
+  ck_assert_uint_eq(a.commits, nCommits);
+  ck_assert_uint_eq(a.compactions, 0);
+  ck_assert_uint_eq(a.reclaimed_bytes, 0);
+  ck_assert_uint_eq(a.retired_segments, 0);
   ck_rc(hkv_compact(db), HKV_OK);
   ck_rc(hkv_stats_get(db, &b), HKV_OK);
   checkModel(db, "after compaction");
+  checkStats(db, &b, "after compaction");
   ck_assert_uint_eq(b.compactions, 1);
-  ck_assert_uint_gt(b.reclaimed_bytes, 0);
-  ck_assert_uint_eq(b.live_keys, NKEY / 2);
+  ck_assert_uint_eq(b.commits, nCommits); /* a compaction is no commit */
+  ck_assert_uint_eq(b.dead_bytes, 0);
+  ck_assert_uint_eq(b.retired_segments, 0); /* no reader holds the old ones */
+  /* Every old segment went, the outputs and an empty active segment
+  ** came: the difference is what was reclaimed. */
+  ck_assert_uint_eq(b.reclaimed_bytes,
+                    a.total_bytes - (b.total_bytes - HKV_SEG_HDR));
   ck_assert_uint_lt(b.total_bytes, a.total_bytes / 4);
   ck_assert_uint_le(b.total_bytes, b.live_bytes * 13 / 10 + 2 * 16384);
   int rcI = hkv_integrity_check(db);
@@ -94,6 +165,14 @@ START_TEST(compaction_keeps_every_key_and_frees_space) {
   db = openSmall(0);
   checkModel(db, "after reopen");
   ck_rc(hkv_integrity_check(db), HKV_OK);
+  /* The counters of a new open start again; the files are the same. */
+  ck_rc(hkv_stats_get(db, &a), HKV_OK);
+  checkStats(db, &a, "after reopen");
+  ck_assert_uint_eq(a.total_bytes, b.total_bytes);
+  ck_assert_uint_eq(a.dead_bytes, 0);
+  ck_assert_uint_eq(a.commits, 0);
+  ck_assert_uint_eq(a.compactions, 0);
+  ck_assert_uint_eq(a.reclaimed_bytes, 0);
   /* Keep going: writes, a second compaction, reopen. */
   churn(db, 1);
   ck_rc(hkv_compact(db), HKV_OK);
@@ -178,13 +257,22 @@ START_TEST(readers_and_scans_during_compaction) {
   checkModel(r, "reader after compaction");
   /* Every handle has moved on: the retired segments are let go. */
   checkModel(w, "writer after compaction");
+  ck_rc(hkv_stats_get(w, &st), HKV_OK);
+  ck_assert_uint_eq(st.retired_segments, 0);
+  /* A second compaction while r, idle since its last get, may still hold
+  ** a pointer into what it retires: kept until r moves on or closes. */
   ck_rc(hkv_compact(w), HKV_OK);
   ck_rc(hkv_stats_get(w, &st), HKV_OK);
+  ck_assert_uint_gt(st.retired_segments, 0);
+  ck_assert_uint_eq(st.compactions, 2);
+  ck_assert_uint_eq(st.live_keys, NKEY / 2);
   hkv_close(r);
   ck_rc(hkv_stats_get(w, &st), HKV_OK);
+  ck_assert_uint_eq(st.retired_segments, 0);
   ck_rc(hkv_put(w, "x", 1, "y", 1), HKV_OK);
   ck_rc(hkv_stats_get(w, &st), HKV_OK);
   ck_assert_uint_eq(st.retired_segments, 0);
+  ck_assert_uint_eq(st.live_keys, NKEY / 2 + 1);
   hkv_close(w);
 }
 END_TEST
@@ -196,6 +284,11 @@ START_TEST(automatic_compaction) {
   hkv_stats st;
   ck_rc(hkv_stats_get(db, &st), HKV_OK);
   ck_assert_uint_gt(st.compactions, 0);
+  checkStats(db, &st, "with automatic compaction");
+  ck_assert_uint_eq(st.commits, nCommits);
+  /* What is no longer in the files was reclaimed, and most of it is. */
+  ck_assert_uint_ge(st.reclaimed_bytes, nLogBytes - st.total_bytes);
+  ck_assert_uint_lt(st.total_bytes, nLogBytes / 8);
   checkModel(db, "with automatic compaction");
   hkv_close(db);
   db = openSmall(0.3);
@@ -375,6 +468,54 @@ static void damageFirstRecordOf(const char *zKey) {
   fclose(f);
 }
 
+/* A live record damaged while the store was closed, then opened from the
+** hints, which read no record: the first read of it finds the damage.
+** hkv_get returns CORRUPT naming the file (each time), every other key
+** reads, a scan stops with CORRUPT, and integrity-check finds it too. */
+START_TEST(damaged_record_read_after_hint_open) {
+  hkv_db *db = openSmall(0);
+  churn(db, 1); /* odd keys live, even keys deleted */
+  hkv_close(db);
+  struct stat st;
+  char z[600];
+  snprintf(z, sizeof(z), "%s/00000001.hkh", zStore);
+  ck_assert_int_eq(stat(z, &st), 0); /* segment 1 opens from its hint */
+  damageFirstRecordOf("key-1");
+  db = openSmall(0);
+  const void *p;
+  size_t n;
+  for (int i = 0; i < 2; i++) {
+    ck_rc(hkv_get(db, "key-1", 5, &p, &n), HKV_CORRUPT);
+    ck_assert_msg(strstr(hkv_errmsg(db), "00000001.hkd"), "%s", hkv_errmsg(db));
+  }
+  aModel[1] = -2; /* checked above */
+  char k[32], v[64];
+  for (int i = 0; i < NKEY; i++) {
+    if (aModel[i] == -2) continue;
+    snprintf(k, sizeof(k), "key-%d", i);
+    int rc = hkv_get(db, k, strlen(k), &p, &n);
+    if (aModel[i] < 0) {
+      ck_assert_msg(rc == HKV_NOTFOUND, "%s: %s", k, hkv_codename(rc));
+    } else {
+      val(v, i, aModel[i]);
+      ck_assert_msg(rc == HKV_OK && n == strlen(v) && !memcmp(p, v, n),
+                    "%s: %s", k, hkv_codename(rc));
+    }
+  }
+  hkv_iter *it;
+  ck_rc(hkv_iter_open(db, &it), HKV_OK);
+  const void *pK, *pV;
+  size_t nK, nV;
+  int rc, nRows = 0;
+  while ((rc = hkv_iter_next(it, &pK, &nK, &pV, &nV)) == HKV_OK) nRows++;
+  ck_rc(rc, HKV_CORRUPT);
+  ck_assert_int_lt(nRows, NKEY / 2);
+  hkv_iter_close(it);
+  ck_rc(hkv_integrity_check(db), HKV_CORRUPT);
+  hkv_close(db);
+}
+END_TEST
+
 /* A damaged live record: compaction checks every record it copies, stops,
 ** and switches nothing. */
 START_TEST(bad_record_stops_compaction) {
@@ -388,11 +529,20 @@ START_TEST(bad_record_stops_compaction) {
   /* Opened from its hint, the damaged segment is found by compaction,
   ** and nothing is switched. */
   ck_rc(hkv_open(zStore, &o, &db), HKV_OK);
+  hkv_stats st0, st;
+  ck_rc(hkv_stats_get(db, &st0), HKV_OK);
   ck_rc(hkv_compact(db), HKV_CORRUPT);
   ck_assert(strstr(hkv_errmsg(db), "00000001.hkd") != NULL);
-  hkv_stats st;
   ck_rc(hkv_stats_get(db, &st), HKV_OK);
   ck_assert_uint_eq(st.compactions, 0);
+  ck_assert_uint_eq(st.reclaimed_bytes, 0);
+  ck_assert_uint_eq(st.live_keys, NKEY / 2);
+  ck_assert_uint_eq(st.live_bytes, st0.live_bytes);
+  ck_assert_uint_eq(
+      st.dead_bytes,
+      st0.dead_bytes); /* (the active segment
+                        ** was sealed first: a new, empty one may have come) */
+  ck_assert_uint_eq(st.retired_segments, 0);
   hkv_close(db);
   /* Without the hint, the open finds it. */
   char z[600];
@@ -433,6 +583,7 @@ int main(void) {
   tcase_add_test(tc, hint_files_and_their_loss);
   tcase_add_test(tc, segment_hints_replay_transactions);
   tcase_add_test(tc, crash_at_every_step_of_a_compaction);
+  tcase_add_test(tc, damaged_record_read_after_hint_open);
   tcase_add_test(tc, bad_record_stops_compaction);
   tcase_add_test(tc, damaged_dead_record_is_dropped);
   suite_add_tcase(s, tc);

@@ -1,13 +1,13 @@
 /*
 ** test_engine.c: the public API of store/: the seed's tests, binary keys,
 ** limits, transactions and savepoints, two-phase commit, visibility between
-** handles, snapshot iteration, sharing, locking, threads and a seeded random
-** model test against a trivial in-test map.
+** handles, snapshot iteration, sharing, locking, threads (readers must be
+** seen to overlap the writer) and a seeded random model test against a
+** trivial in-test map, every get and every scanned key and value compared.
 */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
-#include <sched.h>
 #include <sys/wait.h>
 
 #include "hkvInt.h"
@@ -484,19 +484,31 @@ START_TEST(segments_rotate) {
 END_TEST
 
 /* Readers in threads check that a transaction writing two keys is seen
-** whole: both keys always carry the same value. */
+** whole: both keys always carry the same value. Half way the writer waits
+** for a read of each begun after that point (testOverlapWait), so each
+** reader must have seen a value between the first commit and the last. */
+enum { NREADER_BESIDE = 3, NTXN_BESIDE = 3000 };
 typedef struct Shared {
   const char *zPath;
   _Atomic int bStop;
   int nBad;
   long nReads;
+  _Atomic int nStarted; /* gives each reader its number */
+  TestOverlap ov;
+  _Atomic long aMid[NREADER_BESIDE]; /* reads with 0 < a < NTXN_BESIDE */
 } Shared;
 
 static void *readerMain(void *p) {
   Shared *s = p;
+  int iReader = atomic_fetch_add(&s->nStarted, 1);
   hkv_db *db = 0;
-  if (hkv_open(s->zPath, NULL, &db)) return NULL;
+  if (hkv_open(s->zPath, NULL, &db)) {
+    __atomic_add_fetch(&s->nBad, 1, __ATOMIC_RELAXED);
+    hkv_close(db);
+    return NULL;
+  }
   while (!s->bStop) {
+    long g = testReadStart(&s->ov);
     const void *pa, *pb;
     size_t na, nb;
     char a[32] = "", b[32] = "";
@@ -524,6 +536,8 @@ static void *readerMain(void *p) {
         __atomic_add_fetch(&s->nReads, 1, __ATOMIC_RELAXED);
         if (atol(b) > atol(a))
           __atomic_add_fetch(&s->nBad, 1, __ATOMIC_RELAXED);
+        if (atol(a) > 0 && atol(a) < NTXN_BESIDE) s->aMid[iReader]++;
+        testReadDone(&s->ov, iReader, g);
       }
     }
   }
@@ -535,11 +549,20 @@ START_TEST(readers_beside_one_writer) {
   hkv_db *w = openStore(HKV_SYNC_OFF);
   ck_rc(putStr(w, "a", "0"), HKV_OK);
   ck_rc(putStr(w, "b", "0"), HKV_OK);
-  Shared s = {zStore, 0, 0, 0};
-  pthread_t aT[3];
-  for (int i = 0; i < 3; i++) pthread_create(&aT[i], 0, readerMain, &s);
+  static Shared s; /* zeroed: the atomics too */
+  memset(&s, 0, sizeof(s));
+  s.zPath = zStore;
+  pthread_t aT[NREADER_BESIDE];
+  for (int i = 0; i < NREADER_BESIDE; i++) {
+    pthread_create(&aT[i], 0, readerMain, &s);
+  }
   char v[32], k[32];
-  for (int i = 1; i <= 3000; i++) {
+  for (int i = 1; i <= NTXN_BESIDE; i++) {
+    if (i == NTXN_BESIDE / 2) {
+      /* Commits made, commits to come: every reader must read now. */
+      ck_assert_msg(testOverlapWait(&s.ov, NREADER_BESIDE, 60),
+                    "the readers never read");
+    }
     snprintf(v, sizeof(v), "%d", i);
     ck_rc(hkv_begin(w), HKV_OK);
     ck_rc(putStr(w, "a", v), HKV_OK);
@@ -552,12 +575,14 @@ START_TEST(readers_beside_one_writer) {
       ck_rc(hkv_commit(w), HKV_OK);
     }
   }
-  /* On a loaded machine the readers may start late: let them read. */
-  while (__atomic_load_n(&s.nReads, __ATOMIC_RELAXED) == 0) sched_yield();
   s.bStop = 1;
-  for (int i = 0; i < 3; i++) pthread_join(aT[i], 0);
+  for (int i = 0; i < NREADER_BESIDE; i++) pthread_join(aT[i], 0);
   ck_assert_int_eq(s.nBad, 0);
   ck_assert_int_gt(s.nReads, 0);
+  for (int i = 0; i < NREADER_BESIDE; i++) {
+    ck_assert_msg(s.aMid[i] > 0, "reader %d saw no state while the writer ran",
+                  i);
+  }
   hkv_close(w);
 }
 END_TEST
@@ -568,7 +593,10 @@ END_TEST
 ** compaction repoints every slot. A reader picks a key the writer has
 ** committed and must find it with a value of that key; a key never written
 ** must be absent. With bFast 0, membarrier "fails" and gets take the lock:
-** the same checks. */
+** the same checks. Half way through the first pass the writer waits for a
+** read of each reader begun after that point (testOverlapWait), so each
+** must have read while the index was still growing. */
+enum { NREADER_GROW = 3, NKEY_GROW = 30000, TXN_GROW = 50 };
 typedef struct Grow {
   const char *zPath;
   _Atomic long nCommitted; /* keys k0.. below this are committed */
@@ -577,13 +605,18 @@ typedef struct Grow {
   _Atomic long nBad, nReads;
   _Atomic long nMissing, nVoid, nNever; /* kinds of nBad, for the message */
   int bFast;
+  _Atomic int nStarted; /* gives each reader its number */
+  TestOverlap ov;
+  _Atomic long aDuring[NREADER_GROW]; /* reads made during the first pass */
 } Grow;
 
 static void *growReader(void *p) {
   Grow *g = p;
+  int iReader = atomic_fetch_add(&g->nStarted, 1);
   hkv_db *db = 0;
   if (hkv_open(g->zPath, NULL, &db)) {
     g->nBad++;
+    hkv_close(db);
     return NULL;
   }
   if (hkvEngineFastReads(db) != g->bFast) g->nBad++;
@@ -592,6 +625,7 @@ static void *growReader(void *p) {
     x ^= x << 13;
     x ^= x >> 7;
     x ^= x << 17;
+    long iAsk = testReadStart(&g->ov);
     long m = atomic_load(&g->nCommitted);
     if (m == 0) continue;
     long j = (long)(x % (uint64_t)m);
@@ -617,6 +651,8 @@ static void *growReader(void *p) {
       g->nNever++;
     }
     g->nReads++;
+    if (m < NKEY_GROW) g->aDuring[iReader]++;
+    testReadDone(&g->ov, iReader, iAsk);
   }
   hkv_close(db);
   return NULL;
@@ -638,10 +674,15 @@ static void readersWhileIndexGrows(int bFast) {
   hkv_db *w = 0;
   ck_rc(hkv_open(zStore, &o, &w), HKV_OK);
   ck_assert_int_eq(hkvEngineFastReads(w), bFast);
-  Grow g = {.zPath = zStore, .bFast = bFast};
-  pthread_t aT[3];
-  for (int i = 0; i < 3; i++) pthread_create(&aT[i], 0, growReader, &g);
-  enum { NKEY = 30000, TXN = 50 };
+  static Grow g; /* zeroed: the atomics too */
+  memset(&g, 0, sizeof(g));
+  g.zPath = zStore;
+  g.bFast = bFast;
+  pthread_t aT[NREADER_GROW];
+  for (int i = 0; i < NREADER_GROW; i++) {
+    pthread_create(&aT[i], 0, growReader, &g);
+  }
+  enum { NKEY = NKEY_GROW, TXN = TXN_GROW };
   char k[32], v[40];
   for (int pass = 1; pass <= 2; pass++) {
     if (pass == 2) atomic_store(&g.bDeleting, 1);
@@ -660,18 +701,31 @@ static void readersWhileIndexGrows(int bFast) {
         ck_rc(bRoll ? hkv_rollback(w) : hkv_commit(w), HKV_OK);
       }
       if (pass == 1) atomic_store(&g.nCommitted, i + TXN);
+      if (pass == 1 && i + TXN == NKEY / 2) {
+        /* The index has grown part way: every reader must read now. */
+        ck_assert_msg(testOverlapWait(&g.ov, NREADER_GROW, 60),
+                      "the readers never read");
+      }
       if (pass == 2 && i == NKEY / 2) ck_rc(hkv_compact(w), HKV_OK);
     }
   }
-  while (atomic_load(&g.nReads) < 100) sched_yield(); /* late starters */
+  for (long n = 0; atomic_load(&g.nReads) < 100; n++) { /* late starters */
+    ck_assert_msg(n < 60000, "the readers made %ld reads in 60 s",
+                  (long)atomic_load(&g.nReads));
+    testNap();
+  }
   atomic_store(&g.bStop, 1);
-  for (int i = 0; i < 3; i++) pthread_join(aT[i], 0);
+  for (int i = 0; i < NREADER_GROW; i++) pthread_join(aT[i], 0);
   ck_assert_msg(g.nBad == 0,
                 "%ld bad reads of %ld: %ld missing, %ld rolled back, %ld "
                 "never written yet found",
                 (long)g.nBad, (long)g.nReads, (long)g.nMissing, (long)g.nVoid,
                 (long)g.nNever);
-  ck_assert_int_gt(g.nReads, 100);
+  ck_assert_int_ge(g.nReads, 100);
+  for (int i = 0; i < NREADER_GROW; i++) {
+    ck_assert_msg(g.aDuring[i] > 0,
+                  "reader %d made no read while the index grew", i);
+  }
   hkv_stats st;
   ck_rc(hkv_stats_get(w, &st), HKV_OK);
   ck_assert_uint_eq(st.live_keys, NKEY - NKEY / 5);
@@ -805,12 +859,35 @@ static void modelCheck(hkv_db *db, const Model *m, int step) {
                     "step %d key %s: %s", step, k, hkv_codename(rc));
     }
   }
+  /* A scan returns each live key of the model once, with its value, and
+  ** nothing else. */
   hkv_iter *it;
   ck_rc(hkv_iter_open(db, &it), HKV_OK);
   const void *pK, *pV;
   size_t nK, nV;
-  int nIter = 0;
-  while (hkv_iter_next(it, &pK, &nK, &pV, &nV) == HKV_OK) nIter++;
+  int nIter = 0, rc;
+  char aSeen[MKEYS] = {0};
+  while ((rc = hkv_iter_next(it, &pK, &nK, &pV, &nV)) == HKV_OK) {
+    char k[16], v[16];
+    int i = -1, nUsed = 0;
+    ck_assert_msg(nK > 1 && nK < sizeof(k), "step %d: a key of %zu bytes", step,
+                  nK);
+    memcpy(k, pK, nK);
+    k[nK] = 0;
+    ck_assert_msg(sscanf(k, "k%d%n", &i, &nUsed) == 1 && (size_t)nUsed == nK &&
+                      i >= 0 && i < MKEYS,
+                  "step %d: scan returned unknown key '%s'", step, k);
+    ck_assert_msg(m->aVal[i] >= 0, "step %d: scan returned absent key %s", step,
+                  k);
+    ck_assert_msg(!aSeen[i], "step %d: scan returned %s twice", step, k);
+    aSeen[i] = 1;
+    snprintf(v, sizeof(v), "v%d", m->aVal[i]);
+    ck_assert_msg(nV == strlen(v) && !memcmp(pV, v, nV),
+                  "step %d: scan gave %s = '%.*s', model has '%s'", step, k,
+                  (int)nV, (const char *)pV, v);
+    nIter++;
+  }
+  ck_rc(rc, HKV_DONE);
   hkv_iter_close(it);
   ck_assert_int_eq(nIter, nLive);
 }

@@ -4,7 +4,9 @@
 ** time with BUSY for the second, a model check of what readers see while
 ** writers race, a writer SIGKILLed in the middle of a transaction, read-only
 ** opens beside a writer, segment rotation and compaction seen from another
-** process.
+** process. Where readers race writers, the writers wait part way for a read
+** of each (testOverlapWait), so the readers must have seen a state in
+** between; a wait that times out fails the test.
 */
 #include <pthread.h>
 #include <signal.h>
@@ -76,6 +78,9 @@ static void sleepMs(int ms) {
 typedef struct Board {
   volatile int aFlag[8];
   volatile uint64_t aCount[8];
+  TestOverlap ov;            /* readers answering a writer (testutil.h) */
+  volatile uint64_t aMid[8]; /* per reader: snapshots strictly between the
+                             ** first commit and the last */
 } Board;
 
 static Board *newBoard(void) {
@@ -86,10 +91,13 @@ static Board *newBoard(void) {
   return b;
 }
 
-/* Waits (at most 20 s) until flag i reaches v. */
-static void waitFlag(Board *b, int i, int v) {
-  for (int n = 0; b->aFlag[i] < v && n < 20000; n++) sleepMs(1);
+/* Waits (at most 60 s) until flag i reaches v: 1, or 0 on timeout. The
+** parent asserts it (waitFor); a child exits with a code of its own. */
+static int waitFlag(Board *b, int i, int v) {
+  return testWaitFlag(&b->aFlag[i], v, 60);
 }
+#define waitFor(b, i, v) \
+  ck_assert_msg(waitFlag(b, i, v), "timed out waiting for flag %d = %d", i, v)
 
 START_TEST(commits_seen_across_processes) {
   hkv_db *db = openStore();
@@ -102,32 +110,32 @@ START_TEST(commits_seen_across_processes) {
     ok = ok && putU64(c, "from-child", 7) == HKV_OK;
     if (!ok) fprintf(stderr, "child step 1: %s\n", c ? hkv_errmsg(c) : "");
     b->aFlag[0] = 1;
-    waitFlag(b, 1, 1); /* the parent committed k = 2 */
+    if (!waitFlag(b, 1, 1)) _exit(11); /* the parent committed k = 2 */
     ok = ok && getU64(c, "k") == 2;
     if (!ok)
       fprintf(stderr, "child step 2: %llu\n",
               (unsigned long long)getU64(c, "k"));
-    waitFlag(b, 1, 2); /* the parent holds a write transaction */
+    if (!waitFlag(b, 1, 2)) _exit(12); /* the parent holds a write txn */
     int rc = putU64(c, "k", 99);
     ok = ok && rc == HKV_BUSY && strstr(hkv_errmsg(c), "another process");
     if (!ok)
       fprintf(stderr, "child step 3: %s %s\n", hkv_codename(rc), hkv_errmsg(c));
     ok = ok && getU64(c, "k") == 2; /* its uncommitted 3 is invisible */
     b->aFlag[0] = 2;
-    waitFlag(b, 1, 3); /* the parent committed */
+    if (!waitFlag(b, 1, 3)) _exit(13); /* the parent committed */
     ok = ok && getU64(c, "k") == 3;
     ok = ok && putU64(c, "k", 4) == HKV_OK; /* the lock is free again */
     hkv_close(c);
     _exit(ok ? 0 : 1);
   }
-  waitFlag(b, 0, 1);
+  waitFor(b, 0, 1);
   ck_assert_uint_eq(getU64(db, "from-child"), 7);
   ck_rc(putU64(db, "k", 2), HKV_OK);
   b->aFlag[1] = 1;
   ck_rc(hkv_begin(db), HKV_OK);
   ck_rc(putU64(db, "k", 3), HKV_OK);
   b->aFlag[1] = 2;
-  waitFlag(b, 0, 2);
+  waitFor(b, 0, 2);
   ck_rc(hkv_commit(db), HKV_OK);
   b->aFlag[1] = 3;
   ck_assert_int_eq(waitChild(pid), 0);
@@ -146,7 +154,10 @@ END_TEST
 ** first put) reads counter "c", writes c+1 to "c", "a" and "b", and one key
 ** of its own. Readers take snapshots (iterators) and check a == b == c, and
 ** that c never goes down. At the end c equals the number of commits the
-** writers reported, so no commit was lost or applied twice.
+** writers reported, so no commit was lost or applied twice. Half way
+** through, each writer waits until every reader has taken a snapshot begun
+** after it got there (testOverlapWait), so each reader must have seen c
+** strictly between 0 and the final count: readers did race the writers.
 */
 enum { NWRITER = 3, NREADER = 2 };
 
@@ -171,8 +182,9 @@ static int modelTxn(hkv_db *db, const char *zOwn, uint64_t v) {
 
 /* One reader snapshot: a == b == c in an iterator's view, c not below
 ** *pcLast, and a get of "c" right after at least as new. Returns 0 and
-** moves *pcLast on, or 1 (saying why on stderr). */
-static int checkSnapshot(hkv_db *db, uint64_t *pcLast) {
+** moves *pcLast on, or 1 (saying why on stderr). *pcSnap gets the
+** snapshot's c. */
+static int checkSnapshot(hkv_db *db, uint64_t *pcLast, uint64_t *pcSnap) {
   hkv_iter *it;
   int rc = hkv_iter_open(db, &it);
   if (rc != HKV_OK) {
@@ -200,6 +212,7 @@ static int checkSnapshot(hkv_db *db, uint64_t *pcLast) {
     return 1;
   }
   *pcLast = cGet;
+  *pcSnap = vc;
   return 0;
 }
 
@@ -207,8 +220,18 @@ static int writerLoop(Board *b, int iWriter, int nTxn, uint32_t szSeg) {
   hkv_db *db = openWith(0, szSeg, 0);
   if (!db) return 2;
   uint64_t nDone = 0;
+  int bAsked = 0;
   char zOwn[32];
   for (int t = 0; t < nTxn; t++) {
+    if (!bAsked && nDone == (uint64_t)nTxn / 2) {
+      /* Half the commits made, half to come: the readers must see this. */
+      bAsked = 1;
+      if (!testOverlapWait(&b->ov, NREADER, 60)) {
+        fprintf(stderr, "writer %d: the readers never answered\n", iWriter);
+        hkv_close(db);
+        return 6;
+      }
+    }
     snprintf(zOwn, sizeof(zOwn), "w%d-%d", iWriter, t % 50);
     int rc = modelTxn(db, zOwn, (uint64_t)t);
     if (rc == HKV_BUSY) {
@@ -228,13 +251,18 @@ static int writerLoop(Board *b, int iWriter, int nTxn, uint32_t szSeg) {
   return 0;
 }
 
-static int readerLoop(Board *b) {
+/* Reader iReader: snapshots until the writers are done, counting those
+** that saw c strictly between 0 and nTotal, the count at the end. */
+static int readerLoop(Board *b, int iReader, uint64_t nTotal) {
   hkv_db *db = openWith(HKV_OPEN_READONLY, 0, 0);
   if (!db) return 2;
-  uint64_t cLast = 0;
+  uint64_t cLast = 0, cSnap;
   int nSnap = 0;
   while (!b->aFlag[0] || nSnap < 5) {
-    if (checkSnapshot(db, &cLast)) return 4;
+    long g = testReadStart(&b->ov);
+    if (checkSnapshot(db, &cLast, &cSnap)) return 4;
+    if (cSnap > 0 && cSnap < nTotal) b->aMid[iReader]++;
+    testReadDone(&b->ov, iReader, g);
     nSnap++;
   }
   hkv_close(db);
@@ -249,7 +277,7 @@ static void runModel(int nTxn, uint32_t szSeg) {
   pid_t aW[NWRITER], aR[NREADER];
   for (int i = 0; i < NREADER; i++) {
     aR[i] = fork();
-    if (aR[i] == 0) _exit(readerLoop(b));
+    if (aR[i] == 0) _exit(readerLoop(b, i, (uint64_t)NWRITER * nTxn));
   }
   for (int i = 0; i < NWRITER; i++) {
     aW[i] = fork();
@@ -264,6 +292,10 @@ static void runModel(int nTxn, uint32_t szSeg) {
   b->aFlag[0] = 1;
   for (int i = 0; i < NREADER; i++) {
     ck_assert_int_eq(waitChild(aR[i]), 0);
+    ck_assert_msg(b->aMid[i] > 0,
+                  "reader %d saw no state between the first "
+                  "commit and the last",
+                  i);
   }
   uint64_t nCommits = 0;
   for (int i = 1; i <= NWRITER; i++) nCommits += b->aCount[i];
@@ -291,6 +323,7 @@ START_TEST(writer_killed_mid_transaction) {
   ck_rc(putU64(db, "c", 0), HKV_OK);
   ck_rc(putU64(db, "a", 0), HKV_OK);
   Board *b = newBoard();
+  uint64_t nCutBefore = 0;
   for (int round = 0; round < 5; round++) {
     pid_t pid = fork();
     if (pid == 0) {
@@ -314,7 +347,7 @@ START_TEST(writer_killed_mid_transaction) {
       putU64(c, "c", 999999);
       for (;;) pause(); /* killed here, its transaction open */
     }
-    waitFlag(b, 0, round + 1);
+    waitFor(b, 0, round + 1);
     /* The open transaction holds the write lock. */
     ck_rc(putU64(db, "x", 1), HKV_BUSY);
     ck_assert_uint_eq(getU64(db, "c"), (uint64_t)round + 1);
@@ -328,6 +361,19 @@ START_TEST(writer_killed_mid_transaction) {
     hkv_stats st;
     ck_rc(hkv_stats_get(db, &st), HKV_OK);
     ck_assert_uint_gt(st.recovered_cut_bytes, 0);
+    /* The log is cut back to the end of the child's commit: the segment
+    ** header, the first two puts, one 78-byte transaction (two puts and a
+    ** COMMIT) of each child and one 29-byte put of "x" per round before
+    ** this one. This process's "x" follows. The counter adds up each cut. */
+    uint64_t iCommitEnd = 32 + 58 + 107 * (uint64_t)round + 78;
+    ck_assert_uint_eq(st.recovered_cut_offset, iCommitEnd);
+    ck_assert_uint_gt(st.recovered_cut_bytes, nCutBefore);
+    nCutBefore = st.recovered_cut_bytes;
+    ck_assert_uint_eq(st.total_bytes, iCommitEnd + 29);
+    ck_assert_uint_eq(st.segments, 1);
+    ck_assert_uint_eq(st.live_keys, 3); /* c, a, x */
+    ck_assert_uint_eq(st.live_bytes, 3 * 29);
+    ck_assert_uint_eq(st.dead_bytes, st.total_bytes - 32 - 3 * 29);
   }
   ck_rc(hkv_integrity_check(db), HKV_OK);
   hkv_close(db);
@@ -350,12 +396,12 @@ START_TEST(readonly_beside_writer) {
     int ok = r && getU64(r, "k") == 1;
     ok = ok && putU64(r, "k", 5) == HKV_READONLY;
     b->aFlag[0] = 1;
-    waitFlag(b, 1, 1);
+    if (!waitFlag(b, 1, 1)) _exit(11);
     ok = ok && getU64(r, "k") == 2 && getU64(r, "k2") == 3;
     hkv_close(r);
     _exit(ok ? 0 : 1);
   }
-  waitFlag(b, 0, 1);
+  waitFor(b, 0, 1);
   ck_rc(hkv_begin(db), HKV_OK);
   ck_rc(putU64(db, "k", 2), HKV_OK);
   ck_rc(putU64(db, "k2", 3), HKV_OK);
@@ -378,9 +424,15 @@ START_TEST(compaction_seen_by_other_process) {
       ck_rc(putU64(db, zKey, (uint64_t)(round * 1000 + i)), HKV_OK);
     }
   }
-  for (int i = 0; i < 300; i += 3) {
+  /* Bytes of the live records: a 20-byte header, the key, 8 bytes. */
+  uint64_t nLive = 0;
+  for (int i = 0; i < 300; i++) {
     snprintf(zKey, sizeof(zKey), "key%d", i);
-    ck_rc(hkv_delete(db, zKey, strlen(zKey)), HKV_OK);
+    if (i % 3 == 0) {
+      ck_rc(hkv_delete(db, zKey, strlen(zKey)), HKV_OK);
+    } else {
+      nLive += 20 + strlen(zKey) + 8;
+    }
   }
   Board *b = newBoard();
   pid_t pid = fork();
@@ -390,7 +442,7 @@ START_TEST(compaction_seen_by_other_process) {
     hkv_iter *it = 0;
     ok = ok && hkv_iter_open(c, &it) == HKV_OK;
     b->aFlag[0] = 1;
-    waitFlag(b, 1, 1); /* compacted */
+    if (!waitFlag(b, 1, 1)) _exit(11); /* compacted */
     int nScan = 0;
     const void *pK, *pV;
     size_t nK, nV;
@@ -404,14 +456,28 @@ START_TEST(compaction_seen_by_other_process) {
       if (!ok)
         fprintf(stderr, "child: %s = %llu\n", zKey, (unsigned long long)v);
     }
+    /* The new file set holds the 200 live records and nothing dead. */
     hkv_stats st;
-    ok = ok && hkv_stats_get(c, &st) == HKV_OK && st.live_keys == 200;
+    ok = ok && hkv_stats_get(c, &st) == HKV_OK && st.live_keys == 200 &&
+         st.live_bytes == nLive && st.dead_bytes == 0;
+    if (!ok)
+      fprintf(stderr, "child: live_keys %llu live_bytes %llu dead_bytes %llu\n",
+              (unsigned long long)st.live_keys,
+              (unsigned long long)st.live_bytes,
+              (unsigned long long)st.dead_bytes);
     ok = ok && putU64(c, "after", 1) == HKV_OK; /* writes to the new set */
     hkv_close(c);
     _exit(ok ? 0 : 1);
   }
-  waitFlag(b, 0, 1);
+  waitFor(b, 0, 1);
   ck_rc(hkv_compact(db), HKV_OK);
+  hkv_stats st;
+  ck_rc(hkv_stats_get(db, &st), HKV_OK);
+  ck_assert_uint_eq(st.compactions, 1);
+  ck_assert_uint_eq(st.live_keys, 200);
+  ck_assert_uint_eq(st.live_bytes, nLive);
+  ck_assert_uint_eq(st.dead_bytes, 0);
+  ck_assert_uint_gt(st.reclaimed_bytes, 0);
   b->aFlag[1] = 1;
   ck_assert_int_eq(waitChild(pid), 0);
   ck_assert_uint_eq(getU64(db, "after"), 1);
@@ -428,22 +494,31 @@ END_TEST
 /* Reader threads of one process while another process writes and
 ** compacts: catch-up and reload run under the readers' feet (the
 ** ThreadSanitizer build runs this too). Each thread checks the model's
-** invariant in its snapshots and that the counter never goes back. */
+** invariant in its snapshots and that the counter never goes back; the
+** writer waits half way for a snapshot of each (testOverlapWait), so each
+** must have seen the counter strictly between 0 and its last value. */
+enum { NTXN_BESIDE = 1500 };
 typedef struct ThreadArg {
   hkv_db *db;
   _Atomic int *pStop;
+  Board *b;
+  int iReader;
   int bad;
   long nSnap;
+  long nMid; /* snapshots with 0 < c < NTXN_BESIDE */
 } ThreadArg;
 
 static void *snapshotReader(void *pArg) {
   ThreadArg *a = pArg;
-  uint64_t cLast = 0;
+  uint64_t cLast = 0, cSnap;
   while (!atomic_load(a->pStop) || a->nSnap < 3) {
-    if (checkSnapshot(a->db, &cLast)) {
+    long g = testReadStart(&a->b->ov);
+    if (checkSnapshot(a->db, &cLast, &cSnap)) {
       a->bad = 1;
       break;
     }
+    if (cSnap > 0 && cSnap < NTXN_BESIDE) a->nMid++;
+    testReadDone(&a->b->ov, a->iReader, g);
     a->nSnap++;
   }
   return 0;
@@ -458,7 +533,8 @@ START_TEST(reader_threads_beside_writer_process) {
   if (pid == 0) {
     hkv_db *w = openWith(0, 4096, 0);
     if (!w) _exit(2);
-    for (int t = 0; t < 1500; t++) {
+    for (int t = 0; t < NTXN_BESIDE; t++) {
+      if (t == NTXN_BESIDE / 2 && !testOverlapWait(&b->ov, 2, 60)) _exit(6);
       if (modelTxn(w, "pad", (uint64_t)t)) _exit(4);
       if (t % 500 == 250 && hkv_compact(w)) _exit(5); /* others reload */
     }
@@ -474,8 +550,11 @@ START_TEST(reader_threads_beside_writer_process) {
     ck_assert_ptr_nonnull(aDb[i]);
     aArg[i].db = aDb[i];
     aArg[i].pStop = &bStop;
+    aArg[i].b = b;
+    aArg[i].iReader = i;
     aArg[i].bad = 0;
     aArg[i].nSnap = 0;
+    aArg[i].nMid = 0;
     pthread_create(&aT[i], 0, snapshotReader, &aArg[i]);
   }
   ck_assert_int_eq(waitChild(pid), 0);
@@ -483,14 +562,20 @@ START_TEST(reader_threads_beside_writer_process) {
   for (int i = 0; i < 2; i++) {
     pthread_join(aT[i], 0);
     ck_assert_msg(!aArg[i].bad, "reader thread %d saw a broken snapshot", i);
+    ck_assert_msg(aArg[i].nMid > 0,
+                  "reader thread %d saw no state while the writer ran", i);
     hkv_close(aDb[i]);
   }
-  ck_assert_uint_eq(getU64(db, "c"), 1500);
+  ck_assert_uint_eq(getU64(db, "c"), NTXN_BESIDE);
+  /* The engine this process shares sees the other's work: four live keys
+  ** ("a", "b", "c" and "pad", 8-byte values, 20-byte headers). */
   hkv_stats st;
   ck_rc(hkv_stats_get(db, &st), HKV_OK);
+  ck_assert_uint_eq(st.live_keys, 4);
+  ck_assert_uint_eq(st.live_bytes, 3 * (20 + 1 + 8) + (20 + 3 + 8));
+  ck_assert_uint_eq(st.recovered_cut_bytes, 0);
   ck_rc(hkv_integrity_check(db), HKV_OK);
   hkv_close(db);
-  (void)b;
 }
 END_TEST
 
@@ -505,11 +590,11 @@ START_TEST(destroy_refused_while_shared) {
     hkv_db *c = openWith(0, 0, 0);
     int ok = c != 0;
     b->aFlag[0] = 1;
-    waitFlag(b, 1, 1);
+    if (!waitFlag(b, 1, 1)) _exit(11);
     hkv_close(c);
     _exit(ok ? 0 : 1);
   }
-  waitFlag(b, 0, 1);
+  waitFor(b, 0, 1);
   ck_rc(hkv_sole_handle(db), HKV_BUSY);
   ck_assert_ptr_nonnull(strstr(hkv_errmsg(db), "another process"));
   ck_rc(hkv_destroy(db), HKV_BUSY);
