@@ -189,7 +189,8 @@ stores["compacted"] = good + [
     ("00000002.hkh", compact_hint(2, [(32, b"k1"), (56, b"k2")]))]
 stores["hint-offset-past-segment"] = good + [
     ("00000002.hkh", compact_hint(2, [(32, b"k1"), (5000, b"k2")]))]
-stores["hint-wrong-key"] = good + [
+open_issue_stores = {}
+open_issue_stores["hint-wrong-key"] = good + [
     ("00000002.hkh", compact_hint(2, [(32, b"k1"), (56, b"zz")]))]
 stores["hint-offset-inside-record"] = good + [
     ("00000002.hkh", compact_hint(2, [(32, b"k1"), (40, b"k2")]))]
