@@ -161,14 +161,14 @@ int hkvExecFree(sqlite3 *db, char *zSql, char **pzErr) {
   return rc;
 }
 
-/* 1 if schema zSchema has a table named zName, 0 if not, -1 on error. */
-static int tableExists(sqlite3 *db, const char *zSchema, const char *zName) {
+int hkvSchemaHas(sqlite3 *db, const char *zSchema, const char *zName,
+                 int bViews) {
   sqlite3_stmt *pStmt = 0;
   int r = -1;
   char *zSql = sqlite3_mprintf(
-      "SELECT 1 FROM \"%w\".sqlite_schema WHERE type = 'table' AND "
+      "SELECT 1 FROM \"%w\".sqlite_schema WHERE type IN ('table', %Q) AND "
       "name = ?1 COLLATE NOCASE",
-      zSchema);
+      zSchema, bViews ? "view" : "table");
   if (zSql && sqlite3_prepare_v2(db, zSql, -1, &pStmt, 0) == SQLITE_OK &&
       sqlite3_bind_text(pStmt, 1, zName, -1, SQLITE_STATIC) == SQLITE_OK) {
     int rc = hkvStep(db, pStmt);
@@ -186,7 +186,7 @@ int hkvLinkRead(sqlite3 *db, const char *zSchema, const char *zName,
   *pzKind = *pzDir = 0;
   char *zShadow = sqlite3_mprintf("%s_" HKV_SHADOW, zName);
   if (!zShadow) return SQLITE_NOMEM;
-  int r = tableExists(db, zSchema, zShadow);
+  int r = hkvSchemaHas(db, zSchema, zShadow, 0);
   int rc = r < 0 ? SQLITE_ERROR : SQLITE_OK;
   if (r == 1) {
     sqlite3_stmt *pStmt = 0;
@@ -402,7 +402,7 @@ int hkvStoreNamed(sqlite3 *db, const char *zSchema, const char *zKind,
 
 /* The stores the schema records as dropped. */
 static int droppedStores(sqlite3 *db, const char *zSchema, HkvSet *pDead) {
-  int r = tableExists(db, zSchema, "hashkv_dropped");
+  int r = hkvSchemaHas(db, zSchema, "hashkv_dropped", 0);
   if (r <= 0) return r < 0 ? SQLITE_ERROR : SQLITE_OK;
   return setQuery(
       db,

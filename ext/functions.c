@@ -176,25 +176,6 @@ static int fnErr(HkvFn *pFn, int rc, const char *zText) {
   return zText ? rc : SQLITE_NOMEM;
 }
 
-/* 1 if schema zDb has a table or view named zName, as SQLite looks names
-** up (ignoring ASCII case), 0 if not, -1 if it cannot tell. */
-static int schemaHas(sqlite3 *db, const char *zDb, const char *zName) {
-  sqlite3_stmt *pStmt = 0;
-  int r = -1;
-  char *zSql = sqlite3_mprintf(
-      "SELECT 1 FROM \"%w\".sqlite_schema "
-      "WHERE type IN ('table', 'view') AND name = ?1 COLLATE NOCASE",
-      zDb);
-  if (zSql && sqlite3_prepare_v2(db, zSql, -1, &pStmt, 0) == SQLITE_OK &&
-      sqlite3_bind_text(pStmt, 1, zName, -1, SQLITE_STATIC) == SQLITE_OK) {
-    int rc = sqlite3_step(pStmt);
-    r = rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
-  }
-  sqlite3_finalize(pStmt);
-  sqlite3_free(zSql);
-  return r;
-}
-
 /*
 ** The hashkv table that the function's argument pArg names (see above),
 ** opened if need be, in *pp; or an error naming what was not found.
@@ -221,14 +202,14 @@ static int fnTable(HkvFn *pFn, sqlite3_value *pArg, HkvVtab **pp) {
     }
   }
   if (zDb) {
-    if (schemaHas(db, zDb, zName) != 1) zDb = 0;
+    if (hkvSchemaHas(db, zDb, zName, 1) != 1) zDb = 0;
   } else {
     /* temp (1), main (0), then the attached ones (2, 3, ...) */
     for (int j = 0;; j++) {
       int i = j < 2 ? j ^ 1 : j;
       z = sqlite3_db_name(db, i);
       if (!z && i >= 2) break;
-      if (z && schemaHas(db, z, zName) == 1) {
+      if (z && hkvSchemaHas(db, z, zName, 1) == 1) {
         zDb = z;
         break;
       }

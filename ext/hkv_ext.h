@@ -181,6 +181,10 @@ int hkvBusyTimeout(sqlite3 *db);
 ** SQLITE_BUSY (another process committing the database file) is waited
 ** out as SQLite would with the connection's busy_timeout. */
 int hkvStep(sqlite3 *db, sqlite3_stmt *pStmt);
+/* 1 if schema zSchema has a table (with bViews, or a view) named zName, as
+** SQLite looks names up (ignoring ASCII case); 0 if not; -1 on error. */
+int hkvSchemaHas(sqlite3 *db, const char *zSchema, const char *zName,
+                 int bViews);
 int hkvLockForCommit(sqlite3 *db);
 int hkvVtabErr(HkvVtab *p, int rc, const char *zFmt, const char *zArg);
 
