@@ -695,6 +695,9 @@ static int hkvColumn(sqlite3_vtab_cursor *cur, sqlite3_context *ctx, int i) {
       hkvResultEncoded(ctx, pConn, pCur->val.a, pCur->val.n, HKV_KEY_ASIS);
       break;
     default:
+      /* The command column: left "unchanged" for an UPDATE that does not
+      ** name it, so hkvUpdate can refuse one that does, even SET kv = NULL. */
+      if (sqlite3_vtab_nochange(ctx)) break;
       sqlite3_result_null(ctx);
   }
   return SQLITE_OK;
@@ -758,6 +761,15 @@ static int hkvUpdate(sqlite3_vtab *pVtab, int argc, sqlite3_value **argv,
   sqlite3_value *pKey = argv[2 + HKV_COL_KEY];
   sqlite3_value *pVal = argv[2 + HKV_COL_VALUE];
   sqlite3_value *pCmd = argv[2 + HKV_COL_CMD];
+  if (!bInsert && !sqlite3_value_nochange(pCmd) &&
+      sqlite3_value_type(pCmd) == SQLITE_NULL) {
+    sqlite3_free(p->base.zErrMsg);
+    p->base.zErrMsg = sqlite3_mprintf(
+        "hashkv: UPDATE cannot set column %s: it takes commands only, as "
+        "INSERT INTO %s(%s) VALUES('compact')",
+        p->zName, p->zName, p->zName);
+    return SQLITE_ERROR;
+  }
   if (sqlite3_value_type(pCmd) != SQLITE_NULL) {
     /* A command is a statement of its own: a row that also carries a key
     ** or a value, or an UPDATE, would have SQLite count a row that the
