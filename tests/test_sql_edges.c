@@ -282,6 +282,15 @@ static int rofsBody(const char *zMnt) {
   rofs_check(rc == SQLITE_OK, "native write: %s", sqlite3_errmsg(db));
   zGot = rows(db, "SELECT count(*) FROM kv");
   rofs_check(!strcmp(zGot, "2\n"), "count gave: %s", zGot);
+  /* DROP takes the table out of the schema; a store a path names is never
+  ** deleted (README), read-only or not, so its files stay as they were. */
+  rc = sqlite3_exec(db, "DROP TABLE kv", 0, 0, 0);
+  rofs_check(rc == SQLITE_OK, "DROP gave %d: %s", rc, sqlite3_errmsg(db));
+  zGot = rows(db, "SELECT count(*) FROM sqlite_schema WHERE name LIKE 'kv%'");
+  rofs_check(!strcmp(zGot, "0\n"), "schema after DROP: %s", zGot);
+  snprintf(zSql, sizeof(zSql), "%s/kv.hkv/00000001.hkd", zMnt);
+  struct stat st;
+  rofs_check(stat(zSql, &st) == 0 && st.st_size > 0, "store files gone");
   sqlite3_close(db);
   return nRofsFail ? ROFS_FAIL : ROFS_PASS;
 }
