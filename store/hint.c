@@ -267,6 +267,15 @@ int hkvHintSealedOpen(HkvEngine *e, const HkvSeg *s, HkvHintIter *it) {
   for (uint32_t k = 0; bOk && k < it->nEntry; k++) {
     if (!hintNext(it, s->nFile) || it->iOff != iNext) bOk = 0;
     iNext = it->iOff + it->rec.nRec;
+    /* The index takes each key from the segment: one that differs from
+    ** the hint's was damaged after the hint was written, and reading the
+    ** segment instead reports it. */
+    const uint8_t *pSeg = s->pMap + it->iOff;
+    if (bOk && it->rec.nKey &&
+        (hkvGet16(pSeg + 6) != it->rec.nKey ||
+         memcmp(pSeg + HKV_REC_HDR, it->rec.pKey, it->rec.nKey) != 0)) {
+      bOk = 0;
+    }
   }
   if (bOk && (it->p != it->pEnd || iNext != s->nFile)) bOk = 0;
   hkvHintSealedRewind(it);
