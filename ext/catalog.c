@@ -92,7 +92,9 @@ int hkvRemoveStore(const char *zDir, int bIfEmpty) {
 ** A table finds its store through the database, not through its name. Each
 ** table has a shadow table (xShadowName: read-only to ordinary SQL under
 ** SQLITE_DBCONFIG_DEFENSIVE) holding one row, its link:
-**   CREATE TABLE "<table>_hashkv"(kind TEXT NOT NULL, dir TEXT NOT NULL)
+**   CREATE TABLE "<table>_hashkv"(kind TEXT, dir TEXT)
+** made by CREATE TABLE ... AS SELECT, which (unlike an INSERT) leaves
+** changes() and total_changes() as a native CREATE TABLE does.
 **   kind    dir                    the store
 **   'id'    16 hex digits          <database file>-hashkv/<dir>/, the module's
 **   'path'  the path option        that directory, the user's
@@ -218,10 +220,9 @@ int hkvLinkWrite(sqlite3 *db, const char *zSchema, const char *zName,
                  const char *zKind, const char *zDir, char **pzErr) {
   return hkvExecFree(
       db,
-      sqlite3_mprintf("CREATE TABLE \"%w\".\"%w_" HKV_SHADOW "\"("
-                      "kind TEXT NOT NULL, dir TEXT NOT NULL);"
-                      "INSERT INTO \"%w\".\"%w_" HKV_SHADOW "\" VALUES(%Q, %Q)",
-                      zSchema, zName, zSchema, zName, zKind, zDir),
+      sqlite3_mprintf("CREATE TABLE \"%w\".\"%w_" HKV_SHADOW "\" AS "
+                      "SELECT CAST(%Q AS TEXT) AS kind, CAST(%Q AS TEXT) AS dir",
+                      zSchema, zName, zKind, zDir),
       pzErr);
 }
 

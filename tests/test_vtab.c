@@ -2162,8 +2162,7 @@ START_TEST(differential_or_rollback_two_connections) {
     execOk(dbB,
            "CREATE TABLE n(key PRIMARY KEY NOT NULL, value) WITHOUT ROWID;"
            "CREATE TABLE m(key PRIMARY KEY NOT NULL, value) WITHOUT ROWID;");
-    /* CREATE VIRTUAL TABLE writes the table's link row, which moves
-    ** changes(): start both sides from the same count. */
+    /* Start both sides from the same changes() count. */
     execOk(dbA, "DELETE FROM kv WHERE 0");
     execOk(dbB, "DELETE FROM n WHERE 0");
     int nSave = 0, nRollback = 0;

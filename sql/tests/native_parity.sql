@@ -78,3 +78,12 @@ UNION ALL SELECT 'kv', key, atan2(key, -1) < 0, typeof(key), value FROM kv WHERE
 SELECT 'kv', atan2(key, -1) < 0 FROM kv WHERE key = 0;
 SELECT 'kv', key, atan2(key, -1) < 0 FROM kv WHERE key IN (0, 5) ORDER BY key;
 SELECT 'kv', key, atan2(key, -1) < 0 FROM kv WHERE key > -1 ORDER BY key;
+.echo -- changes() and total_changes(): CREATE and RENAME move neither, as natively
+INSERT INTO r VALUES('g'), ('h');
+SELECT 'before', changes(), total_changes();
+CREATE TABLE n2(key PRIMARY KEY NOT NULL, value) WITHOUT ROWID;
+SELECT 'n ', changes(), total_changes();
+CREATE VIRTUAL TABLE kv2 USING hashkv(sync=off);
+SELECT 'kv', changes(), total_changes();
+ALTER TABLE kv2 RENAME TO kv3;
+SELECT 'kv', changes(), total_changes();
