@@ -3,7 +3,9 @@
 # as root). Sourced by scripts/demo and scripts/test.
 hkv_install_deps() {
   local pkgs=(build-essential cmake pkg-config check libsqlite3-dev sqlite3
-              libxxhash-dev liblmdb-dev python3 clang)
+              libxxhash-dev liblmdb-dev python3 clang
+              python3-venv python3-pip python3-setuptools python3-wheel
+              python3-pytest)
   local need=()
   for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || need+=("$p")
