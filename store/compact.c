@@ -296,6 +296,16 @@ static int finish(HkvEngine *e, HkvCompact *c, char **pzErr) {
     hkvShareUnlockFiles(&e->sh);
     return rc;
   }
+  /* Other processes reload the file set: the generation moves before the
+  ** first input is unlinked. Moved after the unlinks, a compactor killed
+  ** among them left the switch unseen, and the others went on from a set
+  ** whose inputs were partly gone: a catch-up stepped over an unlinked
+  ** input to the next file there and missed its records. Unseen with every
+  ** input still there (killed before this line) is harmless: the old set
+  ** reads the same, and the next switch lists what it needs. Under the
+  ** open lock, so no open or reload pairs the new generation with the
+  ** files as they were before the switch. */
+  hkvShareBumpGen(&e->sh);
   hkvTestCrashPoint("compact-after-manifest");
   hkvLogSetRetiredMark(e, iMaxRetired);
 
@@ -306,7 +316,6 @@ static int finish(HkvEngine *e, HkvCompact *c, char **pzErr) {
   hkvLogSwitch(e, c->aIn, c->nIn, c->aOut, c->nOut);
   e->nCompactions++;
   e->nReclaimed += c->nInBytes > nOutBytes ? c->nInBytes - nOutBytes : 0;
-  hkvShareBumpGen(&e->sh); /* other processes reload the file set */
   pthread_mutex_unlock(&e->mu);
   hkvShareUnlockFiles(&e->sh);
   return HKV_OK;

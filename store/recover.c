@@ -651,10 +651,12 @@ done:
 ** applies each committed transaction through xApply, up to iBound, a
 ** committed end another process published (sequence << 32 | offset). With
 ** HKV_NO_BOUND the caller holds the store's write lock: it reads to the last
-** transaction end in the files and cuts everything after it, the tail of a
-** writer that died mid-transaction. Caller holds e->mu and the index lock
-** exclusively and has no transaction of its own under way. On HKV_OK,
-** e->iActive and e->iBufOff name the new end.
+** transaction end in the files (the start of a segment that no transaction
+** spans into counts as one) and cuts everything after it, the tail of a
+** writer that died mid-transaction: never a published end, which is always
+** such a point. Caller holds e->mu and the index lock exclusively and has
+** no transaction of its own under way. On HKV_OK, e->iActive and e->iBufOff
+** name the new end.
 */
 int hkvRecoverCatchUp(HkvEngine *e, HkvApply xApply, void *pCtx,
                       uint64_t iBound, char **pzErr) {
@@ -671,6 +673,17 @@ int hkvRecoverCatchUp(HkvEngine *e, HkvApply xApply, void *pCtx,
   uint64_t iOff = e->iBufOff, iEndOff = e->iBufOff;
   for (;;) {
     HkvSeg *s = e->apSeg[iSlot];
+    if (iOff == HKV_SEG_HDR && r.nPend == r.nDefer) {
+      /* A segment's start with no transaction open across it is a place
+      ** the log may end, as at open. It may be a published end: hkv_compact
+      ** seals the active segment and publishes the start of the new, empty
+      ** one. A writer taking over from one killed after that must keep the
+      ** segment, not cut it: a reader may already be reading to that end
+      ** (the file missing, it would report damage), and one whose view
+      ** reached it would go on committing into the unlinked file. */
+      iEndSlot = iSlot;
+      iEndOff = iOff;
+    }
     uint64_t nLim = 0;
     int rF = hkvEnv->xFileSize(s->fd, &nLim);
     if (rF) {

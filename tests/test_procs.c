@@ -6,7 +6,9 @@
 ** opens beside a writer, segment rotation and compaction seen from another
 ** process. Where readers race writers, the writers wait part way for a read
 ** of each (testOverlapWait), so the readers must have seen a state in
-** between; a wait that times out fails the test.
+** between; a wait that times out fails the test. Then compactors stopped
+** and killed at named points of hkv_compact (the crash hook), and a storm
+** of SIGKILLs among processes that write and compact.
 */
 #include <pthread.h>
 #include <signal.h>
@@ -16,6 +18,7 @@
 #include <sys/wait.h>
 #include <time.h>
 
+#include "hkvInt.h" /* hkvTestCrashHook */
 #include "testutil.h"
 
 static const char *zStore;
@@ -613,6 +616,282 @@ START_TEST(destroy_refused_while_shared) {
 }
 END_TEST
 
+/* ---- compactors killed part way, and a storm of kills ---- */
+
+/* The board and the point a child's crash hook stops at: there it raises
+** flag 0 and waits to be killed, holding what it holds then. */
+static Board *pHookBoard;
+static const char *zHookAt;
+static int nHookSkip; /* times the point is passed before stopping */
+static void stopHook(const char *zWhere) {
+  if (strcmp(zWhere, zHookAt) != 0 || nHookSkip-- > 0) return;
+  pHookBoard->aFlag[0] = 1;
+  for (;;) pause();
+}
+
+/* Forks a child that runs hkv_compact and stops at the nSkip+1-th crash
+** point zAt; returns once it is there. */
+static pid_t forkStoppedCompactor(Board *b, const char *zAt, int nSkip) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    pHookBoard = b;
+    zHookAt = zAt;
+    nHookSkip = nSkip;
+    hkvTestCrashHook = stopHook;
+    hkv_db *c = openWith(0, 4096, 0);
+    if (!c) _exit(2);
+    hkv_compact(c);
+    _exit(3); /* never stopped */
+  }
+  waitFor(b, 0, 1);
+  return pid;
+}
+
+static void killChild(pid_t pid) {
+  kill(pid, SIGKILL);
+  ck_assert_int_eq(waitChild(pid), 100 + SIGKILL);
+}
+
+/* Puts keyN = N + 1 for N in [i0, i1). */
+static void putKeys(hkv_db *db, int i0, int i1) {
+  char zKey[32];
+  for (int i = i0; i < i1; i++) {
+    snprintf(zKey, sizeof(zKey), "key%d", i);
+    ck_rc(putU64(db, zKey, (uint64_t)i + 1), HKV_OK);
+  }
+}
+
+/* 1 if every keyN (N < n) holds N + 1; else says which does not. */
+static int keysHold(hkv_db *db, int n) {
+  char zKey[32];
+  for (int i = 0; i < n; i++) {
+    snprintf(zKey, sizeof(zKey), "key%d", i);
+    uint64_t v = getU64(db, zKey);
+    if (v != (uint64_t)i + 1) {
+      fprintf(stderr, "%s = %llu: %s\n", zKey, (unsigned long long)v,
+              hkv_errmsg(db));
+      return 0;
+    }
+  }
+  return 1;
+}
+
+/* Reopened alone, the store holds keyN = N + 1 (N < n) and "p", "r" = 1,
+** and checks clean. */
+static void reopenAndCheck(int n, int bPR) {
+  hkv_db *db = openWith(0, 4096, 0);
+  ck_assert_ptr_nonnull(db);
+  ck_assert(keysHold(db, n));
+  if (bPR) {
+    ck_assert_uint_eq(getU64(db, "p"), 1);
+    ck_assert_uint_eq(getU64(db, "r"), 1);
+  }
+  ck_rc(hkv_integrity_check(db), HKV_OK);
+  hkv_close(db);
+}
+
+/* hkv_compact seals the active segment and publishes the start of the new,
+** empty one as the committed end. Killed before its switch, it leaves the
+** "unpublished bytes" mark, so the writer that takes over reads to the end
+** of the files and cuts what was never published: that must not include
+** the empty segment. (It did: a process that had opened in between then
+** committed into the unlinked file, a commit the reopen lost; this one's
+** reads failed with "ends at offset ... before the committed end SHM
+** publishes"; and once all closed, every open failed naming the segment.) */
+START_TEST(takeover_keeps_published_empty_segment) {
+  hkv_db *db = openWith(0, 4096, 0);
+  ck_assert_ptr_nonnull(db);
+  putKeys(db, 0, 300);
+  Board *b = newBoard();
+  pid_t pidC = forkStoppedCompactor(b, "compact-before-manifest", 0);
+  /* A process opening now sees the store end in the new segment. */
+  pid_t pidR = fork();
+  if (pidR == 0) {
+    hkv_db *r = openWith(0, 4096, 0);
+    int ok = r != 0;
+    b->aFlag[1] = 1;
+    if (!waitFlag(b, 2, 1)) _exit(11);
+    ok = ok && putU64(r, "r", 1) == HKV_OK && getU64(r, "p") == 1;
+    b->aFlag[3] = 1;
+    if (!waitFlag(b, 4, 1)) _exit(12);
+    ok = ok && keysHold(r, 300);
+    hkv_close(r);
+    _exit(ok ? 0 : 1);
+  }
+  waitFor(b, 1, 1);
+  killChild(pidC);
+  ck_rc(putU64(db, "p", 1), HKV_OK); /* takes over: reads to the end, cuts */
+  b->aFlag[2] = 1;
+  waitFor(b, 3, 1);
+  ck_assert_uint_eq(getU64(db, "r"), 1);
+  ck_assert(keysHold(db, 300));
+  b->aFlag[4] = 1;
+  ck_assert_int_eq(waitChild(pidR), 0);
+  hkv_close(db);
+  reopenAndCheck(300, 1);
+}
+END_TEST
+
+/* A compaction's switch (the manifest's rename, then the inputs unlinked)
+** killed after some unlinks: every other process must learn of the switch.
+** Here one whose view ended in the first input catches up afterwards; told
+** nothing (the generation moved only after the unlinks), it stepped from
+** that input to the next file still there, over the unlinked ones, and
+** missed their records. */
+START_TEST(compactor_killed_in_switch) {
+  hkv_db *db = openWith(0, 4096, 0);
+  ck_assert_ptr_nonnull(db);
+  putKeys(db, 0, 10);
+  Board *b = newBoard();
+  pid_t pidR = fork();
+  if (pidR == 0) {
+    hkv_db *r = openWith(0, 4096, 0);
+    int ok = r != 0 && keysHold(r, 10); /* its view: the first segment */
+    b->aFlag[1] = 1;
+    if (!waitFlag(b, 2, 1)) _exit(11);
+    ok = ok && keysHold(r, 500);
+    ok = ok && putU64(r, "r", 1) == HKV_OK;
+    hkv_close(r);
+    _exit(ok ? 0 : 1);
+  }
+  waitFor(b, 1, 1);
+  putKeys(db, 10, 500); /* about five segments */
+  hkv_stats st;
+  ck_rc(hkv_stats_get(db, &st), HKV_OK);
+  ck_assert_uint_ge(st.segments, 4);
+  /* Stopped after unlinking its third input. */
+  pid_t pidC = forkStoppedCompactor(b, "compact-unlink", 2);
+  killChild(pidC);
+  b->aFlag[2] = 1;
+  ck_assert_int_eq(waitChild(pidR), 0);
+  ck_assert(keysHold(db, 500));
+  ck_assert_uint_eq(getU64(db, "r"), 1);
+  ck_rc(putU64(db, "p", 1), HKV_OK);
+  hkv_close(db);
+  reopenAndCheck(500, 1);
+}
+END_TEST
+
+/*
+** The storm: NSTORM processes loop open, 200 puts (each with a get),
+** close, with small segments and automatic compaction, each also calling
+** hkv_compact every 4 puts, while the parent SIGKILLs one at random every
+** 2 to 22 ms and starts it again, for STORM_SECONDS. A kill is a process
+** crash, never damage: no survivor may ever get CORRUPT or IOERR (or any
+** code but OK, BUSY, NOTFOUND), and no acknowledged commit may be lost.
+** Each process puts its own keys, "s<child>-<n % 50>" = n for a rising n
+** kept on the board; aAck holds the last n whose put returned OK, so the
+** store must hold at least that n (or a later one of the same key).
+*/
+enum { NSTORM = 4, STORM_SECONDS = 15 };
+
+typedef struct Storm {
+  volatile uint64_t aNext[NSTORM]; /* next n of each child */
+  volatile uint64_t aAck[NSTORM];  /* last n acknowledged, 0: none */
+  volatile int nBad;               /* codes that must never happen */
+  char zBad[512];                  /* the first one's message */
+} Storm;
+
+static void stormBad(Storm *st, int iChild, const char *zOp, int rc,
+                     hkv_db *db) {
+  if (__sync_fetch_and_add(&st->nBad, 1) == 0) {
+    snprintf(st->zBad, sizeof(st->zBad), "[%d] %s: %s: %s", iChild, zOp,
+             hkv_codename(rc), db ? hkv_errmsg(db) : "");
+  }
+}
+
+static void stormChild(Storm *st, int iChild) {
+  srand((unsigned)getpid());
+  for (;;) {
+    hkv_options o;
+    hkv_options_init(&o);
+    o.sync = HKV_SYNC_OFF;
+    o.segment_size = 16384;
+    o.auto_compact = 0.3;
+    o.auto_compact_min = 1;
+    hkv_db *db = 0;
+    int rc = hkv_open(zStore, &o, &db);
+    if (rc != HKV_OK) {
+      stormBad(st, iChild, "open", rc, db);
+      hkv_close(db);
+      sleepMs(1);
+      continue;
+    }
+    for (int i = 0; i < 200; i++) {
+      if (i % 4 == 0) {
+        rc = hkv_compact(db);
+        if (rc != HKV_OK && rc != HKV_BUSY)
+          stormBad(st, iChild, "compact", rc, db);
+      }
+      char zKey[32];
+      uint64_t n = st->aNext[iChild]++;
+      snprintf(zKey, sizeof(zKey), "s%d-%d", iChild, (int)(n % 50));
+      rc = putU64(db, zKey, n);
+      if (rc == HKV_OK) {
+        st->aAck[iChild] = n;
+      } else if (rc != HKV_BUSY) {
+        stormBad(st, iChild, "put", rc, db);
+      }
+      snprintf(zKey, sizeof(zKey), "s%d-%d", rand() % NSTORM, rand() % 50);
+      const void *p;
+      size_t nVal;
+      rc = hkv_get(db, zKey, strlen(zKey), &p, &nVal);
+      if (rc != HKV_OK && rc != HKV_NOTFOUND)
+        stormBad(st, iChild, "get", rc, db);
+    }
+    hkv_close(db);
+  }
+}
+
+static pid_t forkStormChild(Storm *st, int iChild) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    stormChild(st, iChild);
+    _exit(0);
+  }
+  ck_assert_int_gt(pid, 0);
+  return pid;
+}
+
+START_TEST(kill_storm_with_compaction) {
+  Storm *st = mmap(0, sizeof(Storm), PROT_READ | PROT_WRITE,
+                   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  ck_assert(st != MAP_FAILED);
+  memset((void *)st, 0, sizeof(*st));
+  for (int i = 0; i < NSTORM; i++) st->aNext[i] = 1;
+  pid_t aPid[NSTORM];
+  for (int i = 0; i < NSTORM; i++) aPid[i] = forkStormChild(st, i);
+  srand(1);
+  time_t t0 = time(0);
+  int nKill = 0;
+  while (time(0) - t0 < STORM_SECONDS && st->nBad == 0) {
+    sleepMs(2 + rand() % 21);
+    int i = rand() % NSTORM;
+    killChild(aPid[i]);
+    nKill++;
+    aPid[i] = forkStormChild(st, i);
+  }
+  for (int i = 0; i < NSTORM; i++) killChild(aPid[i]);
+  ck_assert_msg(st->nBad == 0, "%d bad codes after %d kills; the first: %s",
+                st->nBad, nKill, st->zBad);
+  hkv_db *db = openWith(0, 16384, 0);
+  ck_assert_ptr_nonnull(db);
+  ck_rc(hkv_integrity_check(db), HKV_OK);
+  for (int i = 0; i < NSTORM; i++) {
+    uint64_t n = st->aAck[i];
+    if (n == 0) continue;
+    char zKey[32];
+    snprintf(zKey, sizeof(zKey), "s%d-%d", i, (int)(n % 50));
+    uint64_t v = getU64(db, zKey);
+    ck_assert_msg(v != UINT64_MAX && v >= n && v % 50 == n % 50,
+                  "%s = %llu, but %llu was acknowledged", zKey,
+                  (unsigned long long)v, (unsigned long long)n);
+  }
+  hkv_close(db);
+  munmap(st, sizeof(Storm));
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("procs");
   TCase *tc = tcase_create("procs");
@@ -626,6 +905,9 @@ int main(void) {
   tcase_add_test(tc, compaction_seen_by_other_process);
   tcase_add_test(tc, destroy_refused_while_shared);
   tcase_add_test(tc, reader_threads_beside_writer_process);
+  tcase_add_test(tc, takeover_keeps_published_empty_segment);
+  tcase_add_test(tc, compactor_killed_in_switch);
+  tcase_add_test(tc, kill_storm_with_compaction);
   suite_add_tcase(s, tc);
   return runSuite(s);
 }
