@@ -26,7 +26,14 @@
 *[--seconds S]
 **                [--no-extras] [--extra NAME] [--dir DIR]
 ** --extra runs one group of extras only: sync, sql, open, readers,
-** compaction, procs.
+** compaction, procs, ttl.
+**
+** ttl: gets of keys that expire beside keys that do not (1,000,000 each,
+** random order), and a cache in steady state on the real clock: single
+** puts at 100,000 a second of keys that expire 1 s after they are written,
+** for 20 s (20 TTL periods), sampling disk and index against the live data;
+** then the same writes kept bounded by hand (each put deletes the key put
+** 1 s before) for what reclaim by expiry costs beside it.
 */
 #include <dirent.h>
 #include <errno.h>
@@ -917,6 +924,164 @@ static uint64_t dirBytes(const char *zDir) {
   return n;
 }
 
+/* ---- keys that expire ---- */
+
+static int64_t wallMs(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Random gets over n keys of store db, ns per get (median of nReps). */
+static double timeGets(hkv_db *db, long n) {
+  long nOps = 0, sum = 0;
+  double t0 = now(), t;
+  do {
+    for (long j = 0; j < n; j++) {
+      long i = aPerm[j];
+      const void *p;
+      size_t nV;
+      if (hkv_get(db, aKey[i], (size_t)aKeyLen[i], &p, &nV)) die("get");
+      sum += ((const char *)p)[0];
+    }
+    nOps += n;
+    t = now() - t0;
+  } while (t < fSeconds);
+  if (sum == 42) progress("(unlikely)");
+  return t * 1e9 / (double)nOps;
+}
+
+/* The cache: single puts at nRate a second for nSec seconds of keys
+** expiring nTtl ms after they are written (bManual: without expiry, each
+** put deleting the key put nTtl ms before). Records the largest disk and
+** index over the second half against the live data, and ns a put. */
+static void cacheRun(int bManual, long nRate, int nSec, int64_t nTtl) {
+  char zPath[700];
+  const char *zName = bManual ? "cache-manual" : "cache-ttl";
+  snprintf(zPath, sizeof(zPath), "%s/%s", zBase, zName);
+  rmTree(zPath);
+  hkv_options o;
+  hkv_options_init(&o);
+  o.sync = HKV_SYNC_OFF;
+  o.segment_size = 4u << 20;
+  o.auto_compact = 0.5;
+  o.auto_compact_min = o.segment_size;
+  hkv_db *db = 0;
+  if (hkv_open(zPath, &o, &db)) die("open %s: %s", zPath, hkv_errmsg(db));
+  long nMax = nRate * nSec + 1;
+  int64_t *aAt = malloc((size_t)nMax * sizeof(int64_t));
+  if (!aAt) die("out of memory");
+  char zKey[32], zVal[100];
+  memset(zVal, 'c', sizeof(zVal));
+  const uint64_t nRec = 20 + 8 + 16 + sizeof(zVal); /* one record's bytes */
+  double rDisk = 0, rIndex = 0, tPut = 0;
+  long nPut = 0, iOld = 0, nPutHalf = -1;
+  int64_t tStart = wallMs();
+  double tNextSample = 0.1;
+  for (;;) {
+    int64_t tNow = wallMs();
+    double tEl = (double)(tNow - tStart) / 1000.0;
+    if (tEl >= nSec) break;
+    long nDue = (long)(tEl * (double)nRate);
+    if (nPut >= nDue) {
+      struct timespec ts = {0, 200000}; /* 0.2 ms */
+      nanosleep(&ts, 0);
+      continue;
+    }
+    double t0 = now();
+    for (; nPut < nDue && nPut < nMax; nPut++) {
+      snprintf(zKey, sizeof(zKey), "cache-%010ld", nPut);
+      int rc;
+      if (bManual) {
+        rc = hkv_put(db, zKey, 16, zVal, sizeof(zVal));
+        while (!rc && iOld < nPut && aAt[iOld] + nTtl <= tNow) {
+          char zOld[32];
+          snprintf(zOld, sizeof(zOld), "cache-%010ld", iOld++);
+          rc = hkv_delete(db, zOld, 16);
+        }
+      } else {
+        rc = hkv_put_expiring(db, zKey, 16, zVal, sizeof(zVal), tNow + nTtl);
+      }
+      if (rc) die("cache put: %s", hkv_errmsg(db));
+      aAt[nPut] = tNow;
+    }
+    if (tEl >= nSec / 2.0) {
+      tPut += now() - t0; /* the second half: steady state */
+    } else {
+      nPutHalf = nPut;
+    }
+    if (tEl >= tNextSample) {
+      tNextSample += 0.1;
+      /* Live: the keys written in the last TTL. */
+      long nLive = 0;
+      for (long j = nPut - 1; j >= 0 && aAt[j] + nTtl > tNow; j--) nLive++;
+      hkv_stats st;
+      hkv_stats_get(db, &st);
+      if (tEl >= nSec / 2.0 && nLive > 0) {
+        double rD = (double)st.total_bytes /
+                    (double)(nLive * nRec + o.segment_size);
+        /* The index of a table holding just the live keys is at most
+        ** 21.3 bytes a key (75% .. 37.5% full). */
+        double rI = (double)st.index_bytes / ((double)nLive * 64.0 / 3.0);
+        if (rD > rDisk) rDisk = rD;
+        if (rI > rIndex) rIndex = rI;
+      }
+    }
+  }
+  hkv_stats st;
+  hkv_stats_get(db, &st);
+  record("engine", bManual ? "cache_manual_put_ns" : "cache_ttl_put_ns", nRate,
+         tPut * 1e9 / (double)(nPut - nPutHalf));
+  if (!bManual) {
+    record("engine", "cache_disk_x_live_plus_segment", nRate, rDisk);
+    record("engine", "cache_index_x_live_index", nRate, rIndex);
+    record("engine", "cache_expired_keys", nRate, (double)st.expired_keys);
+    record("engine", "cache_compactions", nRate, (double)st.compactions);
+  } else {
+    record("engine", "cache_manual_disk_x_live_plus_segment", nRate, rDisk);
+  }
+  free(aAt);
+  hkv_close(db);
+  rmTree(zPath);
+}
+
+static void extraTtl(void) {
+  long n = 1000000;
+  makeKeys(n);
+  progress("ttl: loading 1,000,000 keys twice (plain, expiring in 2100)");
+  hkv_db *aDb[2];
+  char zName[2][16] = {"ttl-plain", "ttl-exp"};
+  for (int k = 0; k < 2; k++) {
+    char zPath[700];
+    snprintf(zPath, sizeof(zPath), "%s/%s", zBase, zName[k]);
+    rmTree(zPath);
+    aDb[k] = openStore(zName[k], HKV_SYNC_OFF);
+    for (long i = 0; i < n; i += 1000) {
+      hkv_begin(aDb[k]);
+      for (long j = i; j < i + 1000 && j < n; j++) {
+        int rc = k ? hkv_put_expiring(aDb[k], aKey[j], (size_t)aKeyLen[j],
+                                      aVal[j], (size_t)aValLen[j],
+                                      4102444800000)
+                   : hkv_put(aDb[k], aKey[j], (size_t)aKeyLen[j], aVal[j],
+                             (size_t)aValLen[j]);
+        if (rc) die("load: %s", hkv_errmsg(aDb[k]));
+      }
+      if (hkv_commit(aDb[k])) die("commit");
+    }
+  }
+  for (int rep = 0; rep < nReps; rep++) {
+    for (int k = 0; k < 2; k++) {
+      record("engine", k ? "get_random_expiring" : "get_random_plain", n,
+             timeGets(aDb[k], n));
+    }
+  }
+  for (int k = 0; k < 2; k++) hkv_close(aDb[k]);
+  progress("ttl: a cache, 100,000 puts/s expiring after 1 s, for 20 s");
+  cacheRun(0, 100000, 20, 1000);
+  progress("ttl: the same, bounded by deletes, for 20 s");
+  cacheRun(1, 100000, 20, 1000);
+}
+
 static void extraCompaction(void) {
   char zPath[700];
   hkv_stats st;
@@ -1122,7 +1287,7 @@ int main(int argc, char **argv) {
               "usage: %s [--json] [--json-out FILE] [--n N] [--system "
               "engine|vtab|native|lmdb|"
               "floor] [--reps R] [--seconds S] [--no-extras]\n  [--extra "
-              "sync|sql|open|readers|compaction|procs] [--dir DIR]\n",
+              "sync|sql|open|readers|compaction|procs|ttl] [--dir DIR]\n",
               argv[0]);
       return 2;
     }
@@ -1158,6 +1323,7 @@ int main(int argc, char **argv) {
     if (extraWanted("readers")) extraReaders();
     if (extraWanted("compaction")) extraCompaction();
     if (extraWanted("procs")) extraProcesses();
+    if (extraWanted("ttl")) extraTtl();
   }
   if (bJson) {
     printJson(stdout);

@@ -289,3 +289,59 @@ void hkvResultEncoded(sqlite3_context *ctx, HkvConn *c, const unsigned char *p,
   }
   sqlite3_result_error_code(ctx, SQLITE_CORRUPT_VTAB);
 }
+
+/* ---- expires_at ----
+** The column holds Unix time in seconds, INTEGER or REAL, kept to the
+** millisecond (the engine's unit); NULL is never. A time at or before the
+** epoch is as past as any other (the engine's 0 means never, so it becomes
+** 1 ms). A value the engine cannot hold, TEXT or a BLOB is an error naming
+** the column, and nothing is written. */
+#define HKV_EXPIRY_MAX_S 9e12 /* seconds either side of 1970 (year 287,000) */
+
+int hkvEncodeExpiry(HkvVtab *p, sqlite3_value *v, int64_t *piMs) {
+  double r;
+  switch (sqlite3_value_type(v)) {
+    case SQLITE_NULL:
+      *piMs = 0;
+      return SQLITE_OK;
+    case SQLITE_INTEGER: {
+      sqlite3_int64 i = sqlite3_value_int64(v);
+      if (i > -(sqlite3_int64)HKV_EXPIRY_MAX_S &&
+          i < (sqlite3_int64)HKV_EXPIRY_MAX_S) { /* ms then fit easily */
+        *piMs = i * 1000 > 0 ? i * 1000 : 1;
+        return SQLITE_OK;
+      }
+      break;
+    }
+    case SQLITE_FLOAT:
+      r = sqlite3_value_double(v) * 1000.0;
+      if (r > -HKV_EXPIRY_MAX_S * 1000 && r < HKV_EXPIRY_MAX_S * 1000) {
+        /* (NaN fails both tests) */
+        int64_t iMs = (int64_t)(r < 0 ? r - 0.5 : r + 0.5);
+        *piMs = iMs > 0 ? iMs : 1;
+        return SQLITE_OK;
+      }
+      break;
+    default:
+      hkvVtabErr(p, SQLITE_MISMATCH,
+                 "%s.expires_at must be INTEGER or REAL seconds since "
+                 "1970, or NULL",
+                 p->zName);
+      return SQLITE_MISMATCH;
+  }
+  hkvVtabErr(p, SQLITE_MISMATCH,
+             "%s.expires_at is out of range (at most 9e12 seconds either "
+             "side of 1970)",
+             p->zName);
+  return SQLITE_MISMATCH;
+}
+
+void hkvResultExpiry(sqlite3_context *ctx, int64_t iMs) {
+  if (iMs == 0) {
+    sqlite3_result_null(ctx);
+  } else if (iMs % 1000 == 0) {
+    sqlite3_result_int64(ctx, iMs / 1000);
+  } else {
+    sqlite3_result_double(ctx, (double)iMs / 1000.0);
+  }
+}

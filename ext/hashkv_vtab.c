@@ -6,19 +6,26 @@
 **   CREATE VIRTUAL TABLE kv USING hashkv(path='kv.hkv', sync=normal);
 **   INSERT INTO kv VALUES('k', 'v');
 **   SELECT value FROM kv WHERE key = 'k';
+**   INSERT INTO kv(key, value, expires_at) VALUES('s', 'v', unixepoch() + 60);
 **   INSERT INTO kv(kv) VALUES('compact');           -- commands
 **   SELECT * FROM hashkv_stats('kv');                -- engine statistics
 **   SELECT * FROM hashkv_check('main.kv');           -- 'ok' or a problem
 **   SELECT hashkv_version();
 **
-** Declared schema (the hidden column is named after the table)
-**   CREATE TABLE x(key PRIMARY KEY NOT NULL, value, "<table>" HIDDEN)
-**   WITHOUT ROWID
+** Declared schema (the last hidden column is named after the table)
+**   CREATE TABLE x(key PRIMARY KEY NOT NULL, value, expires_at HIDDEN,
+**                  "<table>" HIDDEN) WITHOUT ROWID
 ** It behaves as the native table
-**   CREATE TABLE n(key PRIMARY KEY NOT NULL, value) WITHOUT ROWID
-** would: the module enforces uniqueness and NOT NULL itself (SQLite does not
-** for virtual tables), and keys compare as SQLite compares untyped values:
-** 1 and 1.0 are one key; 1, '1' and x'31' are three.
+**   CREATE TABLE n(key PRIMARY KEY NOT NULL, value, expires_at) WITHOUT ROWID
+** would if its rows whose expires_at is not after now were deleted before
+** every statement: the module enforces uniqueness and NOT NULL itself
+** (SQLite does not for virtual tables), and keys compare as SQLite compares
+** untyped values: 1 and 1.0 are one key; 1, '1' and x'31' are three.
+** expires_at is Unix seconds (INTEGER, or REAL to the millisecond), NULL for
+** never; the engine keeps it in the key's record and decides, on its clock
+** (the HkvEnv seam, so tests set the time), what has expired. An UPDATE that
+** leaves it out keeps it (nochange); INSERT OR REPLACE without it clears it;
+** a time already past deletes the row.
 **
 ** Options (option=value; the grammar is at the top of options.c)
 **   path          store directory, the user's (never deleted); relative to
@@ -379,8 +386,8 @@ static int hkvInit(sqlite3 *db, void *pAux, int argc, const char *const *argv,
     p->bLinked = 1;
   }
   char *zSql = sqlite3_mprintf(
-      "CREATE TABLE x(key PRIMARY KEY NOT NULL, value, \"%w\" HIDDEN) "
-      "WITHOUT ROWID",
+      "CREATE TABLE x(key PRIMARY KEY NOT NULL, value, expires_at HIDDEN, "
+      "\"%w\" HIDDEN) WITHOUT ROWID",
       zName);
   if (!zSql) {
     rc = SQLITE_NOMEM;
@@ -596,6 +603,7 @@ static int cursorLookup(HkvCursor *pCur, HkvBuf *k, int *pbFound) {
   if (rc == HKV_NOTFOUND) return SQLITE_OK;
   if (rc) return hkvStoreErr(p, rc);
   if (hkvBufSet(&pCur->val, pV, nV)) return SQLITE_NOMEM;
+  pCur->iExpire = -1; /* read when asked for (a second probe) */
   HkvBuf t = pCur->key;
   pCur->key = *k;
   *k = t;
@@ -618,6 +626,7 @@ static int cursorStep(HkvCursor *pCur) {
     if (hkvBufSet(&pCur->key, pK, nK) || hkvBufSet(&pCur->val, pV, nV)) {
       return SQLITE_NOMEM;
     }
+    hkv_iter_expiry(pCur->pIter, &pCur->iExpire);
     return SQLITE_OK;
   }
   while (pCur->iIn < pCur->nIn) {
@@ -694,6 +703,18 @@ static int hkvColumn(sqlite3_vtab_cursor *cur, sqlite3_context *ctx, int i) {
       if (sqlite3_vtab_nochange(ctx)) break; /* UPDATE not touching value */
       hkvResultEncoded(ctx, pConn, pCur->val.a, pCur->val.n, HKV_KEY_ASIS);
       break;
+    case HKV_COL_EXPIRES:
+      if (sqlite3_vtab_nochange(ctx)) break; /* xUpdate keeps it */
+      if (pCur->iExpire < 0) {
+        HkvVtab *p = (HkvVtab *)cur->pVtab;
+        int64_t iExp = 0;
+        int rc = hkv_get_expiry(p->pStore, pCur->key.a, (size_t)pCur->key.n,
+                                &iExp);
+        if (rc && rc != HKV_NOTFOUND) return hkvStoreErr(p, rc);
+        pCur->iExpire = iExp;
+      }
+      hkvResultExpiry(ctx, pCur->iExpire);
+      break;
     default:
       /* The command column: left "unchanged" for an UPDATE that does not
       ** name it, so hkvUpdate can refuse one that does, even SET kv = NULL. */
@@ -760,6 +781,7 @@ static int hkvUpdate(sqlite3_vtab *pVtab, int argc, sqlite3_value **argv,
   int bInsert = sqlite3_value_type(argv[0]) == SQLITE_NULL;
   sqlite3_value *pKey = argv[2 + HKV_COL_KEY];
   sqlite3_value *pVal = argv[2 + HKV_COL_VALUE];
+  sqlite3_value *pExp = argv[2 + HKV_COL_EXPIRES];
   sqlite3_value *pCmd = argv[2 + HKV_COL_CMD];
   if (!bInsert && !sqlite3_value_nochange(pCmd) &&
       sqlite3_value_type(pCmd) == SQLITE_NULL) {
@@ -775,7 +797,8 @@ static int hkvUpdate(sqlite3_vtab *pVtab, int argc, sqlite3_value **argv,
     ** or a value, or an UPDATE, would have SQLite count a row that the
     ** command does not write. */
     int bRow = sqlite3_value_type(pKey) != SQLITE_NULL ||
-               sqlite3_value_type(pVal) != SQLITE_NULL;
+               sqlite3_value_type(pVal) != SQLITE_NULL ||
+               sqlite3_value_type(pExp) != SQLITE_NULL;
     if (bInsert && !bRow) return hkvRunCommand(p, pCmd);
     sqlite3_free(p->base.zErrMsg);
     p->base.zErrMsg = sqlite3_mprintf(
@@ -796,15 +819,25 @@ static int hkvUpdate(sqlite3_vtab *pVtab, int argc, sqlite3_value **argv,
   rc = checkKeySize(p, &p->key);
   if (rc) return rc;
   int bReplace = sqlite3_vtab_on_conflict(p->db) == SQLITE_REPLACE;
+  /* The expiry: given (NULL: never), or for an UPDATE that leaves it out,
+  ** the old row's (read below). */
+  int bKeepExp = !bInsert && sqlite3_value_nochange(pExp);
+  int64_t iExp = 0;
+  if (!bKeepExp) {
+    rc = hkvEncodeExpiry(p, pExp, &iExp);
+    if (rc) return rc;
+  }
 
   if (bInsert) {
     rc = hkvEncodeValue(&p->val, pVal, p->bUtf8, eForm);
     if (rc) return rc;
     /* A plain INSERT writes only if the key is absent: one probe. */
-    int hrc = bReplace ? hkv_put(p->pStore, p->key.a, (size_t)p->key.n,
-                                 p->val.a, (size_t)p->val.n)
-                       : hkv_insert(p->pStore, p->key.a, (size_t)p->key.n,
-                                    p->val.a, (size_t)p->val.n);
+    int hrc = bReplace ? hkv_put_expiring(p->pStore, p->key.a,
+                                          (size_t)p->key.n, p->val.a,
+                                          (size_t)p->val.n, iExp)
+                       : hkv_insert_expiring(p->pStore, p->key.a,
+                                             (size_t)p->key.n, p->val.a,
+                                             (size_t)p->val.n, iExp);
     if (hrc == HKV_EXISTS) return uniqueErr(p);
     return hrc ? hkvStoreErr(p, hrc) : SQLITE_OK;
   }
@@ -813,6 +846,10 @@ static int hkvUpdate(sqlite3_vtab *pVtab, int argc, sqlite3_value **argv,
   int eOldForm;
   rc = hkvEncodeKey(&p->old, argv[0], p->bUtf8, &eOldForm);
   if (rc) return rc == SQLITE_EMPTY ? SQLITE_OK : rc;
+  if (bKeepExp) {
+    int hrc = hkv_get_expiry(p->pStore, p->old.a, (size_t)p->old.n, &iExp);
+    if (hrc) return hkvStoreErr(p, hrc);
+  }
   if (sqlite3_value_nochange(pVal)) {
     const void *pV;
     size_t nV;
@@ -835,8 +872,8 @@ static int hkvUpdate(sqlite3_vtab *pVtab, int argc, sqlite3_value **argv,
     if (rc) return rc;
     if (bExists) return uniqueErr(p);
   }
-  int hrc = hkv_put(p->pStore, p->key.a, (size_t)p->key.n, p->val.a,
-                    (size_t)p->val.n);
+  int hrc = hkv_put_expiring(p->pStore, p->key.a, (size_t)p->key.n, p->val.a,
+                             (size_t)p->val.n, iExp);
   if (hrc) return hkvStoreErr(p, hrc);
   if (!bSameKey) {
     hrc = hkv_delete(p->pStore, p->old.a, (size_t)p->old.n);

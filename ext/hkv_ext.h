@@ -35,7 +35,8 @@ SQLITE_EXTENSION_INIT3
 
 #define HKV_COL_KEY 0
 #define HKV_COL_VALUE 1
-#define HKV_COL_CMD 2
+#define HKV_COL_EXPIRES 2 /* hidden: expires_at */
+#define HKV_COL_CMD 3     /* hidden, named after the table */
 
 #define HKV_PLAN_SCAN 0
 #define HKV_PLAN_EQ 1
@@ -164,6 +165,7 @@ typedef struct HkvCursor {
   HkvBuf key;   /* current row: copies */
   HkvBuf val;
   sqlite3_int64 iRow;
+  int64_t iExpire; /* its expiry, Unix ms (0: never; -1: not read yet) */
 } HkvCursor;
 
 /* The CREATE arguments, parsed (options.c). */
@@ -197,6 +199,9 @@ int hkvValueKeyForm(int tag);
 int hkvEncodeValue(HkvBuf *b, sqlite3_value *v, int bUtf8, int eForm);
 void hkvResultEncoded(sqlite3_context *ctx, HkvConn *c, const unsigned char *p,
                       sqlite3_int64 n, int eKeyForm);
+/* expires_at: SQL seconds <-> the engine's Unix ms (0: never). */
+int hkvEncodeExpiry(HkvVtab *p, sqlite3_value *v, int64_t *piMs);
+void hkvResultExpiry(sqlite3_context *ctx, int64_t iMs);
 
 /* options.c: the CREATE arguments; *pzErr names the option at fault */
 int hkvParseArgs(int argc, const char *const *argv, HkvArgs *pA, char **pzErr);

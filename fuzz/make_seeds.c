@@ -1,7 +1,8 @@
 /*
 ** make_seeds.c: writes a seed corpus for fuzz_open (stores made with the
 ** engine: plain puts, a transaction with a savepoint rolled back, deletes, a
-** compacted store with manifest and hints, a torn tail) and for fuzz_record.
+** compacted store with manifest and hints, keys that expire (in 2100, and
+** already), before and after compaction) and for fuzz_record.
 **   make_seeds OPEN_CORPUS_DIR RECORD_CORPUS_DIR
 */
 #include <dirent.h>
@@ -115,9 +116,33 @@ int main(int argc, char **argv) {
   snprintf(zOut, sizeof(zOut), "%s/seed-compacted", argv[1]);
   dumpStore(zStore, zOut);
 
+  /* Keys that expire: far ahead (2100), or already (1 ms after the epoch,
+  ** which deletes), and re-armed; sealed segments with hints, then the same
+  ** compacted (outputs and their version 2 hints carry the expiries). */
+  const int64_t iFar = 4102444800000;
+  db = fresh(zStore);
+  for (int i = 0; i < 40; i++) {
+    char k[16];
+    snprintf(k, sizeof(k), "e%d", i);
+    if (hkv_put_expiring(db, k, strlen(k), v, 40 + i, iFar + i)) abort();
+    if (i % 5 == 0 && hkv_expire(db, k, strlen(k), 0)) abort();
+    if (i % 7 == 0 && hkv_put_expiring(db, k, strlen(k), "x", 1, 1)) abort();
+  }
+  hkv_close(db);
+  snprintf(zOut, sizeof(zOut), "%s/seed-expiring", argv[1]);
+  dumpStore(zStore, zOut);
+  hkv_options oSmall;
+  hkv_options_init(&oSmall);
+  oSmall.segment_size = 4096;
+  if (hkv_open(zStore, &oSmall, &db) || hkv_compact(db)) abort();
+  hkv_close(db);
+  snprintf(zOut, sizeof(zOut), "%s/seed-expiring-compacted", argv[1]);
+  dumpStore(zStore, zOut);
+
   /* Records alone, for fuzz_record: take a segment's bytes after the header. */
   db = fresh(zStore);
   put(db, "key", "value");
+  if (hkv_put_expiring(db, "ttl", 3, "v", 1, iFar)) abort();
   hkv_begin(db);
   put(db, "t", "x");
   hkv_commit(db);

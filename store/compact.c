@@ -12,6 +12,12 @@
 ** dropped without a deleted key coming back (the classic Bitcask mistake of
 ** dropping a tombstone while an older file still holds the key).
 **
+** Expired records are dead too: a PUT whose expiry has passed is not copied,
+** and its key leaves the index (e->xDropExpired). The prefix makes that
+** safe as it does for tombstones: every older record of the key is in the
+** inputs, dead, and goes with them, so nothing can show through later.
+** Once dropped, a key stays gone even if the clock is set back.
+**
 ** Steps, each safe to interrupt by a crash:
 **   1. Live PUT records are copied verbatim into output files
 **      "%08x.hkc" (new ids), in small steps under the writer slot; after
@@ -187,9 +193,9 @@ static int outAppend(HkvEngine *e, HkvCompact *c, const HkvRec *pRec,
     if (!c->aBuf) return HKV_NOMEM;
   }
 
-  /* The record is copied verbatim (its checksum was just verified): in a
-  ** compaction output every PUT counts as committed. */
-  const uint8_t *pRaw = pRec->pKey - HKV_REC_HDR;
+  /* The record is copied verbatim (its checksum was just verified), expiry
+  ** and all: in a compaction output every PUT counts as committed. */
+  const uint8_t *pRaw = hkvRecStart(pRec);
   uint64_t iOff = c->iBufOff + c->nBuf;
   if (nRec > HKV_COMPACT_BUF - c->nBuf) {
     rc = outFlush(e, c, pzErr);
@@ -205,7 +211,12 @@ static int outAppend(HkvEngine *e, HkvCompact *c, const HkvRec *pRec,
     c->iBufOff = iOff + nRec;
     s->nFile = c->iBufOff;
   }
-  hkvHintBufAdd(&c->hint, iOff, pRec->pKey, pRec->nKey);
+  hkvHintBufAdd(&c->hint, iOff, pRec->pKey, pRec->nKey, pRec->iExpire);
+  if (pRec->iExpire) {
+    HkvSeg *s = e->apSeg[c->aOut[c->nOut - 1]];
+    s->nExpLive += nRec;
+    if (pRec->iExpire > s->iMaxExpire) s->iMaxExpire = pRec->iExpire;
+  }
   c->apSlot[c->nPend] = pSlot;
   c->aNew[c->nPend] = HKV_LOC(c->aOut[c->nOut - 1], iOff);
   c->nPend++;
@@ -339,6 +350,7 @@ int hkvCompactStep(HkvEngine *e, uint64_t nBudget, char **pzErr) {
   HkvRec aRec[BATCH];
   uint64_t aHash[BATCH];
   HkvLoc aLoc[BATCH];
+  int64_t iNow = 0; /* the clock, read at the first record with an expiry */
   while (rc == HKV_OK && c->iIn < c->nIn) {
     uint32_t iSlot = c->aIn[c->iIn];
     HkvSeg *s = e->apSeg[iSlot];
@@ -364,7 +376,15 @@ int hkvCompactStep(HkvEngine *e, uint64_t nBudget, char **pzErr) {
     }
     for (int i = 0; rc == HKV_OK && i < n; i++) {
       uint64_t *pSlot = e->xFindExact(e, aHash[i], aLoc[i]);
-      if (pSlot) rc = outAppend(e, c, &aRec[i], pSlot, pzErr);
+      if (!pSlot) continue;
+      if (aRec[i].iExpire) {
+        if (!iNow) iNow = hkvEnv->xNow(1);
+        if (hkvExpired(aRec[i].iExpire, iNow)) {
+          e->xDropExpired(e, pSlot, &aRec[i], aLoc[i]);
+          continue;
+        }
+      }
+      rc = outAppend(e, c, &aRec[i], pSlot, pzErr);
     }
   }
   hkvTestCrashPoint("compact-step");
@@ -478,6 +498,7 @@ int hkvCompactAll(HkvEngine *e, char **pzErr) {
     hkvIndexForEach(&e->idx, collectLive, &k);
     sortLive(aEnt, aTmp, k.n, aCount);
     LiveEnt *aSorted = aTmp; /* see sortLive */
+    int64_t iNow = hkvEnv->xNow(1);
     for (uint64_t j = 0; rc == HKV_OK && j < k.n; j++) {
       if (j + 8 < k.n) {
         LiveEnt *q = &aSorted[j + 8];
@@ -489,7 +510,12 @@ int hkvCompactAll(HkvEngine *e, char **pzErr) {
       rc = hkvLogRead(e, HKV_LOC(iSlot, (uint32_t)aSorted[j].iKey),
                       HKV_READ_VERIFY, &rec, pzErr);
       if (rc == HKV_OK && rec.kind != HKV_KIND_PUT) rc = HKV_CORRUPT;
-      if (rc == HKV_OK) rc = outAppend(e, c, &rec, aSorted[j].pSlot, pzErr);
+      if (rc == HKV_OK && rec.iExpire && hkvExpired(rec.iExpire, iNow)) {
+        e->xDropExpired(e, aSorted[j].pSlot, &rec,
+                        HKV_LOC(iSlot, (uint32_t)aSorted[j].iKey));
+      } else if (rc == HKV_OK) {
+        rc = outAppend(e, c, &rec, aSorted[j].pSlot, pzErr);
+      }
       if (j % 4096 == 4095) hkvTestCrashPoint("compact-step");
     }
   }

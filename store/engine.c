@@ -49,11 +49,15 @@
 typedef struct HkvUndo {
   HkvLoc locNew;  /* record written */
   HkvLoc locPrev; /* what the key's slot held before (0: no slot) */
-  uint32_t nNew;  /* bytes of the new record | HKV_UNDO_DEL if a DEL */
-  uint32_t nPrev; /* bytes of the previous record | HKV_UNDO_DEL */
+  uint32_t nNew;  /* bytes of the new record | HKV_UNDO_DEL if a DEL
+                  ** | HKV_UNDO_EXP if it has an expiry */
+  uint32_t nPrev; /* bytes of the previous record | the same flags */
 } HkvUndo;
+/* Records are under 2^30 bytes (HKV_MAX_VALUE + header + key + expiry),
+** which leaves the two top bits for flags. */
 #define HKV_UNDO_DEL 0x80000000u
-#define HKV_UNDO_LEN(n) ((n) & ~HKV_UNDO_DEL)
+#define HKV_UNDO_EXP 0x40000000u
+#define HKV_UNDO_LEN(n) ((n) & ~(HKV_UNDO_DEL | HKV_UNDO_EXP))
 
 typedef struct HkvMark {
   uint64_t iUndo;  /* undo entries before the savepoint */
@@ -89,6 +93,7 @@ struct hkv_iter {
   hkv_iter *pNextIter; /* e->pIters */
   HkvLoc *aLoc;
   uint64_t nLoc, iNext;
+  int64_t iExpire; /* expiry of the entry last returned (0: none) */
 };
 
 static pthread_mutex_t registryMu = PTHREAD_MUTEX_INITIALIZER;
@@ -174,8 +179,51 @@ static uint64_t hashAt(void *pCtx, HkvLoc loc) {
   ** reads report it. */
   uint64_t n;
   const uint8_t *p = hkvLogBytes(e, loc, 1, &n);
-  if (n < HKV_REC_HDR || HKV_REC_HDR + (uint64_t)hkvGet16(p + 6) > n) return 0;
-  return hkvKeyHash(p + HKV_REC_HDR, hkvGet16(p + 6));
+  if (n < HKV_REC_HDR) return 0;
+  uint32_t nHdr = HKV_REC_HDR + ((p[5] & HKV_FLAG_EXPIRES) ? HKV_REC_EXP : 0);
+  if (nHdr + (uint64_t)hkvGet16(p + 6) > n) return 0;
+  return hkvKeyHash(p + nHdr, hkvGet16(p + 6));
+}
+
+/* ---- expiry ----
+** An expiry lives in its record only (flag EXPIRES), never in the index:
+** the 8-byte slots stay as they are, and a get, which reads the record to
+** compare the key anyway, finds the expiry beside it. The clock is read only
+** for records that have one, so keys without expiry never pay for it. */
+
+static int64_t hkvNow(void) { return hkvEnv->xNow(1); }
+_Static_assert(HKV_REC_EXP == (HKV_FLAG_EXPIRES << 2),
+               "the get path finds the key at 20 + (flags & 2) * 4");
+
+/* Counts (iSign 1) or uncounts (-1) a record of nRec bytes at loc as live:
+** the engine's bytes, its segment's, and the expiry bookkeeping that lets
+** the auto_compact trigger count a segment's expired records as dead.
+** Caller holds e->mu or is alone (recovery). */
+static void countLive(HkvEngine *e, HkvLoc loc, uint32_t nRec, int bExp,
+                      int iSign) {
+  HkvSeg *s = e->apSeg[HKV_LOC_SLOT(loc)];
+  if (iSign > 0) {
+    e->nLiveBytes += nRec;
+    s->nLive += nRec;
+    if (bExp) {
+      s->nExpLive += nRec;
+      e->nExpiring++;
+    }
+  } else {
+    e->nLiveBytes -= nRec;
+    s->nLive -= nRec;
+    if (bExp) {
+      /* A compaction output counts its records once sealed: never below 0. */
+      s->nExpLive -= s->nExpLive < nRec ? s->nExpLive : nRec;
+      if (e->nExpiring) e->nExpiring--;
+    }
+  }
+}
+
+/* Notes that segment of loc holds a record expiring at iExpire. */
+static void noteExpiry(HkvEngine *e, HkvLoc loc, int64_t iExpire) {
+  HkvSeg *s = e->apSeg[HKV_LOC_SLOT(loc)];
+  if (iExpire > s->iMaxExpire) s->iMaxExpire = iExpire;
 }
 
 typedef struct Seek {
@@ -330,9 +378,19 @@ static int recoverReserve(void *pCtx, uint64_t n) {
 
 /* A hint entry of a compacted segment: its keys are unique and come before
 ** everything else in the log, so they go straight into the index. */
-static int recoverHint(void *pCtx, HkvLoc loc, uint64_t hKey) {
+static int recoverHint(void *pCtx, HkvLoc loc, uint64_t hKey, uint32_t nRec,
+                       int64_t iExpire) {
   HkvEngine *e = pCtx;
-  return hkvIndexInsert(&e->idx, hKey, loc, hashAt, e);
+  if (iExpire) {
+    noteExpiry(e, loc, iExpire);
+    if (hkvExpiredNow(iExpire)) { /* stays out */
+      e->nExpired++;
+      return HKV_OK;
+    }
+  }
+  int rc = hkvIndexInsert(&e->idx, hKey, loc, hashAt, e);
+  if (rc == HKV_OK) countLive(e, loc, nRec, iExpire != 0, 1);
+  return rc;
 }
 
 static int recoverApply(void *pCtx, HkvLoc loc, const HkvRec *pRec) {
@@ -346,11 +404,18 @@ static int recoverApply(void *pCtx, HkvLoc loc, const HkvRec *pRec) {
   uint64_t h = pRec->hKey ? pRec->hKey : hkvKeyHash(pRec->pKey, pRec->nKey);
   uint64_t *pSlot = hkvIndexFind(&e->idx, h, seekMatch, &k);
   if (k.rc) return HKV_CORRUPT; /* a damaged record in the key's path */
-  if (pSlot) {
-    e->nLiveBytes -= k.rec.nRec;
-    e->apSeg[HKV_LOC_SLOT(k.loc)]->nLive -= k.rec.nRec;
+  if (pSlot) countLive(e, k.loc, k.rec.nRec, k.rec.iExpire != 0, -1);
+  /* A PUT that has expired by now deletes its key, as a DEL would: an
+  ** older record of the key must not show through. */
+  int bGone = pRec->kind == HKV_KIND_DEL;
+  if (pRec->iExpire) {
+    noteExpiry(e, loc, pRec->iExpire);
+    if (!bGone && hkvExpiredNow(pRec->iExpire)) {
+      bGone = 1;
+      e->nExpired++;
+    }
   }
-  if (pRec->kind == HKV_KIND_DEL) {
+  if (bGone) {
     if (pSlot) hkvIndexRemove(&e->idx, pSlot);
     return HKV_OK;
   }
@@ -360,9 +425,24 @@ static int recoverApply(void *pCtx, HkvLoc loc, const HkvRec *pRec) {
     int rc = hkvIndexInsert(&e->idx, h, loc, hashAt, e);
     if (rc) return rc;
   }
-  e->nLiveBytes += pRec->nRec;
-  e->apSeg[HKV_LOC_SLOT(loc)]->nLive += pRec->nRec;
+  countLive(e, loc, pRec->nRec, pRec->iExpire != 0, 1);
   return HKV_OK;
+}
+
+/* Compaction's e->xDropExpired: the key of the expired record at loc (which
+** its slot names) leaves the index. Compaction holds the writer slot and no
+** transaction has written, so the slot is committed and the loc map empty;
+** the record goes with its segment, and with it the key for good. */
+static void dropExpired(HkvEngine *e, uint64_t *pSlot, const HkvRec *pRec,
+                        HkvLoc loc) {
+  hkvLatchWrite(&e->latch);
+  hkvIndexRemove(&e->idx, pSlot);
+  hkvLatchUnwrite(&e->latch);
+  pthread_mutex_lock(&e->mu);
+  countLive(e, loc, pRec->nRec, 1, -1);
+  if (e->nLiveKeys) e->nLiveKeys--;
+  e->nExpired++;
+  pthread_mutex_unlock(&e->mu);
 }
 
 /* Builds the (empty) index from the log up to iBound (HKV_NO_BOUND: all of
@@ -426,6 +506,7 @@ static int reloadFiles(HkvEngine *e, char **pzErr) {
   hkvIndexReset(&e->idx); /* lock-free readers may be in its tables */
   hkvMapClear(&e->map);
   e->nLiveBytes = 0;
+  e->nExpiring = 0;
   int rc = recoverIndex(e, iEnd, 0, pzErr);
   if (rc == HKV_OK) hkvShareSeen(&e->sh, iEnd, iGen);
   hkvLogPublishEpoch(e, iRetire);
@@ -593,6 +674,7 @@ static int engineOpen(hkv_db *db, const char *zDir, int dirFd, struct stat *pSt,
   e->aRetired = hkvCalloc(HKV_MAX_SEGSLOT * sizeof(uint32_t));
   atomic_store(&e->iEpoch, 1);
   e->xFindExact = findExactHashed;
+  e->xDropExpired = dropExpired;
   if (!e->zDir || !e->apSeg || !e->aOrder || !e->aRetired) {
     rc = dbErr(db, HKV_NOMEM, 0);
     goto fail;
@@ -856,11 +938,17 @@ static inline int checkKey(hkv_db *db, const void *pKey, size_t nKey) {
 }
 
 #define HKV_KIND_INSERT 0x100 /* writeRecord: a PUT only if absent */
+#define HKV_KIND_QUIET 0x200  /* ... a DEL of an absent key is no error */
+#define HKV_KIND_REARM 0x400  /* ... a PUT of the key's own value */
 
+/* Writes one PUT (expiring at iExpire, 0: never) or DEL of the open
+** transaction. A key whose record has expired counts as absent. */
 static int writeRecord(hkv_db *db, int kind, const void *pKey, uint32_t nKey,
-                       const void *pVal, uint32_t nVal) {
+                       const void *pVal, uint32_t nVal, int64_t iExpire) {
   int bInsert = (kind & HKV_KIND_INSERT) != 0;
-  kind &= ~HKV_KIND_INSERT;
+  int bQuiet = (kind & HKV_KIND_QUIET) != 0;
+  int bRearm = (kind & HKV_KIND_REARM) != 0;
+  kind &= ~(HKV_KIND_INSERT | HKV_KIND_QUIET | HKV_KIND_REARM);
   HkvEngine *e = db->e;
   char *zErr = 0;
   int rc = acquireWriter(db);
@@ -892,24 +980,46 @@ static int writeRecord(hkv_db *db, int kind, const void *pKey, uint32_t nKey,
   uint64_t h = hkvKeyHash(pKey, nKey);
   uint64_t *pSlot = hkvIndexFind(&e->idx, h, seekMatch, &k);
   if (k.rc) return dbErr(db, k.rc, "corrupt record in the index's path");
-  int bPrevLive = pSlot && k.rec.kind == HKV_KIND_PUT;
-  if (kind == HKV_KIND_DEL && !bPrevLive) {
-    return dbErr(db, HKV_NOTFOUND, 0);
-  }
+  /* bPrevPut: the slot names a PUT (counted live, expired or not);
+  ** bPrevLive: one the caller can still see. */
+  int bPrevPut = pSlot && k.rec.kind == HKV_KIND_PUT;
+  int bPrevLive =
+      bPrevPut && !(k.rec.iExpire && hkvExpiredNow(k.rec.iExpire));
   if (bInsert && bPrevLive) return dbErr(db, HKV_EXISTS, 0);
+  if ((kind == HKV_KIND_DEL || bRearm) && !bPrevLive) {
+    return bQuiet ? HKV_OK : dbErr(db, HKV_NOTFOUND, 0);
+  }
+  if (bRearm) {
+    /* The value is copied from the key's record. One still in the write
+    ** buffer goes to the file first: appending may reuse the buffer. */
+    uint64_t nAvail;
+    const uint8_t *pAt = hkvLogBytes(e, k.loc, 1, &nAvail);
+    if (e->aBuf && pAt >= e->aBuf && pAt < e->aBuf + e->nBufAlloc) {
+      rc = hkvLogFlush(e, &zErr);
+      if (!rc) rc = hkvLogRead(e, k.loc, HKV_READ_OWN, &k.rec, &zErr);
+      if (rc) return dbSet(db, rc, zErr);
+    }
+    pVal = k.rec.pVal;
+    nVal = k.rec.nVal;
+  }
 
   HkvLoc loc;
   rc = hkvLogAppend(e, kind, db->bAuto ? HKV_FLAG_SELFCOMMIT : 0, db->iTxn,
-                    pKey, nKey, pVal, nVal, &loc, &zErr);
+                    pKey, nKey, pVal, nVal, iExpire, &loc, &zErr);
   if (rc) return dbSet(db, rc, zErr);
   db->bWrote = 1;
+  if (iExpire) noteExpiry(e, loc, iExpire); /* kept if rolled back: harmless */
 
   HkvUndo *u = &db->aUndo[db->nUndo++];
   u->locNew = loc;
-  u->nNew = (uint32_t)(HKV_REC_HDR + nKey + nVal) |
-            (kind == HKV_KIND_DEL ? HKV_UNDO_DEL : 0);
+  u->nNew = (uint32_t)(HKV_REC_HDR + (iExpire ? HKV_REC_EXP : 0) + nKey +
+                       nVal) |
+            (kind == HKV_KIND_DEL ? HKV_UNDO_DEL : 0) |
+            (iExpire ? HKV_UNDO_EXP : 0);
   u->locPrev = pSlot ? k.loc : 0;
-  u->nPrev = pSlot ? (k.rec.nRec | (bPrevLive ? 0 : HKV_UNDO_DEL)) : 0;
+  u->nPrev = pSlot ? (k.rec.nRec | (bPrevPut ? 0 : HKV_UNDO_DEL) |
+                      (k.rec.iExpire ? HKV_UNDO_EXP : 0))
+                   : 0;
 
   hkvLatchWrite(&e->latch);
   e->bDirty = 1;
@@ -944,7 +1054,8 @@ static int prepareTxn(hkv_db *db) {
   if (e->bFailed) return dbErr(db, HKV_FAILED, 0);
   if (db->bWrote && !db->bAuto) {
     HkvLoc loc;
-    rc = hkvLogAppend(e, HKV_KIND_COMMIT, 0, db->iTxn, 0, 0, 0, 0, &loc, &zErr);
+    rc = hkvLogAppend(e, HKV_KIND_COMMIT, 0, db->iTxn, 0, 0, 0, 0, 0, &loc,
+                      &zErr);
   }
   if (!rc) rc = hkvLogFlush(e, &zErr);
   if (!rc && db->bWrote && db->iSync == HKV_SYNC_FULL) {
@@ -976,14 +1087,14 @@ static void publishTxn(hkv_db *db) {
   for (uint64_t i = 0; i < db->nUndo; i++) {
     HkvUndo *u = &db->aUndo[i];
     if (!(u->nNew & HKV_UNDO_DEL)) {
-      e->nLiveBytes += u->nNew;
-      e->apSeg[HKV_LOC_SLOT(u->locNew)]->nLive += u->nNew;
+      countLive(e, u->locNew, HKV_UNDO_LEN(u->nNew),
+                (u->nNew & HKV_UNDO_EXP) != 0, 1);
     }
     int bWasLive = u->locPrev && !(u->nPrev & HKV_UNDO_DEL);
     e->nLiveKeys += (u->nNew & HKV_UNDO_DEL) ? -bWasLive : !bWasLive;
     if (bWasLive) {
-      e->nLiveBytes -= u->nPrev;
-      e->apSeg[HKV_LOC_SLOT(u->locPrev)]->nLive -= u->nPrev;
+      countLive(e, u->locPrev, HKV_UNDO_LEN(u->nPrev),
+                (u->nPrev & HKV_UNDO_EXP) != 0, -1);
     }
   }
   if (db->bWrote) e->nCommits++;
@@ -1004,7 +1115,8 @@ static int rollbackTxn(hkv_db *db) {
       char *zErr = 0;
       HkvLoc loc;
       rc =
-          hkvLogAppend(e, HKV_KIND_ABORT, 0, db->iTxn, 0, 0, 0, 0, &loc, &zErr);
+          hkvLogAppend(e, HKV_KIND_ABORT, 0, db->iTxn, 0, 0, 0, 0, 0, &loc,
+                       &zErr);
       if (!rc) rc = hkvLogFlush(e, &zErr);
       if (!rc && db->bPrepared && db->iSync != HKV_SYNC_OFF) {
         rc = hkvLogSync(e, &zErr);
@@ -1037,11 +1149,18 @@ static void autoCompact(hkv_db *db) {
   if (!e->pCompact) {
     if (e->rAutoCompact <= 0) return;
     uint64_t nTotal = 0, nDead = 0;
+    int64_t iNow = 0; /* read once, and only if a segment has expiries */
     for (uint32_t i = 0; i + 1 < e->nSeg; i++) {
       HkvSeg *s = e->apSeg[e->aOrder[i]];
       nTotal += s->nFile;
       if (s->nFile > HKV_SEG_HDR + s->nLive) {
         nDead += s->nFile - HKV_SEG_HDR - s->nLive;
+      }
+      /* Past its latest expiry, a segment's expiring records are dead too
+      ** (compaction drops them and their keys). */
+      if (s->nExpLive && s->iMaxExpire) {
+        if (!iNow) iNow = hkvNow();
+        if (hkvExpired(s->iMaxExpire, iNow)) nDead += s->nExpLive;
       }
     }
     if (nTotal < e->nAutoMin ||
@@ -1122,17 +1241,26 @@ static int endAuto(hkv_db *db, int rc) {
   return dbSet(db, rc, zKeep);
 }
 
+/* A put (expiring at iExpire; 0: never), insert, delete or re-arm. A put
+** whose expiry is already past deletes the key instead, if it is there. */
 static int putOrDelete(hkv_db *db, int kind, const void *pKey, size_t nKey,
-                       const void *pVal, size_t nVal) {
+                       const void *pVal, size_t nVal, int64_t iExpire) {
   int rc = checkKey(db, pKey, nKey);
   if (rc) return rc;
   enterCall(db);
-  if (kind != HKV_KIND_DEL) {
+  if ((kind & ~HKV_KIND_INSERT) == HKV_KIND_PUT) {
     if (!pVal && nVal) return dbErr(db, HKV_MISUSE, "NULL value");
     if (nVal > HKV_MAX_VALUE) {
       return dbErr(db, HKV_TOOBIG, "value is %zu bytes; the limit is %u", nVal,
                    HKV_MAX_VALUE);
     }
+  }
+  if (iExpire < 0) iExpire = 1; /* before 1970: as past as any */
+  if (iExpire && hkvExpiredNow(iExpire)) {
+    kind = HKV_KIND_DEL | HKV_KIND_QUIET | (kind & HKV_KIND_INSERT);
+    iExpire = 0;
+    pVal = 0;
+    nVal = 0;
   }
   if (db->bReadonly) return dbErr(db, HKV_READONLY, 0);
   if (db->bPrepared) {
@@ -1141,30 +1269,55 @@ static int putOrDelete(hkv_db *db, int kind, const void *pKey, size_t nKey,
   if (!db->bTxn) {
     db->bTxn = 1;
     db->bAuto = 1;
-    rc = writeRecord(db, kind, pKey, (uint32_t)nKey, pVal, (uint32_t)nVal);
+    rc = writeRecord(db, kind, pKey, (uint32_t)nKey, pVal, (uint32_t)nVal,
+                     iExpire);
     return endAuto(db, rc);
   }
-  rc = writeRecord(db, kind, pKey, (uint32_t)nKey, pVal, (uint32_t)nVal);
+  rc = writeRecord(db, kind, pKey, (uint32_t)nKey, pVal, (uint32_t)nVal,
+                   iExpire);
   return rc ? rc : dbSet(db, HKV_OK, 0);
 }
 
+static const uint8_t aEmptyVal[1] = {0};
+
 int hkv_put(hkv_db *db, const void *pKey, size_t nKey, const void *pVal,
             size_t nVal) {
-  static const uint8_t aEmpty[1] = {0};
-  if (!pVal && nVal == 0) pVal = aEmpty;
-  return putOrDelete(db, HKV_KIND_PUT, pKey, nKey, pVal, nVal);
+  if (!pVal && nVal == 0) pVal = aEmptyVal;
+  return putOrDelete(db, HKV_KIND_PUT, pKey, nKey, pVal, nVal, 0);
 }
 
 int hkv_insert(hkv_db *db, const void *pKey, size_t nKey, const void *pVal,
                size_t nVal) {
-  static const uint8_t aEmpty[1] = {0};
-  if (!pVal && nVal == 0) pVal = aEmpty;
+  if (!pVal && nVal == 0) pVal = aEmptyVal;
   return putOrDelete(db, HKV_KIND_PUT | HKV_KIND_INSERT, pKey, nKey, pVal,
-                     nVal);
+                     nVal, 0);
+}
+
+int hkv_put_expiring(hkv_db *db, const void *pKey, size_t nKey,
+                     const void *pVal, size_t nVal, int64_t iExpireAt) {
+  if (!pVal && nVal == 0) pVal = aEmptyVal;
+  return putOrDelete(db, HKV_KIND_PUT, pKey, nKey, pVal, nVal, iExpireAt);
+}
+
+int hkv_insert_expiring(hkv_db *db, const void *pKey, size_t nKey,
+                        const void *pVal, size_t nVal, int64_t iExpireAt) {
+  if (!pVal && nVal == 0) pVal = aEmptyVal;
+  return putOrDelete(db, HKV_KIND_PUT | HKV_KIND_INSERT, pKey, nKey, pVal,
+                     nVal, iExpireAt);
+}
+
+int hkv_expire(hkv_db *db, const void *pKey, size_t nKey, int64_t iExpireAt) {
+  if (iExpireAt < 0) iExpireAt = 1;
+  if (iExpireAt && db && db->e && hkvExpiredNow(iExpireAt)) {
+    /* Past: the key goes, and NOTFOUND still says it was not there. */
+    return putOrDelete(db, HKV_KIND_DEL, pKey, nKey, 0, 0, 0);
+  }
+  return putOrDelete(db, HKV_KIND_PUT | HKV_KIND_REARM, pKey, nKey, aEmptyVal,
+                     0, iExpireAt);
 }
 
 int hkv_delete(hkv_db *db, const void *pKey, size_t nKey) {
-  return putOrDelete(db, HKV_KIND_DEL, pKey, nKey, 0, 0);
+  return putOrDelete(db, HKV_KIND_DEL, pKey, nKey, 0, 0, 0);
 }
 
 /* ---- reads ---- */
@@ -1216,9 +1369,13 @@ static inline __attribute__((always_inline)) int probeTable(
     /* A committed record lies in the file (nFile), wherever the mapping
     ** ends: reading no further than nFile never faults. */
     uint64_t nEnd = atomic_load_explicit(&sg->nFile, memory_order_relaxed);
-    if (nEnd > sg->nMap || off + HKV_REC_HDR + nKey > nEnd) return -1;
+    if (nEnd > sg->nMap || off + HKV_REC_HDR > nEnd) return -1;
     const uint8_t *p = sg->pMap + off;
-    if (hkvGet16(p + 6) == nKey && keyEqual(p + HKV_REC_HDR, pKey, nKey)) {
+    /* The key follows the header, and the expiry if the record has one
+    ** (flag 0x02 << 2 = 8 bytes, without a branch). */
+    uint32_t nHdr = HKV_REC_HDR + (uint32_t)((p[5] & HKV_FLAG_EXPIRES) << 2);
+    if (off + nHdr + nKey > nEnd) return -1;
+    if (hkvGet16(p + 6) == nKey && keyEqual(p + nHdr, pKey, nKey)) {
       *ppRec = p;
       *pnAvail = nEnd - off;
       return 1;
@@ -1269,9 +1426,10 @@ static int probeFast(hkv_db *db, const void *pKey, uint32_t nKey, uint64_t h,
   return -1;
 }
 
-/* hkv_get's path under e->latch (or for the writer, which needs none). */
+/* hkv_get's path under e->latch (or for the writer, which needs none);
+** *piExpire gets the record's expiry. */
 static int getLocked(hkv_db *db, const void *pKey, size_t nKey, uint64_t h,
-                     const void **ppVal, size_t *pnVal) {
+                     const void **ppVal, size_t *pnVal, int64_t *piExpire) {
   HkvEngine *e = db->e;
   Seek k;
   memset(&k, 0, sizeof(k));
@@ -1304,9 +1462,13 @@ static int getLocked(hkv_db *db, const void *pKey, size_t nKey, uint64_t h,
                         HKV_LOC_SLOT(k.loc), HKV_LOC_OFF(k.loc));
     return dbSet(db, HKV_CORRUPT, zErr);
   }
-  if (rec.kind != HKV_KIND_PUT) return dbSet(db, HKV_NOTFOUND, 0);
+  if (rec.kind != HKV_KIND_PUT ||
+      (rec.iExpire && hkvExpiredNow(rec.iExpire))) {
+    return dbSet(db, HKV_NOTFOUND, 0);
+  }
   *ppVal = rec.pVal;
   *pnVal = rec.nVal;
+  *piExpire = rec.iExpire;
   return dbSet(db, HKV_OK, 0);
 }
 
@@ -1333,19 +1495,28 @@ int hkv_get(hkv_db *db, const void *pKey, size_t nKey, const void **ppVal,
       ** that does not decode, a bad CRC) is for the locked path to report.
       ** The fields are those hkvDecodeRecord reads (log.c). */
       uint32_t nV = hkvGet32(p + 8);
-      uint64_t nRec = (uint64_t)HKV_REC_HDR + nKey + nV;
+      uint32_t nHdr = HKV_REC_HDR + (uint32_t)((p[5] & HKV_FLAG_EXPIRES) << 2);
+      uint64_t nRec = (uint64_t)nHdr + nKey + nV;
       if (p[4] == HKV_KIND_PUT && !(p[5] & ~HKV_FLAG_KNOWN) &&
           nV <= HKV_MAX_VALUE && nRec <= nAvail &&
           hkvGet32(p) == hkvCrc32cInline(p + 4, (size_t)nRec - 4)) {
-        *ppVal = p + HKV_REC_HDR + nKey;
-        *pnVal = nV;
-        return dbSet(db, HKV_OK, 0);
+        /* An expiring key is gone once the clock reaches its time; a bad
+        ** expiry (0 or below) is for the locked path to report. */
+        int64_t iExp =
+            nHdr == HKV_REC_HDR ? 0 : (int64_t)hkvGet64(p + HKV_REC_HDR);
+        if (iExp == 0 || (iExp > 0 && !hkvExpiredNow(iExp))) {
+          *ppVal = p + nHdr + nKey;
+          *pnVal = nV;
+          return dbSet(db, HKV_OK, 0);
+        }
+        if (iExp > 0) r = 0;
       }
     }
     *ppVal = 0;
     *pnVal = 0;
     if (r == 0) return dbSet(db, HKV_NOTFOUND, 0);
-    return getLocked(db, pKey, nKey, h, ppVal, pnVal);
+    int64_t iExp;
+    return getLocked(db, pKey, nKey, h, ppVal, pnVal, &iExp);
   }
   int rc = checkKey(db, pKey, nKey);
   if (rc) return rc;
@@ -1354,7 +1525,23 @@ int hkv_get(hkv_db *db, const void *pKey, size_t nKey, const void **ppVal,
   *pnVal = 0;
   enterCall(db);
   if (!db->bWriter && (rc = syncView(db)) != HKV_OK) return rc;
-  return getLocked(db, pKey, nKey, hkvKeyHash(pKey, nKey), ppVal, pnVal);
+  int64_t iExp;
+  return getLocked(db, pKey, nKey, hkvKeyHash(pKey, nKey), ppVal, pnVal,
+                   &iExp);
+}
+
+int hkv_get_expiry(hkv_db *db, const void *pKey, size_t nKey,
+                   int64_t *piExpireAt) {
+  int rc = checkKey(db, pKey, nKey);
+  if (rc) return rc;
+  if (!piExpireAt) return dbErr(db, HKV_MISUSE, "NULL output pointer");
+  *piExpireAt = 0;
+  enterCall(db);
+  if (!db->bWriter && (rc = syncView(db)) != HKV_OK) return rc;
+  const void *pVal;
+  size_t nVal;
+  return getLocked(db, pKey, nKey, hkvKeyHash(pKey, nKey), &pVal, &nVal,
+                   piExpireAt);
 }
 
 /* ---- transactions ---- */
@@ -1441,7 +1628,7 @@ int hkv_rollback_to(hkv_db *db, int iLevel) {
     char *zErr = 0;
     hkvPut64(aPos, m->iOrder);
     int rc = hkvLogAppend(e, HKV_KIND_ROLLBACK_TO, 0, db->iTxn, 0, 0, aPos, 8,
-                          &loc, &zErr);
+                          0, &loc, &zErr);
     if (rc) return dbSet(db, rc, zErr);
     hkvLatchWrite(&e->latch);
     undoTo(db, m->iUndo);
@@ -1542,6 +1729,8 @@ int hkv_iter_next(hkv_iter *it, const void **ppKey, size_t *pnKey,
                         &rec, &zErr);
     if (rc) return dbSet(db, rc, zErr);
     if (rec.kind != HKV_KIND_PUT) continue;
+    if (rec.iExpire && hkvExpiredNow(rec.iExpire)) continue;
+    it->iExpire = rec.iExpire;
     *ppKey = rec.pKey;
     *pnKey = rec.nKey;
     *ppVal = rec.pVal;
@@ -1549,6 +1738,12 @@ int hkv_iter_next(hkv_iter *it, const void **ppKey, size_t *pnKey,
     return HKV_OK;
   }
   return HKV_DONE;
+}
+
+int hkv_iter_expiry(hkv_iter *it, int64_t *piExpireAt) {
+  if (!it || !piExpireAt || it->iNext == 0) return HKV_MISUSE;
+  *piExpireAt = it->iExpire;
+  return HKV_OK;
 }
 
 int hkv_iter_close(hkv_iter *it) {
@@ -1598,6 +1793,8 @@ int hkv_stats_get(hkv_db *db, hkv_stats *p) {
   p->compactions = e->nCompactions;
   p->reclaimed_bytes = e->nReclaimed;
   p->retired_segments = e->nRetired;
+  p->expiring_keys = e->nExpiring;
+  p->expired_keys = e->nExpired;
   pthread_mutex_unlock(&e->mu);
   return dbSet(db, HKV_OK, 0);
 }
@@ -1641,6 +1838,11 @@ int hkv_integrity_check(hkv_db *db) {
     const void *pV2;
     size_t nV2;
     int rc2 = hkv_get(db, pK, nK, &pV2, &nV2);
+    /* A key may expire between the two reads. */
+    if (rc2 == HKV_NOTFOUND && it->iExpire &&
+        hkvExpiredNow(it->iExpire)) {
+      continue;
+    }
     if (rc2 != HKV_OK || pV2 != pV) {
       rc = HKV_CORRUPT;
       dbErr(db, rc, "index entry does not lead back to its record");

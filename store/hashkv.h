@@ -185,6 +185,38 @@ int hkv_insert(hkv_db *db, const void *pKey, size_t nKey, const void *pVal,
 int hkv_delete(hkv_db *db, const void *pKey, size_t nKey);
 
 /*
+** Keys that expire. An expiry is a wall-clock time in milliseconds since the
+** Unix epoch (UTC); 0 means never. A key whose expiry is not after the
+** clock's now is gone: hkv_get, hkv_get_expiry, iteration, hkv_delete and
+** hkv_insert treat it as absent, in every process (each reads its own
+** clock when it reads), after a reopen or a crash, and compaction reclaims
+** its bytes and index slot without any call (see README, "Keys that
+** expire"). hkv_put and hkv_insert write keys that never expire, clearing
+** any expiry the key had.
+**
+** hkv_put_expiring: as hkv_put, the key expiring at iExpireAt (0: never).
+**   An iExpireAt already past (or below 0) deletes the key instead, and
+**   returns OK whether or not it was there.
+** hkv_insert_expiring: as hkv_insert (EXISTS if the key is there and has
+**   not expired), expiring at iExpireAt; already past: OK, nothing written.
+** hkv_expire: sets the expiry of a present key to iExpireAt (0: never
+**   expires), keeping its value. NOTFOUND (nothing written) if the key is
+**   absent or has expired; an iExpireAt already past deletes it. Otherwise
+**   returns as hkv_put.
+** hkv_get_expiry: *piExpireAt = the key's expiry (0: never). Returns OK,
+**   NOTFOUND (absent or expired; *piExpireAt = 0), MISUSE, TOOBIG, CORRUPT,
+**   as hkv_get.
+** Inside a transaction these write and see its state, like hkv_put/hkv_get.
+*/
+int hkv_put_expiring(hkv_db *db, const void *pKey, size_t nKey,
+                     const void *pVal, size_t nVal, int64_t iExpireAt);
+int hkv_insert_expiring(hkv_db *db, const void *pKey, size_t nKey,
+                        const void *pVal, size_t nVal, int64_t iExpireAt);
+int hkv_expire(hkv_db *db, const void *pKey, size_t nKey, int64_t iExpireAt);
+int hkv_get_expiry(hkv_db *db, const void *pKey, size_t nKey,
+                   int64_t *piExpireAt);
+
+/*
 ** Transactions. hkv_begin opens one (MISUSE if already open). The write
 ** lock of the engine is taken at the first put/delete, not at begin, so a
 ** transaction that only reads never blocks other writers.
@@ -243,13 +275,17 @@ int hkv_write_lock(hkv_db *db);
 int hkv_iter_open(hkv_db *db, hkv_iter **ppIter);
 int hkv_iter_next(hkv_iter *pIter, const void **ppKey, size_t *pnKey,
                   const void **ppVal, size_t *pnVal);
+/* The expiry (Unix ms, 0: never) of the entry hkv_iter_next last returned.
+** An entry that has expired by the time hkv_iter_next reaches it is
+** skipped. Returns OK, or MISUSE before the first hkv_iter_next. */
+int hkv_iter_expiry(hkv_iter *pIter, int64_t *piExpireAt);
 int hkv_iter_close(hkv_iter *pIter);
 
 /* The counters: name, meaning. The first column becomes a field of
 ** hkv_stats; hashkv_stats() in SQL and the README list them from here. */
 #define HKV_STATS_MAP(X)                                                   \
-  X(live_keys, "committed live keys")                                      \
-  X(live_bytes, "bytes of records holding live keys")                      \
+  X(live_keys, "committed keys in the index (expired: until reclaimed)")   \
+  X(live_bytes, "bytes of records holding them")                           \
   X(dead_bytes, "bytes of overwritten, deleted or aborted records")        \
   X(total_bytes, "bytes of all segment files")                             \
   X(segments, "segment files")                                             \
@@ -259,7 +295,9 @@ int hkv_iter_close(hkv_iter *pIter);
   X(commits, "transactions committed since open")                          \
   X(compactions, "compactions finished since open")                        \
   X(reclaimed_bytes, "bytes they freed")                                   \
-  X(retired_segments, "compacted away, still mapped for readers")
+  X(retired_segments, "compacted away, still mapped for readers")          \
+  X(expiring_keys, "keys in the index that carry an expiry")               \
+  X(expired_keys, "keys dropped from the index since open as expired")
 
 typedef struct hkv_stats {
 #define HKV_STATS_FIELD(name, doc) uint64_t name;

@@ -14,20 +14,25 @@
 **   8   4  file id of the segment
 **   12  .. per record: varint(offset - previous offset; the first from 32),
 **          kind, flags, varint(key length), varint(value length),
-**          varint(transaction id), key bytes, and for ROLLBACK_TO its 8
-**          value bytes
+**          varint(transaction id), with flag EXPIRES varint(expiry, Unix ms),
+**          key bytes, and for ROLLBACK_TO its 8 value bytes
+**          (the expiry field is new with log format 3; a hint of an older
+**          segment never has it, so the magic stays)
 **   ..  4  number of records
 **   ..  4  CRC-32C of everything before
 ** The entries must cover the segment exactly.
 **
 ** Compaction-output hint (of a ".hkc"), written with its output:
-**   0   8  magic "hkvhint\n"
+**   0   8  magic "hkvhint2" (version 2; "hkvhint\n", version 1, lacks the
+**          expiry field and is still read)
 **   8   4  file id of its segment
 **   12  4  n: entries
 **   16  ..  per record: varint(offset - previous offset; the first from 32),
-**           varint(key length), key bytes
+**           varint(key length), varint(expiry, Unix ms; 0: none), key bytes
 **   ..  4  CRC-32C of everything before
-** Its keys are unique (a compaction output holds one live record a key).
+** Its keys are unique (a compaction output holds one live record a key),
+** and its records are contiguous: each one's length is the distance to the
+** next (the last's, to the end of the segment).
 */
 #include "hkvInt.h"
 
@@ -185,6 +190,7 @@ int hkvHintStep(HkvEngine *e, uint64_t nBudget) {
     hintwVarint(w, rec.nKey);
     hintwVarint(w, rec.nVal);
     hintwVarint(w, rec.iTxn);
+    if (rec.flags & HKV_FLAG_EXPIRES) hintwVarint(w, (uint64_t)rec.iExpire);
     if (rec.nKey) hintwPut(w, rec.pKey, rec.nKey);
     if (rec.kind == HKV_KIND_ROLLBACK_TO) hintwPut(w, rec.pVal, 8);
     w->nEntry++;
@@ -228,11 +234,19 @@ static int hintNext(HkvHintIter *h, uint64_t nFile) {
   uint64_t nKey = getVarint(q, h->pEnd, &q);
   uint64_t nVal = q ? getVarint(q, h->pEnd, &q) : 0;
   uint64_t iTxn = q ? getVarint(q, h->pEnd, &q) : 0;
+  int bExp = (h->rec.flags & HKV_FLAG_EXPIRES) != 0;
+  uint64_t iExpire = q && bExp ? getVarint(q, h->pEnd, &q) : 0;
   if (!q || nKey > HKV_MAX_KEY || nVal > HKV_MAX_VALUE) return 0;
+  if (bExp && (h->rec.kind != HKV_KIND_PUT || iExpire == 0 ||
+               iExpire > (uint64_t)INT64_MAX)) {
+    return 0;
+  }
   h->rec.nKey = (uint32_t)nKey;
   h->rec.nVal = (uint32_t)nVal;
   h->rec.iTxn = iTxn;
-  h->rec.nRec = (uint32_t)(HKV_REC_HDR + nKey + nVal);
+  h->rec.iExpire = (int64_t)iExpire;
+  h->rec.hKey = 0;
+  h->rec.nRec = (uint32_t)(HKV_REC_HDR + (bExp ? HKV_REC_EXP : 0) + nKey + nVal);
   if ((uint64_t)(h->pEnd - q) < nKey) return 0;
   h->rec.pKey = q;
   q += nKey;
@@ -298,6 +312,13 @@ void hkvHintClose(HkvHintIter *it) {
 /* ---- compaction-output hints: the reader ---- */
 
 /* The number of entries a hint file says it has (0 if unreadable). */
+/* The version of a compaction-output hint's magic: 2, 1, or 0 (not one). */
+static int hintOutVersion(const uint8_t *a) {
+  if (memcmp(a, "hkvhint2", 8) == 0) return 2;
+  if (memcmp(a, "hkvhint\n", 8) == 0) return 1;
+  return 0;
+}
+
 uint64_t hkvHintCount(HkvEngine *e, uint32_t iFile) {
   char zName[16];
   hkvFileName(iFile, HKV_FILE_HINT, zName);
@@ -307,12 +328,32 @@ uint64_t hkvHintCount(HkvEngine *e, uint32_t iFile) {
   if (hkvEnv->xFileSize(fd, &n) == 0 && n >= 20) {
     const uint8_t *a = hkvEnv->xMmap(fd, 16);
     if (a) {
-      if (memcmp(a, "hkvhint\n", 8) == 0) nEntry = hkvGet32(a + 12);
+      if (hintOutVersion(a)) nEntry = hkvGet32(a + 12);
       hkvEnv->xMunmap((void *)a, 16);
     }
   }
   hkvEnv->xClose(fd);
   return nEntry;
+}
+
+/* One entry of a compaction-output hint at *pp (no further than pEnd):
+** advances *pp and *piOff, sets the key and expiry; 0 when it is bad. */
+static int hintOutEntry(const uint8_t **pp, const uint8_t *pEnd, int iVersion,
+                        uint64_t *piOff, const uint8_t **ppKey,
+                        uint64_t *pnKey, uint64_t *piExpire) {
+  const uint8_t *q;
+  uint64_t d = getVarint(*pp, pEnd, &q);
+  uint64_t nKey = q ? getVarint(q, pEnd, &q) : 0;
+  *piExpire = q && iVersion >= 2 ? getVarint(q, pEnd, &q) : 0;
+  if (!q || nKey == 0 || nKey > HKV_MAX_KEY || (uint64_t)(pEnd - q) < nKey ||
+      *piExpire > (uint64_t)INT64_MAX) {
+    return 0;
+  }
+  *piOff += d;
+  *ppKey = q;
+  *pnKey = nKey;
+  *pp = q + nKey;
+  return 1;
 }
 
 /* Loads the hint file of compacted segment s (slot iSlot) through xHint.
@@ -323,46 +364,64 @@ int hkvHintLoad(HkvEngine *e, uint32_t iSlot, HkvHintApply xHint, void *pCtx) {
   uint64_t n = 0;
   const uint8_t *a = mapHint(e, s->iFile, &n);
   if (!a) return 0;
-  int bOk = memcmp(a, "hkvhint\n", 8) == 0 && hkvGet32(a + 8) == s->iFile &&
+  int iVersion = hintOutVersion(a);
+  int bOk = iVersion && hkvGet32(a + 8) == s->iFile &&
             hkvGet32(a + n - 4) == hkvCrc32c(0, a, n - 4);
   uint32_t nEntry = bOk ? hkvGet32(a + 12) : 0;
-  /* Check every entry before applying any, so a bad hint changes nothing. */
+  /* Check every entry before applying any, so a bad hint changes nothing:
+  ** each record must hold its header, expiry and key before the next. */
   const uint8_t *p = a + 16, *pEnd = a + n - 4;
-  uint64_t iOff = HKV_SEG_HDR;
+  uint64_t iOff = HKV_SEG_HDR, iPrev = 0, nPrevMin = 0;
   for (uint32_t k = 0; bOk && k < nEntry; k++) {
-    const uint8_t *q;
-    iOff += getVarint(p, pEnd, &q);
-    uint64_t nKey = q ? getVarint(q, pEnd, &p) : 0;
-    if (!q || !p || nKey == 0 || nKey > HKV_MAX_KEY ||
-        (uint64_t)(pEnd - p) < nKey || iOff + HKV_REC_HDR + nKey > s->nFile) {
+    const uint8_t *pKey;
+    uint64_t nKey, iExpire;
+    if (!hintOutEntry(&p, pEnd, iVersion, &iOff, &pKey, &nKey, &iExpire) ||
+        (k > 0 && iOff < iPrev + nPrevMin)) {
       bOk = 0;
       break;
     }
-    p += nKey;
+    iPrev = iOff;
+    nPrevMin = HKV_REC_HDR + (iExpire ? HKV_REC_EXP : 0) + nKey;
   }
-  if (bOk && p != pEnd) bOk = 0;
+  if (bOk && (p != pEnd || (nEntry && iPrev + nPrevMin > s->nFile))) bOk = 0;
   if (bOk) {
     int rc = HKV_OK;
     p = a + 16;
     iOff = HKV_SEG_HDR;
     /* In batches: hash a batch and prefetch its index slots, then insert,
-    ** so the inserts' cache misses overlap. */
+    ** so the inserts' cache misses overlap. A record's length is the
+    ** distance to the next (the records are contiguous). */
     enum { BATCH = 32 };
-    uint64_t aHash[BATCH];
-    HkvLoc aLoc[BATCH];
-    for (uint32_t k = 0; k < nEntry && rc == HKV_OK;) {
-      int nB = 0;
-      for (; nB < BATCH && k < nEntry; nB++, k++) {
-        const uint8_t *q;
-        iOff += getVarint(p, pEnd, &q);
-        uint64_t nKey = getVarint(q, pEnd, &p);
-        aHash[nB] = hkvKeyHash(p, (size_t)nKey);
-        aLoc[nB] = HKV_LOC(iSlot, iOff);
+    uint64_t aHash[BATCH + 1];
+    HkvLoc aOff[BATCH + 1];
+    int64_t aExp[BATCH + 1];
+    int nB = 0;
+    for (uint32_t k = 0; k <= nEntry && rc == HKV_OK; k++) {
+      if (k < nEntry) {
+        const uint8_t *pKey;
+        uint64_t nKey, iExpire;
+        hintOutEntry(&p, pEnd, iVersion, &iOff, &pKey, &nKey, &iExpire);
+        aHash[nB] = hkvKeyHash(pKey, (size_t)nKey);
+        aOff[nB] = iOff;
+        aExp[nB] = (int64_t)iExpire;
         hkvIndexPrefetch(&e->idx, aHash[nB]);
-        p += nKey;
+        nB++;
       }
-      for (int i = 0; i < nB && rc == HKV_OK; i++) {
-        rc = xHint(pCtx, aLoc[i], aHash[i]);
+      if (nB == BATCH + 1 || (k == nEntry && nB > 0)) {
+        /* Entries 0..nB-2 know their length; the last waits for the next
+        ** entry, unless the segment ends it. */
+        int nDo = k == nEntry ? nB : nB - 1;
+        for (int i = 0; i < nDo && rc == HKV_OK; i++) {
+          uint64_t iEnd = i + 1 < nB ? aOff[i + 1] : s->nFile;
+          rc = xHint(pCtx, HKV_LOC(iSlot, aOff[i]), aHash[i],
+                     (uint32_t)(iEnd - aOff[i]), aExp[i]);
+        }
+        if (nDo < nB) {
+          aHash[0] = aHash[nB - 1];
+          aOff[0] = aOff[nB - 1];
+          aExp[0] = aExp[nB - 1];
+        }
+        nB -= nDo;
       }
     }
     if (rc) bOk = -rc;
@@ -390,20 +449,21 @@ int hkvHintBufStart(HkvHintBuf *b, uint32_t iFile) {
   b->iLast = HKV_SEG_HDR;
   int rc = bufReserve(b, 16);
   if (rc) return rc;
-  memcpy(b->a, "hkvhint\n", 8);
+  memcpy(b->a, "hkvhint2", 8);
   hkvPut32(b->a + 8, iFile);
   b->n = 16;
   return HKV_OK;
 }
 
 int hkvHintBufReserve(HkvHintBuf *b, uint32_t nKey) {
-  return bufReserve(b, 20 + (size_t)nKey);
+  return bufReserve(b, 30 + (size_t)nKey);
 }
 
 void hkvHintBufAdd(HkvHintBuf *b, uint64_t iOff, const void *pKey,
-                   uint32_t nKey) {
+                   uint32_t nKey, int64_t iExpire) {
   b->n += putVarint(b->a + b->n, iOff - b->iLast);
   b->n += putVarint(b->a + b->n, nKey);
+  b->n += putVarint(b->a + b->n, (uint64_t)iExpire);
   memcpy(b->a + b->n, pKey, nKey);
   b->n += nKey;
   b->nEntry++;

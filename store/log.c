@@ -11,8 +11,9 @@
 **
 ** Segment header (32 bytes)
 **   0   8  magic "hkvlog\r\n"
-**   8   4  format version (2; 1 in files of 0.1.0, which read as 2 with
-**          a predecessor of 0)
+**   8   4  format version (3; 2 before records could carry an expiry, and
+**          1 in files of 0.1.0, which read as 2 with a predecessor of 0;
+**          all three are read, only 3 is written)
 **   12  4  flags (0; a reader refuses bits it does not know)
 **   16  4  file id (equals the file name's)
 **   20  4  predecessor: the id of the log segment (".hkd") that was the
@@ -28,14 +29,16 @@
 ** Record (20-byte header, then the payload)
 **   0   4  CRC-32C of bytes 4..end of the record
 **   4   1  kind: 1 PUT, 2 DEL, 3 COMMIT, 4 ABORT, 5 ROLLBACK_TO
-**   5   1  flags: 0x01 SELFCOMMIT (the record is a whole transaction).
-**          Bits this version does not know make the record unreadable:
-**          0x02 is reserved for an 8-byte expiry time after the header
-**          (per-key TTL), so adding it will not break older readers silently.
+**   5   1  flags: 0x01 SELFCOMMIT (the record is a whole transaction);
+**          0x02 EXPIRES (PUT only: an 8-byte expiry time follows the
+**          header). Bits this version does not know make the record
+**          unreadable, so a newer writer never misleads an older reader.
 **   6   2  key length (PUT and DEL: 1..65535; others 0)
 **   8   4  value length (PUT: 0..1e9; ROLLBACK_TO: 8; others 0)
 **   12  8  transaction id
-**   20  .  key bytes, then value bytes
+**   20  8  with EXPIRES only: the expiry, Unix time in milliseconds, signed,
+**          above 0. The key is gone once the clock reads this or later.
+**   ..  .  key bytes, then value bytes
 ** A ROLLBACK_TO record's value is the log position (sequence << 32 | offset)
 ** of the savepoint: records of its transaction at or after it are void.
 **
@@ -53,7 +56,7 @@
 #include <unistd.h>
 
 static const uint8_t aMagic[8] = {'h', 'k', 'v', 'l', 'o', 'g', '\r', '\n'};
-#define HKV_FORMAT_VERSION 2
+#define HKV_FORMAT_VERSION 3
 #define HKV_BUF_SIZE (1u << 20)
 
 void hkvSegName(uint32_t iFile, int bHkc, char *zBuf) {
@@ -86,7 +89,7 @@ const char *hkvCheckSegHeader(const uint8_t *a, uint64_t n, uint32_t iFile) {
     return "segment header checksum mismatch";
   }
   uint32_t iVersion = hkvGet32(a + 8);
-  if (iVersion != 1 && iVersion != HKV_FORMAT_VERSION) {
+  if (iVersion < 1 || iVersion > HKV_FORMAT_VERSION) {
     return "unsupported format version";
   }
   if (hkvGet32(a + 12) != 0) return "unsupported segment flags";
@@ -123,15 +126,22 @@ int hkvDecodeRecord(const uint8_t *p, uint64_t n, HkvRec *pRec) {
   pRec->nKey = hkvGet16(p + 6);
   pRec->nVal = hkvGet32(p + 8);
   pRec->iTxn = hkvGet64(p + 12);
-  uint64_t nRec = (uint64_t)HKV_REC_HDR + pRec->nKey + pRec->nVal;
+  pRec->iExpire = 0;
+  uint32_t nExp = (pRec->flags & HKV_FLAG_EXPIRES) ? HKV_REC_EXP : 0;
+  uint64_t nRec = (uint64_t)HKV_REC_HDR + nExp + pRec->nKey + pRec->nVal;
   pRec->nRec = (uint32_t)(nRec > UINT32_MAX ? UINT32_MAX : nRec);
   if (pRec->flags & ~HKV_FLAG_KNOWN) return 2;
   switch (pRec->kind) {
     case HKV_KIND_PUT:
       if (pRec->nKey == 0 || pRec->nVal > HKV_MAX_VALUE) return 2;
+      if (nExp) {
+        if (n < HKV_REC_HDR + HKV_REC_EXP) return 1;
+        pRec->iExpire = (int64_t)hkvGet64(p + HKV_REC_HDR);
+        if (pRec->iExpire <= 0) return 2;
+      }
       break;
     case HKV_KIND_DEL:
-      if (pRec->nKey == 0 || pRec->nVal != 0) return 2;
+      if (pRec->nKey == 0 || pRec->nVal != 0 || nExp) return 2;
       break;
     case HKV_KIND_ROLLBACK_TO:
       if (pRec->nKey != 0 || pRec->nVal != 8 || pRec->flags) return 2;
@@ -144,7 +154,7 @@ int hkvDecodeRecord(const uint8_t *p, uint64_t n, HkvRec *pRec) {
       return 2;
   }
   if (nRec > n) return 1;
-  pRec->pKey = p + HKV_REC_HDR;
+  pRec->pKey = p + HKV_REC_HDR + nExp;
   pRec->pVal = pRec->pKey + pRec->nKey;
   return 0;
 }
@@ -546,15 +556,18 @@ int hkvLogNextSealed(HkvEngine *e, uint32_t *piFile) {
 void hkvLogForgetSealed(HkvEngine *e) { e->nHintQ = 0; }
 
 /*
-** Appends one record and returns its location. The record may stay in the
-** buffer until hkvLogFlush. On failure nothing of it is in the log.
+** Appends one record and returns its location. iExpire (a PUT's expiry,
+** Unix ms; 0: none) sets EXPIRES. The record may stay in the buffer until
+** hkvLogFlush. On failure nothing of it is in the log.
 */
 int hkvLogAppend(HkvEngine *e, int kind, int flags, uint64_t iTxn,
                  const void *pKey, uint32_t nKey, const void *pVal,
-                 uint32_t nVal, HkvLoc *pLoc, char **pzErr) {
+                 uint32_t nVal, int64_t iExpire, HkvLoc *pLoc, char **pzErr) {
   int rc;
   if (e->bFailed) return HKV_FAILED;
-  uint64_t nRec = (uint64_t)HKV_REC_HDR + nKey + nVal;
+  if (iExpire) flags |= HKV_FLAG_EXPIRES;
+  uint32_t nHdr = HKV_REC_HDR + (iExpire ? HKV_REC_EXP : 0);
+  uint64_t nRec = (uint64_t)nHdr + nKey + nVal;
   uint64_t iEnd = e->iBufOff + e->nBuf;
   HkvSeg *s = e->apSeg[e->iActive];
   if ((iEnd > HKV_SEG_HDR && iEnd + nRec > e->szSegment) ||
@@ -569,13 +582,14 @@ int hkvLogAppend(HkvEngine *e, int kind, int flags, uint64_t iTxn,
     e->nBufAlloc = HKV_BUF_SIZE;
   }
 
-  uint8_t aHdr[HKV_REC_HDR];
+  uint8_t aHdr[HKV_REC_HDR + HKV_REC_EXP];
   aHdr[4] = (uint8_t)kind;
   aHdr[5] = (uint8_t)flags;
   hkvPut16(aHdr + 6, (uint16_t)nKey);
   hkvPut32(aHdr + 8, nVal);
   hkvPut64(aHdr + 12, iTxn);
-  uint32_t crc = hkvCrc32c(0, aHdr + 4, HKV_REC_HDR - 4);
+  if (iExpire) hkvPut64(aHdr + HKV_REC_HDR, (uint64_t)iExpire);
+  uint32_t crc = hkvCrc32c(0, aHdr + 4, nHdr - 4);
   crc = hkvCrc32c(crc, pKey, nKey);
   crc = hkvCrc32c(crc, pVal, nVal);
   hkvPut32(aHdr, crc);
@@ -586,18 +600,18 @@ int hkvLogAppend(HkvEngine *e, int kind, int flags, uint64_t iTxn,
   }
   if (nRec <= e->nBufAlloc - e->nBuf) {
     uint8_t *p = e->aBuf + e->nBuf;
-    memcpy(p, aHdr, HKV_REC_HDR);
-    if (nKey) memcpy(p + HKV_REC_HDR, pKey, nKey);
-    if (nVal) memcpy(p + HKV_REC_HDR + nKey, pVal, nVal);
+    memcpy(p, aHdr, nHdr);
+    if (nKey) memcpy(p + nHdr, pKey, nKey);
+    if (nVal) memcpy(p + nHdr + nKey, pVal, nVal);
     e->nBuf += (size_t)nRec;
   } else {
     /* Larger than the buffer: straight to the file, behind the flush. */
     uint64_t iOff = e->iBufOff;
-    memcpy(e->aBuf, aHdr, HKV_REC_HDR);
-    memcpy(e->aBuf + HKV_REC_HDR, pKey, nKey);
-    rc = writeAll(e, e->aBuf, HKV_REC_HDR + nKey, iOff, iOff, pzErr);
+    memcpy(e->aBuf, aHdr, nHdr);
+    memcpy(e->aBuf + nHdr, pKey, nKey);
+    rc = writeAll(e, e->aBuf, nHdr + nKey, iOff, iOff, pzErr);
     if (!rc) {
-      rc = writeAll(e, pVal, nVal, iOff + HKV_REC_HDR + nKey, iOff, pzErr);
+      rc = writeAll(e, pVal, nVal, iOff + nHdr + nKey, iOff, pzErr);
     }
     if (rc) return rc;
     e->iBufOff += nRec;

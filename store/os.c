@@ -15,6 +15,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 #ifdef __linux__
 #include <linux/membarrier.h>
@@ -142,12 +143,20 @@ static int posixAllocate(int fd, uint64_t n) {
   return r == EINVAL || r == EOPNOTSUPP ? 0 : -r; /* a file system without */
 }
 
+static int64_t posixNow(int bExact) {
+  struct timespec ts;
+  if (bExact || clock_gettime(CLOCK_REALTIME_COARSE, &ts) != 0) {
+    clock_gettime(CLOCK_REALTIME, &ts);
+  }
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 const HkvEnv hkvPosixEnv = {
-    posixOpen,      posixClose,   posixWrite,  posixSync,    posixTruncate,
-    posixFileSize,  posixMmap,    posixMunmap, posixUnlink,  posixRename,
-    posixMkdir,     posixRmdir,   posixLock,   malloc,       calloc,
-    realloc,        free,         posixShmMap, posixBarrier, posixMapAnon,
-    posixUnmapAnon, posixAllocate};
+    posixOpen,      posixClose,    posixWrite,  posixSync,    posixTruncate,
+    posixFileSize,  posixMmap,     posixMunmap, posixUnlink,  posixRename,
+    posixMkdir,     posixRmdir,    posixLock,   malloc,       calloc,
+    realloc,        free,          posixShmMap, posixBarrier, posixMapAnon,
+    posixUnmapAnon, posixAllocate, posixNow};
 
 const HkvEnv *hkvEnv = &hkvPosixEnv;
 void (*hkvTestCrashHook)(const char *zWhere);

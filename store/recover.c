@@ -420,8 +420,7 @@ int hkvRecover(HkvEngine *e, HkvApply xApply, HkvHintApply xHint,
         break;
       }
       if (h > 0) {
-        s->nLive = nFile - HKV_SEG_HDR;
-        e->nLiveBytes += s->nLive;
+        /* xHint counted each entry's bytes live (or not, if expired). */
         iCutSeg = e->nSeg - 1;
         iCutOff = nFile;
         hkvFree(zPath);

@@ -29,17 +29,22 @@ def crc32c(data, crc=0):
 
 
 def record(kind, key=b"", val=b"", txn=1, flags=0, n_key=None, n_val=None,
-           bad_crc=False):
+           bad_crc=False, expires=None):
     """A record: 20-byte header (CRC of bytes 4..end, kind, flags, key and
-    value lengths, transaction id), then key and value."""
+    value lengths, transaction id), the 8-byte expiry when given (flag 0x02
+    is the caller's to set), then key and value."""
     body = struct.pack("<BBHIQ", kind, flags,
                        len(key) if n_key is None else n_key,
-                       len(val) if n_val is None else n_val, txn) + key + val
+                       len(val) if n_val is None else n_val, txn)
+    if expires is not None:
+        body += struct.pack("<q", expires)
+    body += key + val
     crc = crc32c(body) ^ (1 if bad_crc else 0)
     return struct.pack("<I", crc) + body
 
 
 def seg_header(seq, cap=65536, flags=0, version=1):
+    # version 1 files are still read; 3 is what the engine writes.
     """The 32-byte segment header."""
     a = b"hkvlog\r\n" + struct.pack("<IIQI", version, flags, seq, cap)
     return a + struct.pack("<I", crc32c(a))
@@ -64,11 +69,21 @@ def manifest(entries, mark=0):
 
 
 def compact_hint(file_id, entries):
-    """Compaction hint: (offset, key) per record."""
+    """Compaction hint, version 1: (offset, key) per record."""
     a = b"hkvhint\n" + struct.pack("<II", file_id, len(entries))
     last = 32
     for off, key in entries:
         a += varint(off - last) + varint(len(key)) + key
+        last = off
+    return a + struct.pack("<I", crc32c(a))
+
+
+def compact_hint2(file_id, entries):
+    """Compaction hint, version 2: (offset, key, expiry) per record."""
+    a = b"hkvhint2" + struct.pack("<II", file_id, len(entries))
+    last = 32
+    for off, key, exp in entries:
+        a += varint(off - last) + varint(len(key)) + varint(exp) + key
         last = off
     return a + struct.pack("<I", crc32c(a))
 
@@ -105,7 +120,17 @@ records = {
     "put-value-over-limit": record(PUT, b"k", b"", 1, SELF,
                                    n_val=1000000001),
     "put-key-length-max": record(PUT, b"k", b"", 1, SELF, n_key=0xFFFF),
-    "put-reserved-flag-ttl": record(PUT, b"k", b"v", 1, SELF | 0x02),
+    # Flag 0x02: an 8-byte expiry (Unix ms, above 0) after the header.
+    "put-expires": record(PUT, b"k", b"v", 1, SELF | 0x02,
+                          expires=1700000000000),
+    "put-expires-zero": record(PUT, b"k", b"v", 1, SELF | 0x02, expires=0),
+    "put-expires-negative": record(PUT, b"k", b"v", 1, SELF | 0x02,
+                                   expires=-1),
+    "put-expires-cut": record(PUT, b"k", b"v", 1, SELF | 0x02,
+                              expires=1700000000000)[:25],
+    "put-expires-flag-no-field": record(PUT, b"", b"", 1, SELF | 0x02),
+    "del-expires": record(DEL, b"k", b"", 1, SELF | 0x02,
+                          expires=1700000000000),
     "put-unknown-flag": record(PUT, b"k", b"v", 1, 0x80),
     "del-valid": record(DEL, b"key", b"", 3, SELF),
     "del-with-value": record(DEL, b"key", b"v", 3, SELF),
@@ -170,7 +195,16 @@ stores = {
                               ("00000002.hkd", seg_header(3))],
     "unknown-segment-flags": [("00000001.hkd", seg_header(1, flags=1) +
                                put(b"a", b"1", 1))],
-    "unknown-format-version": [("00000001.hkd", seg_header(1, version=2))],
+    "unknown-format-version": [("00000001.hkd", seg_header(1, version=4))],
+    # Keys that expire: one in 2023 (expired by any real clock), one in
+    # 2100, one never, and the older record of the expired key under it.
+    "expiring": [("00000001.hkd", seg_header(1, version=3) +
+                  put(b"a", b"old", 1) +
+                  record(PUT, b"a", b"1", 2, SELF | 0x02,
+                         expires=1700000000000) +
+                  record(PUT, b"b", b"2", 3, SELF | 0x02,
+                         expires=4102444800000) +
+                  put(b"c", b"3", 4))],
     "capacity-below-file": [("00000001.hkd", seg_header(1, cap=40) +
                              put(b"a", b"1", 1) + put(b"b", b"2", 2))],
     "capacity-zero": [("00000001.hkd", seg_header(1, cap=0) +
@@ -200,16 +234,34 @@ stores["hint-other-file"] = good + [
 bad = b"hkvhint\n" + struct.pack("<II", 2, 1) + b"\xff" * 10 + b"\x01\x02k1"
 stores["hint-varint-overflow"] = good + [
     ("00000002.hkh", bad + struct.pack("<I", crc32c(bad)))]
+# Version 2 hints, with expiries: a compacted store of an expired key (2023)
+# and one expiring in 2100; then a hint whose record lengths are too short
+# for the expiry it claims.
+FAR = 4102444800000
+hkc2 = (seg_header(2, cap=0, version=3) +
+        record(PUT, b"k1", b"v1", 1, SELF | 0x02, expires=1700000000000) +
+        record(PUT, b"k2", b"v2", 2, SELF | 0x02, expires=FAR))
+good2 = [("00000002.hkc", hkc2), ("00000003.hkd", seg_header(3, version=3)),
+         ("MANIFEST", manifest([(2, 2, 2)], 1))]
+stores["compacted-expiring"] = good2 + [
+    ("00000002.hkh", compact_hint2(2, [(32, b"k1", 1700000000000),
+                                       (64, b"k2", FAR)]))]
+stores["hint2-records-overlap"] = good2 + [
+    ("00000002.hkh", compact_hint2(2, [(32, b"k1", 1700000000000),
+                                       (50, b"k2", FAR)]))]
 
 
 def log_hint(file_id, recs):
     """Sealed-segment hint: per record its offset, kind, flags, lengths,
-    transaction and key (recs: (offset, kind, flags, key, n_val, txn))."""
+    transaction, expiry (with flag 0x02) and key (recs: (offset, kind,
+    flags, key, n_val, txn[, expiry]))."""
     a = b"hkvloghn" + struct.pack("<I", file_id)
     last = 32
-    for off, kind, flags, key, n_val, txn in recs:
+    for r in recs:
+        off, kind, flags, key, n_val, txn = r[:6]
         a += (varint(off - last) + bytes([kind, flags]) + varint(len(key)) +
-              varint(n_val) + varint(txn) + key)
+              varint(n_val) + varint(txn) +
+              (varint(r[6]) if flags & 0x02 else b"") + key)
         last = off
     a += struct.pack("<I", len(recs))
     return a + struct.pack("<I", crc32c(a))
@@ -229,5 +281,18 @@ stores["log-hint-past-end"] = sealed + [
 stores["log-hint-open-transaction"] = sealed + [
     ("00000001.hkh", log_hint(1, [(32, PUT, 0, b"a", 1, 1),
                                   (54, PUT, 0, b"b", 1, 1)]))]
+seg1e = (seg_header(1, version=3) + put(b"a", b"1", 1) +
+         record(PUT, b"b", b"2", 2, SELF | 0x02, expires=1700000000000))
+sealed_e = [("00000001.hkd", seg1e), ("00000002.hkd", seg_header(
+    2, version=3) + put(b"z", b"9", 4))]
+stores["log-hint-expiring"] = sealed_e + [
+    ("00000001.hkh", log_hint(1, [(32, PUT, SELF, b"a", 1, 1),
+                                  (54, PUT, SELF | 2, b"b", 1, 2,
+                                   1700000000000)]))]
+# The hint says the record has no expiry: its lengths then do not cover
+# the segment, and the segment is read instead.
+stores["log-hint-expiry-missing"] = sealed_e + [
+    ("00000001.hkh", log_hint(1, [(32, PUT, SELF, b"a", 1, 1),
+                                  (54, PUT, SELF, b"b", 1, 2)]))]
 for name, files in stores.items():
     write("fuzz_open", name, frame(files))
