@@ -285,9 +285,11 @@ int hkvHintSealedOpen(HkvEngine *e, const HkvSeg *s, HkvHintIter *it) {
     ** the hint's was damaged after the hint was written, and reading the
     ** segment instead reports it. */
     const uint8_t *pSeg = s->pMap + it->iOff;
+    size_t iKey = HKV_REC_HDR +
+                  ((it->rec.flags & HKV_FLAG_EXPIRES) ? HKV_REC_EXP : 0);
     if (bOk && it->rec.nKey &&
-        (hkvGet16(pSeg + 6) != it->rec.nKey ||
-         memcmp(pSeg + HKV_REC_HDR, it->rec.pKey, it->rec.nKey) != 0)) {
+        (hkvGet16(pSeg + 6) != it->rec.nKey || pSeg[5] != it->rec.flags ||
+         memcmp(pSeg + iKey, it->rec.pKey, it->rec.nKey) != 0)) {
       bOk = 0;
     }
   }
