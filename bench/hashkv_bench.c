@@ -26,7 +26,7 @@
 *[--seconds S]
 **                [--no-extras] [--extra NAME] [--dir DIR]
 ** --extra runs one group of extras only: sync, sql, open, readers,
-** compaction, procs, ttl.
+** compaction, procs, ttl, queries.
 **
 ** ttl: gets of keys that expire beside keys that do not (1,000,000 each,
 ** random order), and a cache in steady state on the real clock: single
@@ -34,6 +34,8 @@
 ** for 20 s (20 TTL periods), sampling disk and index against the live data;
 ** then the same writes kept bounded by hand (each put deletes the key put
 ** 1 s before) for what reclaim by expiry costs beside it.
+** queries: issue 21's table (scans, filters, ranges,
+** kv against native at 1,000,000 rows).
 */
 #include <dirent.h>
 #include <errno.h>
@@ -642,6 +644,114 @@ static hkv_db *freshLoaded(const char *zName, long n, char *zPath) {
     if (hkv_commit(db)) die("commit: %s", hkv_errmsg(db));
   }
   return db;
+}
+
+/*
+** Queries beyond key = ? (issue 21), through SQL on the hashkv table and
+** the native one side by side: 1,000,000 rows 'user:%07d' -> 'v' || (i %
+** 1000), loaded by one INSERT ... SELECT each. Each query runs on kv, then
+** on native, within each repetition; one that takes under 50 ms is repeated
+** until 50 ms have passed and timed per run. Figures in ms.
+*/
+typedef struct Query {
+  const char *zOp;  /* result name (_ms: the figure is in ms) */
+  const char *zSql; /* "@" stands for the table */
+} Query;
+
+/* zTpl with each "@" replaced by zTab, into z (nz bytes). */
+static void querySql(char *z, size_t nz, const char *zTpl, const char *zTab) {
+  size_t i = 0;
+  for (; *zTpl && i + 1 < nz; zTpl++) {
+    if (*zTpl != '@') {
+      z[i++] = *zTpl;
+      continue;
+    }
+    for (const char *t = zTab; *t && i + 1 < nz; t++) z[i++] = *t;
+  }
+  z[i] = 0;
+}
+static const Query aQuery[] = {
+    {"q_sum_length_value_ms", "SELECT sum(length(value)) FROM @"},
+    {"q_count_value_eq_ms", "SELECT count(*) FROM @ WHERE value = 'v77'"},
+    {"q_count_ms", "SELECT count(*) FROM @"},
+    {"q_count_key_like_ms",
+     "SELECT count(*) FROM @ WHERE key LIKE 'user:05000%'"},
+    {"q_count_key_glob_ms",
+     "SELECT count(*) FROM @ WHERE key GLOB 'user:05000*'"},
+    {"q_count_key_range_ms",
+     "SELECT count(*) FROM @ WHERE key >= 'user:0500000' AND key < "
+     "'user:0500100'"},
+    {"q_sum_value_range_ms",
+     "SELECT sum(length(value)) FROM @ WHERE key BETWEEN 'user:0500000' AND "
+     "'user:0500099'"},
+    {"q_max_key_ms", "SELECT max(key) FROM @"},
+    {"q_order_key_limit_ms", "SELECT key FROM @ ORDER BY key LIMIT 10"},
+    {"q_range_order_limit_ms",
+     "SELECT key, value FROM @ WHERE key >= 'user:0500000' AND key < "
+     "'user:0500100' ORDER BY key LIMIT 10"},
+    {"q_point_key_eq_ms", "SELECT value FROM @ WHERE key = 'user:0500000'"},
+};
+#define NQUERY ((int)(sizeof(aQuery) / sizeof(aQuery[0])))
+
+/* ms per run of zSql on db. */
+static double timeQuery(sqlite3 *db, const char *zSql) {
+  sqlite3_stmt *pStmt = 0;
+  if (sqlite3_prepare_v2(db, zSql, -1, &pStmt, 0)) {
+    die("%s: %s", zSql, sqlite3_errmsg(db));
+  }
+  long nRun = 0;
+  double t0 = now(), t;
+  do {
+    int rc;
+    while ((rc = sqlite3_step(pStmt)) == SQLITE_ROW) {
+      nSink += sqlite3_column_int(pStmt, 0);
+    }
+    if (rc != SQLITE_DONE) die("%s: %s", zSql, sqlite3_errmsg(db));
+    sqlite3_reset(pStmt);
+    nRun++;
+    t = now() - t0;
+  } while (t < 0.05);
+  sqlite3_finalize(pStmt);
+  return t * 1e3 / (double)nRun;
+}
+
+static void extraQueries(void) {
+  long n = 1000000;
+  Sys *aS[2] = {&aSys[1], &aSys[2]}; /* vtab, native */
+  const char *azTab[2] = {"kv", "n"};
+  for (int k = 0; k < 2; k++) {
+    aS[k]->xOpen(aS[k]);
+    progress("queries: loading %ld rows into %s", n, aS[k]->zName);
+    char z[300];
+    snprintf(z, sizeof(z),
+             "WITH RECURSIVE c(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM c "
+             "WHERE i < %ld) INSERT INTO %s SELECT printf('user:%%07d', i), "
+             "'v' || (i %% 1000) FROM c",
+             n - 1, azTab[k]);
+    sqlExec(aS[k]->db, z);
+  }
+  for (int rep = 0; rep < nReps; rep++) {
+    progress("queries rep %d", rep + 1);
+    for (int q = 0; q < NQUERY; q++) {
+      for (int k = 0; k < 2; k++) {
+        char z[300];
+        querySql(z, sizeof(z), aQuery[q].zSql, azTab[k]);
+        record(aS[k]->zName, aQuery[q].zOp, n, timeQuery(aS[k]->db, z));
+      }
+    }
+  }
+  for (int k = 0; k < 2; k++) aS[k]->xClose(aS[k]);
+  if (bJson) return;
+  printf(
+      "\n| query (1,000,000 rows) | kv ms | native ms | kv/native |\n"
+      "|---|---|---|---|\n");
+  for (int q = 0; q < NQUERY; q++) {
+    double a = lookup("vtab", aQuery[q].zOp, n);
+    double b = lookup("native", aQuery[q].zOp, n);
+    char z[300];
+    querySql(z, sizeof(z), aQuery[q].zSql, "t");
+    printf("| `%s` | %.3f | %.3f | %.2f |\n", z, a, b, a / b);
+  }
 }
 
 static void extraOpenAndSpace(void) {
@@ -1287,7 +1397,8 @@ int main(int argc, char **argv) {
               "usage: %s [--json] [--json-out FILE] [--n N] [--system "
               "engine|vtab|native|lmdb|"
               "floor] [--reps R] [--seconds S] [--no-extras]\n  [--extra "
-              "sync|sql|open|readers|compaction|procs|ttl] [--dir DIR]\n",
+              "sync|sql|open|readers|compaction|procs|ttl|queries] [--dir "
+              "DIR]\n",
               argv[0]);
       return 2;
     }
@@ -1324,6 +1435,7 @@ int main(int argc, char **argv) {
     if (extraWanted("compaction")) extraCompaction();
     if (extraWanted("procs")) extraProcesses();
     if (extraWanted("ttl")) extraTtl();
+    if (extraWanted("queries")) extraQueries();
   }
   if (bJson) {
     printJson(stdout);

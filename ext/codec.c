@@ -33,6 +33,14 @@ int hkvBufSet(HkvBuf *b, const void *p, size_t n) {
   return SQLITE_OK;
 }
 
+/* Appends n bytes of p (no terminator is added). */
+int hkvBufAppend(HkvBuf *b, const void *p, size_t n) {
+  if (bufReserve(b, b->n + (sqlite3_int64)n + 1)) return SQLITE_NOMEM;
+  if (n) memcpy(b->a + b->n, p, n);
+  b->n += (sqlite3_int64)n;
+  return SQLITE_OK;
+}
+
 void hkvBufFree(HkvBuf *b) {
   sqlite3_free(b->a);
   memset(b, 0, sizeof(*b));

@@ -44,8 +44,20 @@
 ** Plans (xBestIndex)
 **   idxNum 1  key = ?          argv[0] the key; one hash lookup; UNIQUE
 **   idxNum 2  key IN (...)     argv[0] the IN list, read all at once
-**   idxNum 0  anything else    full scan over a snapshot; SQLite filters
-** Order is never claimed. Constraints with a collation other than BINARY
+**   idxNum 3  key > >= < <= BETWEEN, GLOB, LIKE
+**                              a scan of the snapshot's keys in log order,
+**                              the value read only for rows whose key
+**                              passes; argv: the bounds and patterns in the
+**                              order idxStr names them; sorted by key when
+**                              ORDER BY key asks (scan.c)
+**   idxNum 0  anything else    full scan of the snapshot in log order,
+**                              reading only the columns SQLite uses;
+**                              SQLite filters
+** idxStr (plans 0 and 3) names the constraints, the columns read and the
+** order, as EXPLAIN QUERY PLAN shows: "ge lt cols:key order:asc" (scan.c).
+** Constraints of plan 3 are kept by SQLite too (omit = 0), the filter
+** being a pre-filter that is exact but for rare rows (scan.c). Order is
+** claimed only by plan 3. Comparisons with a collation other than BINARY
 ** are left to SQLite.
 **
 ** Stored encoding (the engine sees bytes)
@@ -534,10 +546,7 @@ static int hkvBestIndex(sqlite3_vtab *pVtab, sqlite3_index_info *pInfo) {
   memset(&st, 0, sizeof(st));
   hkv_stats_get(p->pStore, &st);
   sqlite3_int64 n = (sqlite3_int64)st.live_keys;
-  pInfo->idxNum = HKV_PLAN_SCAN;
-  pInfo->estimatedRows = n > 10 ? n : 10;
-  pInfo->estimatedCost = 100.0 + 2.0 * (double)pInfo->estimatedRows;
-  return SQLITE_OK;
+  return hkvScanPlan(p, pInfo, (double)(n > 10 ? n : 10));
 }
 
 /* ---- cursors ---- */
@@ -568,12 +577,23 @@ static void cursorReset(HkvCursor *pCur) {
   }
   pCur->nIn = pCur->iIn = 0;
   pCur->bEof = 1;
+  /* A sorted scan's copies are kept for the next only while small. */
+  if (pCur->arena.nAlloc > HKV_KEEP_ARENA) {
+    hkvBufFree(&pCur->arena);
+    sqlite3_free(pCur->aRow);
+    pCur->aRow = 0;
+    pCur->nRowAlloc = 0;
+  }
+  pCur->nRow = pCur->iRowNext = 0;
 }
 
 static void cursorFree(HkvCursor *pCur) {
   cursorReset(pCur);
   for (int i = 0; i < pCur->nInAlloc; i++) hkvBufFree(&pCur->aIn[i]);
   sqlite3_free(pCur->aIn);
+  for (int i = 0; i < HKV_MAX_TERMS; i++) hkvBufFree(&pCur->aTerm[i].bound);
+  hkvBufFree(&pCur->arena);
+  sqlite3_free(pCur->aRow);
   hkvBufFree(&pCur->key);
   hkvBufFree(&pCur->val);
   sqlite3_free(pCur);
@@ -611,24 +631,13 @@ static int cursorLookup(HkvCursor *pCur, HkvBuf *k, int *pbFound) {
   return SQLITE_OK;
 }
 
+static int isScan(int ePlan) {
+  return ePlan == HKV_PLAN_SCAN || ePlan == HKV_PLAN_FILTER;
+}
+
 static int cursorStep(HkvCursor *pCur) {
-  HkvVtab *p = (HkvVtab *)pCur->base.pVtab;
   pCur->iRow++;
-  if (pCur->ePlan == HKV_PLAN_SCAN) {
-    const void *pK, *pV;
-    size_t nK, nV;
-    int rc = hkv_iter_next(pCur->pIter, &pK, &nK, &pV, &nV);
-    if (rc == HKV_DONE) {
-      pCur->bEof = 1;
-      return SQLITE_OK;
-    }
-    if (rc) return hkvStoreErr(p, rc);
-    if (hkvBufSet(&pCur->key, pK, nK) || hkvBufSet(&pCur->val, pV, nV)) {
-      return SQLITE_NOMEM;
-    }
-    hkv_iter_expiry(pCur->pIter, &pCur->iExpire);
-    return SQLITE_OK;
-  }
+  if (isScan(pCur->ePlan)) return hkvScanStep(pCur);
   while (pCur->iIn < pCur->nIn) {
     int bFound;
     int rc = cursorLookup(pCur, &pCur->aIn[pCur->iIn++], &bFound);
@@ -642,15 +651,21 @@ static int hkvFilter(sqlite3_vtab_cursor *cur, int idxNum, const char *idxStr,
                      int argc, sqlite3_value **argv) {
   HkvCursor *pCur = (HkvCursor *)cur;
   HkvVtab *p = (HkvVtab *)cur->pVtab;
-  (void)idxStr;
   cursorReset(pCur);
   pCur->bEof = 0;
   pCur->ePlan = idxNum;
   pCur->iRow = 0;
-  if (idxNum == HKV_PLAN_SCAN) {
-    int rc = hkv_iter_open(p->pStore, &pCur->pIter);
-    if (rc) return hkvStoreErr(p, rc);
-    return cursorStep(pCur);
+  if (isScan(idxNum)) {
+    int bEmpty;
+    int rc = hkvScanStart(pCur, idxStr, argc, argv, &bEmpty);
+    if (rc || bEmpty) {
+      pCur->bEof = 1;
+      return rc;
+    }
+    int hrc = hkv_iter_open(p->pStore, &pCur->pIter);
+    if (hrc) return hkvStoreErr(p, hrc);
+    pCur->iRow++;
+    return hkvScanFirst(pCur);
   }
   if (argc < 1) return SQLITE_ERROR;
   /* Collect the keys now: IN lists can only be read inside xFilter. */
@@ -693,6 +708,25 @@ static int hkvEof(sqlite3_vtab_cursor *cur) { return ((HkvCursor *)cur)->bEof; }
 static int hkvColumn(sqlite3_vtab_cursor *cur, sqlite3_context *ctx, int i) {
   HkvCursor *pCur = (HkvCursor *)cur;
   HkvConn *pConn = ((HkvVtab *)cur->pVtab)->pConn;
+  if (isScan(pCur->ePlan)) {
+    /* Only the key is never skipped for nochange (see below). */
+    if (i != HKV_COL_KEY && sqlite3_vtab_nochange(ctx)) return SQLITE_OK;
+    if (i == HKV_COL_KEY || i == HKV_COL_VALUE) {
+      hkvScanColumn(pCur, ctx, i);
+    } else if (i == HKV_COL_EXPIRES) {
+      /* The iterator is on the row (sorted plans kept it with the row). */
+      int64_t iExp = 0;
+      if (pCur->eOrder) {
+        iExp = pCur->pRow->iExpire;
+      } else {
+        hkv_iter_expiry(pCur->pIter, &iExp);
+      }
+      hkvResultExpiry(ctx, iExp);
+    } else {
+      sqlite3_result_null(ctx);
+    }
+    return SQLITE_OK;
+  }
   int eForm = pCur->val.n > 0 ? hkvValueKeyForm(pCur->val.a[0]) : HKV_KEY_ASIS;
   switch (i) {
     case HKV_COL_KEY:

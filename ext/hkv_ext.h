@@ -38,9 +38,16 @@ SQLITE_EXTENSION_INIT3
 #define HKV_COL_EXPIRES 2 /* hidden: expires_at */
 #define HKV_COL_CMD 3     /* hidden, named after the table */
 
-#define HKV_PLAN_SCAN 0
+#define HKV_PLAN_SCAN 0 /* the snapshot, every row (scan.c) */
 #define HKV_PLAN_EQ 1
 #define HKV_PLAN_IN 2
+#define HKV_PLAN_FILTER 3 /* the snapshot, rows filtered by key (scan.c) */
+
+#define HKV_MAX_TERMS 8 /* key constraints a scan filters by, at most */
+#define HKV_SCAN_KEY 1  /* HkvCursor.mCols, mHave: the key is read */
+#define HKV_SCAN_VALUE 2
+#define HKV_SCAN_TAG 4           /* mHave: iValTag is the value's tag byte */
+#define HKV_KEEP_ARENA (1 << 20) /* bytes of sorted rows a cursor keeps */
 
 #define HKV_TAG_NULL 'n'
 #define HKV_TAG_INT 'i'
@@ -154,6 +161,23 @@ struct HkvVtab {
   struct HkvCursor *pSpare; /* a closed cursor kept for reuse */
 };
 
+/* A key constraint a scan filters by (scan.c). */
+typedef struct HkvKeyTerm {
+  int op;       /* SQLITE_INDEX_CONSTRAINT_GT ... LIKE */
+  int bNone;    /* filters nothing (no usable prefix; another like()) */
+  int bFold;    /* LIKE: ASCII case folded (bound is lower case) */
+  HkvBuf bound; /* the encoded bound, or the pattern's literal prefix */
+} HkvKeyTerm;
+
+/* A row of a sorted scan: copies in HkvCursor.arena, each followed by a
+** 0 byte. */
+typedef struct HkvRow {
+  const unsigned char *pKey, *pVal;
+  sqlite3_int64 nKey, nVal;
+  sqlite3_int64 iOff; /* of the key in the arena */
+  int64_t iExpire;    /* expires_at, Unix ms (0: never) */
+} HkvRow;
+
 typedef struct HkvCursor {
   sqlite3_vtab_cursor base;
   int ePlan;
@@ -166,6 +190,17 @@ typedef struct HkvCursor {
   HkvBuf val;
   sqlite3_int64 iRow;
   int64_t iExpire; /* its expiry, Unix ms (0: never; -1: not read yet) */
+  /* scans (scan.c) */
+  int mCols;   /* HKV_SCAN_KEY | HKV_SCAN_VALUE: read for every row */
+  int mHave;   /* of key, val and iValTag, loaded for the current row */
+  int iValTag; /* the value's tag byte (how the key reads back), or -1 */
+  int eOrder;  /* 1 rows sorted by key, -1 descending, 0 log order */
+  HkvKeyTerm aTerm[HKV_MAX_TERMS];
+  int nTerm;
+  HkvBuf arena; /* sorted scans: the rows' copies */
+  HkvRow *aRow;
+  sqlite3_int64 nRow, nRowAlloc, iRowNext;
+  const HkvRow *pRow; /* the current one */
 } HkvCursor;
 
 /* The CREATE arguments, parsed (options.c). */
@@ -192,6 +227,7 @@ int hkvVtabErr(HkvVtab *p, int rc, const char *zFmt, const char *zArg);
 
 /* codec.c: encodings (the layout is in hashkv_vtab.c) and results */
 int hkvBufSet(HkvBuf *b, const void *p, size_t n);
+int hkvBufAppend(HkvBuf *b, const void *p, size_t n);
 void hkvBufFree(HkvBuf *b);
 int hkvEncodeKey(HkvBuf *b, sqlite3_value *v, int bUtf8, int *peForm);
 int hkvValueTag(int tag, int eForm);
@@ -202,6 +238,19 @@ void hkvResultEncoded(sqlite3_context *ctx, HkvConn *c, const unsigned char *p,
 /* expires_at: SQL seconds <-> the engine's Unix ms (0: never). */
 int hkvEncodeExpiry(HkvVtab *p, sqlite3_value *v, int64_t *piMs);
 void hkvResultExpiry(sqlite3_context *ctx, int64_t iMs);
+
+/* scan.c: full and filtered scans. hkvKeyCompare orders encoded keys as
+** SQLite orders the values (BINARY, UTF-8). hkvScanPlan fills a scan plan
+** in xBestIndex; hkvScanStart reads it in xFilter (*pbEmpty: no row can
+** match), hkvScanFirst and hkvScanStep move, hkvScanColumn is xColumn. */
+int hkvKeyCompare(const unsigned char *a, sqlite3_int64 na,
+                  const unsigned char *b, sqlite3_int64 nb);
+int hkvScanPlan(HkvVtab *p, sqlite3_index_info *pInfo, double nRows);
+int hkvScanStart(HkvCursor *pCur, const char *idxStr, int argc,
+                 sqlite3_value **argv, int *pbEmpty);
+int hkvScanFirst(HkvCursor *pCur);
+int hkvScanStep(HkvCursor *pCur);
+void hkvScanColumn(HkvCursor *pCur, sqlite3_context *ctx, int i);
 
 /* options.c: the CREATE arguments; *pzErr names the option at fault */
 int hkvParseArgs(int argc, const char *const *argv, HkvArgs *pA, char **pzErr);

@@ -91,9 +91,11 @@ struct hkv_iter {
   hkv_db *db;
   uint64_t iEpoch;     /* segments retired after this stay mapped */
   hkv_iter *pNextIter; /* e->pIters */
-  HkvLoc *aLoc;
+  HkvLoc *aLoc;        /* the snapshot, sorted by loc (sortLocs) */
   uint64_t nLoc, iNext;
+  HkvLoc locCur;   /* the entry hkv_iter_next(_key) moved to; 0: none */
   int64_t iExpire; /* expiry of the entry last returned (0: none) */
+  int bMayExpire;  /* the engine has held an expiring key: skip must read */
 };
 
 static pthread_mutex_t registryMu = PTHREAD_MUTEX_INITIALIZER;
@@ -208,6 +210,7 @@ static void countLive(HkvEngine *e, HkvLoc loc, uint32_t nRec, int bExp,
     if (bExp) {
       s->nExpLive += nRec;
       e->nExpiring++;
+      e->bEverExpiring = 1;
     }
   } else {
     e->nLiveBytes -= nRec;
@@ -1655,11 +1658,18 @@ int hkv_release(hkv_db *db, int iLevel) {
 
 typedef struct Collect {
   HkvEngine *e;
-  int bReader;
+  int bReader; /* a reader while a transaction is open: see past it */
+  int bWriter; /* the writer: its own slots may name its DEL records */
   uint64_t iCommitted;
   HkvLoc *a;
   uint64_t n, nAlloc;
 } Collect;
+
+/* Marks a collected loc that may name a DEL record (the writer's own,
+** uncommitted): every other loc of a snapshot names a PUT, as a commit
+** drops the slots of its DEL records. Above the 48 bits of a loc; it sorts
+** those locs last, where the log has them anyway. */
+#define HKV_ITER_MAYDEL (1ull << 62)
 
 static int collectOne(void *pCtx, uint64_t *pSlot) {
   Collect *c = pCtx;
@@ -1667,10 +1677,48 @@ static int collectOne(void *pCtx, uint64_t *pSlot) {
   if (c->bReader && hkvLogOrder(c->e, loc) >= c->iCommitted) {
     loc = hkvMapGet(&c->e->map, loc);
     if (!loc) return 0;
+  } else if (c->bWriter && hkvLogOrder(c->e, loc) >= c->iCommitted) {
+    loc |= HKV_ITER_MAYDEL;
   }
   if (c->n == c->nAlloc) return HKV_NOMEM; /* sized up front */
   c->a[c->n++] = loc;
   return 0;
+}
+
+/*
+** Sorts a[0..n) ascending, using aTmp (n entries) as scratch: an LSD radix
+** sort on 11-bit digits over the bits in which the locs differ (offsets of
+** up to 2^26 bytes and a few segment slots: three passes), each pass a
+** count and a stable scatter. A loc is slot << 32 | offset, so the order is
+** each segment's records in file order: a scan then reads the log's pages
+** sequentially instead of at random (SELECT sum(length(value)) over
+** 1,000,000 rows: about 300 ms in hash order, 100 ms in this one, of which
+** the sort takes 5-7 ms). Returns the sorted array (a or aTmp).
+*/
+#define HKV_SORT_BITS 11
+static HkvLoc *sortLocs(HkvLoc *a, HkvLoc *aTmp, uint64_t n) {
+  if (n < 2) return a;
+  HkvLoc diff = 0;
+  for (uint64_t i = 1; i < n; i++) diff |= a[i] ^ a[0];
+  uint64_t aCount[1u << HKV_SORT_BITS];
+  for (int iShift = 0; iShift < 64 && (diff >> iShift) != 0;
+       iShift += HKV_SORT_BITS) {
+    const HkvLoc mask = (1u << HKV_SORT_BITS) - 1;
+    memset(aCount, 0, sizeof(aCount));
+    for (uint64_t i = 0; i < n; i++) aCount[(a[i] >> iShift) & mask]++;
+    uint64_t iSum = 0;
+    for (uint32_t d = 0; d <= mask; d++) {
+      uint64_t c = aCount[d];
+      aCount[d] = iSum;
+      iSum += c;
+    }
+    for (uint64_t i = 0; i < n; i++)
+      aTmp[aCount[(a[i] >> iShift) & mask]++] = a[i];
+    HkvLoc *t = a;
+    a = aTmp;
+    aTmp = t;
+  }
+  return a;
 }
 
 int hkv_iter_open(hkv_db *db, hkv_iter **ppIter) {
@@ -1691,6 +1739,7 @@ int hkv_iter_open(hkv_db *db, hkv_iter **ppIter) {
   int rc = HKV_OK;
   if (!db->bWriter) hkvLatchRead(&e->latch);
   c.bReader = !db->bWriter && e->bDirty;
+  c.bWriter = db->bWriter;
   c.iCommitted = atomic_load_explicit(&e->iCommitted, memory_order_acquire);
   c.nAlloc = hkvIndexLive(&e->idx);
   c.a = hkvMalloc((size_t)(c.nAlloc ? c.nAlloc : 1) * sizeof(HkvLoc));
@@ -1700,16 +1749,23 @@ int hkv_iter_open(hkv_db *db, hkv_iter **ppIter) {
     rc = hkvIndexForEach(&e->idx, collectOne, &c);
   }
   if (!db->bWriter) hkvLatchUnread(&e->latch);
+  HkvLoc *aTmp = 0;
+  if (!rc && c.n > 1) {
+    aTmp = hkvMalloc((size_t)c.n * sizeof(HkvLoc));
+    if (!aTmp) rc = HKV_NOMEM;
+  }
   if (rc) {
     hkvFree(c.a);
     hkvFree(it);
     return dbErr(db, rc, 0);
   }
   it->db = db;
-  it->aLoc = c.a;
+  it->aLoc = sortLocs(c.a, aTmp, c.n);
+  hkvFree(it->aLoc == c.a ? aTmp : c.a);
   it->nLoc = c.n;
   pthread_mutex_lock(&e->mu);
   it->iEpoch = atomic_load(&e->iEpoch);
+  it->bMayExpire = e->bEverExpiring;
   it->pNextIter = e->pIters;
   e->pIters = it;
   pthread_mutex_unlock(&e->mu);
@@ -1717,31 +1773,90 @@ int hkv_iter_open(hkv_db *db, hkv_iter **ppIter) {
   return dbSet(db, HKV_OK, 0);
 }
 
-int hkv_iter_next(hkv_iter *it, const void **ppKey, size_t *pnKey,
-                  const void **ppVal, size_t *pnVal) {
-  if (!it || !ppKey || !pnKey || !ppVal || !pnVal) return HKV_MISUSE;
+/* Moves it to its next PUT record, read with flags (HKV_READ_*): OK with
+** *pRec, DONE, or CORRUPT. A slot of the writer's own transaction may name
+** its DEL record: skipped. */
+static int iterMove(hkv_iter *it, int flags, HkvRec *pRec) {
   hkv_db *db = it->db;
+  if (db->bWriter) flags |= HKV_READ_OWN;
   while (it->iNext < it->nLoc) {
-    HkvRec rec;
     char *zErr = 0;
-    int rc = hkvLogRead(db->e, it->aLoc[it->iNext++],
-                        HKV_READ_VERIFY | (db->bWriter ? HKV_READ_OWN : 0),
-                        &rec, &zErr);
-    if (rc) return dbSet(db, rc, zErr);
-    if (rec.kind != HKV_KIND_PUT) continue;
-    if (rec.iExpire && hkvExpiredNow(rec.iExpire)) continue;
-    it->iExpire = rec.iExpire;
-    *ppKey = rec.pKey;
-    *pnKey = rec.nKey;
-    *ppVal = rec.pVal;
-    *pnVal = rec.nVal;
+    HkvLoc loc = it->aLoc[it->iNext++] & ~HKV_ITER_MAYDEL;
+    int rc = hkvLogRead(db->e, loc, flags, pRec, &zErr);
+    if (rc) {
+      it->locCur = 0;
+      return dbSet(db, rc, zErr);
+    }
+    if (pRec->kind != HKV_KIND_PUT) continue;
+    if (pRec->iExpire && hkvExpiredNow(pRec->iExpire)) continue;
+    it->locCur = loc;
+    it->iExpire = pRec->iExpire;
     return HKV_OK;
   }
+  it->locCur = 0;
   return HKV_DONE;
 }
 
+int hkv_iter_next(hkv_iter *it, const void **ppKey, size_t *pnKey,
+                  const void **ppVal, size_t *pnVal) {
+  if (!it || !ppKey || !pnKey || !ppVal || !pnVal) return HKV_MISUSE;
+  HkvRec rec;
+  int rc = iterMove(it, HKV_READ_VERIFY, &rec);
+  if (rc) return rc;
+  *ppKey = rec.pKey;
+  *pnKey = rec.nKey;
+  *ppVal = rec.pVal;
+  *pnVal = rec.nVal;
+  return HKV_OK;
+}
+
+int hkv_iter_next_key(hkv_iter *it, const void **ppKey, size_t *pnKey) {
+  if (!it || !ppKey || !pnKey) return HKV_MISUSE;
+  HkvRec rec;
+  int rc = iterMove(it, 0, &rec);
+  if (rc) return rc;
+  *ppKey = rec.pKey;
+  *pnKey = rec.nKey;
+  return HKV_OK;
+}
+
+int hkv_iter_skip(hkv_iter *it) {
+  if (!it) return HKV_MISUSE;
+  /* A PUT without an expiry: nothing to read. Once the engine has held an
+  ** expiring key, any entry may have expired, and its header says. */
+  if (it->iNext < it->nLoc && !it->bMayExpire &&
+      !(it->aLoc[it->iNext] & HKV_ITER_MAYDEL)) {
+    it->locCur = it->aLoc[it->iNext++];
+    it->iExpire = 0;
+    return HKV_OK;
+  }
+  HkvRec rec;
+  return iterMove(it, 0, &rec);
+}
+
+/* Reads the record again rather than keeping pointers from the move: a
+** write on db in between may have flushed the writer's buffer they
+** pointed into. The loc names the same bytes for the engine's life. */
+int hkv_iter_current(hkv_iter *it, const void **ppKey, size_t *pnKey,
+                     const void **ppVal, size_t *pnVal) {
+  if (!it || !ppKey || !pnKey || !ppVal || !pnVal) return HKV_MISUSE;
+  hkv_db *db = it->db;
+  if (!it->locCur) return dbErr(db, HKV_MISUSE, "the iterator is on no entry");
+  HkvRec rec;
+  char *zErr = 0;
+  int rc = hkvLogRead(db->e, it->locCur,
+                      HKV_READ_VERIFY | (db->bWriter ? HKV_READ_OWN : 0), &rec,
+                      &zErr);
+  if (rc) return dbSet(db, rc, zErr);
+  *ppKey = rec.pKey;
+  *pnKey = rec.nKey;
+  *ppVal = rec.pVal;
+  *pnVal = rec.nVal;
+  return HKV_OK;
+}
+
 int hkv_iter_expiry(hkv_iter *it, int64_t *piExpireAt) {
-  if (!it || !piExpireAt || it->iNext == 0) return HKV_MISUSE;
+  if (!it || !piExpireAt || !it->locCur) return HKV_MISUSE;
   *piExpireAt = it->iExpire;
   return HKV_OK;
 }

@@ -265,20 +265,44 @@ int hkv_txn_dirty(hkv_db *db);
 int hkv_write_lock(hkv_db *db);
 
 /*
-** Iteration over a snapshot of the live entries, in no particular order.
-** The snapshot is taken by hkv_iter_open: later writes (by this or other
-** handles) are not seen, and every entry of the snapshot is returned once.
-** hkv_iter_next returns OK with *ppKey..*pnVal set (valid until the next
-** hkv_iter_next or hkv_iter_close on it), DONE at the end, CORRUPT on a bad
-** record. The iterator belongs to db's thread; close it before db.
+** Iteration over a snapshot of the live entries, in log order (segment by
+** segment, each from its start: the order of the files' bytes, so a scan
+** reads them sequentially; no order of keys). The snapshot is taken by
+** hkv_iter_open: later writes (by this or other handles) are not seen, and
+** every entry of the snapshot is returned once. hkv_iter_open returns OK,
+** NOMEM (nothing open, *ppIter 0), MISUSE, or what a read of another
+** process's commits returns (IOERR, CORRUPT, BUSY). hkv_iter_next moves to
+** the next entry and returns OK with *ppKey..*pnVal set (valid until the
+** next call on the iterator, or a write on db), DONE at the end, CORRUPT on
+** a bad record (its checksum included). The iterator belongs to db's
+** thread; close it before db.
 */
 int hkv_iter_open(hkv_db *db, hkv_iter **ppIter);
 int hkv_iter_next(hkv_iter *pIter, const void **ppKey, size_t *pnKey,
                   const void **ppVal, size_t *pnVal);
-/* The expiry (Unix ms, 0: never) of the entry hkv_iter_next last returned.
-** An entry that has expired by the time hkv_iter_next reaches it is
-** skipped. Returns OK, or MISUSE before the first hkv_iter_next. */
+/* The expiry (Unix ms, 0: never) of the entry the iterator is on (after
+** hkv_iter_next, hkv_iter_next_key or hkv_iter_skip). An entry that has
+** expired by the time the iterator reaches it is skipped by all three.
+** Returns OK, or MISUSE when the iterator is on no entry. */
 int hkv_iter_expiry(hkv_iter *pIter, int64_t *piExpireAt);
+/*
+** hkv_iter_next_key moves to the next entry like hkv_iter_next but returns
+** its key only: the value is not read and the record's checksum is not
+** checked (its header is: a bad one is CORRUPT), so a caller that drops
+** most entries by key reads only their keys. hkv_iter_current returns the
+** entry the iterator is on (after hkv_iter_next_key or hkv_iter_next),
+** its checksum checked: OK, CORRUPT, or MISUSE before the first move and
+** after DONE. Pointers as for hkv_iter_next. A caller that hands a key on
+** as data should take it from hkv_iter_current, which vouches for it.
+*/
+int hkv_iter_next_key(hkv_iter *pIter, const void **ppKey, size_t *pnKey);
+/* hkv_iter_skip moves to the next entry and returns nothing of it: OK,
+** DONE, CORRUPT (a bad header it had to read). It reads no record the
+** snapshot knows to be a live entry (all but the writer's own), so
+** counting the entries costs no reads of the log. */
+int hkv_iter_skip(hkv_iter *pIter);
+int hkv_iter_current(hkv_iter *pIter, const void **ppKey, size_t *pnKey,
+                     const void **ppVal, size_t *pnVal);
 int hkv_iter_close(hkv_iter *pIter);
 
 /* The counters: name, meaning. The first column becomes a field of

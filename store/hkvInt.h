@@ -746,6 +746,7 @@ struct HkvEngine {
   uint64_t nCutBytes;
   uint64_t iCutOffset;
   uint64_t nExpiring; /* keys in the index whose record has an expiry */
+  int bEverExpiring;   /* set once any key with an expiry was counted */
   uint64_t nExpired;  /* keys dropped from the index because they expired */
 };
 

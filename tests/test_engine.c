@@ -405,6 +405,106 @@ START_TEST(snapshot_iteration) {
 }
 END_TEST
 
+/* hkv_iter returns entries in log order: segment by segment, each in file
+** order, so a key rewritten later comes later, whatever its hash. Keys
+** only (hkv_iter_next_key) are not checked by checksum; hkv_iter_current
+** checks them, and names no entry before the first move or after DONE.
+** hkv_iter_skip moves without reading, but for the writer's own entries. */
+START_TEST(iteration_in_log_order_keys_first) {
+  hkv_options o;
+  hkv_options_init(&o);
+  o.segment_size = 4096; /* many segments */
+  o.sync = HKV_SYNC_OFF;
+  hkv_db *db = 0;
+  ck_rc(hkv_open(zStore, &o, &db), HKV_OK);
+  enum { N = 300 };
+  char k[32], v[64];
+  for (int i = 0; i < N; i++) {
+    snprintf(k, sizeof(k), "key-%d", i);
+    snprintf(v, sizeof(v), "value-%d", i);
+    ck_rc(putStr(db, k, v), HKV_OK);
+  }
+  /* Rewritten in reverse: these come last, highest first. */
+  for (int i = N - 1; i >= 0; i -= 7) {
+    snprintf(k, sizeof(k), "key-%d", i);
+    ck_rc(putStr(db, k, "again"), HKV_OK);
+  }
+  hkv_iter *it;
+  ck_rc(hkv_iter_open(db, &it), HKV_OK);
+  const void *pK, *pV, *pK2;
+  size_t nK, nV, nK2;
+  ck_rc(hkv_iter_current(it, &pK, &nK, &pV, &nV), HKV_MISUSE);
+  int nRows = 0, rc, iPrev = -1, bRewrites = 0, iLastRewrite = N;
+  while ((rc = hkv_iter_next_key(it, &pK, &nK)) == HKV_OK) {
+    char zKey[32];
+    ck_assert_uint_lt(nK, sizeof(zKey));
+    memcpy(zKey, pK, nK);
+    zKey[nK] = 0;
+    int i = atoi(zKey + 4);
+    ck_rc(hkv_iter_current(it, &pK2, &nK2, &pV, &nV), HKV_OK);
+    ck_assert(nK2 == nK && memcmp(pK2, zKey, nK) == 0);
+    if ((N - 1 - i) % 7 == 0) {
+      ck_assert(nV == 5 && memcmp(pV, "again", 5) == 0);
+      ck_assert_int_lt(i, iLastRewrite); /* highest first */
+      iLastRewrite = i;
+      bRewrites = 1;
+    } else {
+      ck_assert_msg(!bRewrites && i > iPrev, "key-%d after key-%d", i, iPrev);
+      iPrev = i;
+    }
+    nRows++;
+  }
+  ck_rc(rc, HKV_DONE);
+  ck_assert_int_eq(nRows, N);
+  ck_rc(hkv_iter_current(it, &pK, &nK, &pV, &nV), HKV_MISUSE);
+  hkv_iter_close(it);
+  /* hkv_iter_skip counts without reading committed entries; in the
+  ** writer's transaction it reads its own records, and skips its DELs. */
+  ck_rc(hkv_begin(db), HKV_OK);
+  ck_rc(hkv_delete(db, "key-1", 5), HKV_OK);
+  ck_rc(hkv_delete(db, "key-2", 5), HKV_OK);
+  ck_rc(putStr(db, "key-3", "changed"), HKV_OK);
+  ck_rc(putStr(db, "fresh", "x"), HKV_OK);
+  for (int bWriter = 1; bWriter >= 0; bWriter--) {
+    if (!bWriter) ck_rc(hkv_commit(db), HKV_OK);
+    ck_rc(hkv_iter_open(db, &it), HKV_OK);
+    int nSkip = 0, bFresh = 0;
+    while ((rc = hkv_iter_skip(it)) == HKV_OK) {
+      ck_rc(hkv_iter_current(it, &pK, &nK, &pV, &nV), HKV_OK);
+      ck_assert(
+          !(nK == 5 && (!memcmp(pK, "key-1", 5) || !memcmp(pK, "key-2", 5))));
+      bFresh |= nK == 5 && !memcmp(pK, "fresh", 5);
+      nSkip++;
+    }
+    ck_rc(rc, HKV_DONE);
+    ck_assert_int_eq(nSkip, N - 1);
+    ck_assert(bFresh);
+    hkv_iter_close(it);
+  }
+  /* A damaged value: the key alone still reads; the checked read is
+  ** CORRUPT. The first record of the first segment is key-0's; the
+  ** files are mapped shared, so the damage shows while open. */
+  char zSeg[600];
+  snprintf(zSeg, sizeof(zSeg), "%s/00000001.hkd", zStore);
+  int fd = open(zSeg, O_RDWR);
+  ck_assert_int_ge(fd, 0);
+  ck_assert_int_eq(pwrite(fd, "X", 1, HKV_SEG_HDR + 20 + 5), 1);
+  close(fd);
+  ck_rc(hkv_iter_open(db, &it), HKV_OK);
+  int bSeen = 0;
+  while ((rc = hkv_iter_next_key(it, &pK, &nK)) == HKV_OK) {
+    if (nK == 5 && !memcmp(pK, "key-0", 5)) {
+      bSeen = 1;
+      ck_rc(hkv_iter_current(it, &pK2, &nK2, &pV, &nV), HKV_CORRUPT);
+    }
+  }
+  ck_rc(rc, HKV_DONE);
+  ck_assert(bSeen);
+  hkv_iter_close(it);
+  hkv_close(db);
+}
+END_TEST
+
 START_TEST(handles_share_one_engine) {
   hkv_db *a = openStore(HKV_SYNC_NORMAL);
   char zAlias[400];
@@ -983,6 +1083,7 @@ int main(void) {
   tcase_add_test(tc, prepared_commit_revoked);
   tcase_add_test(tc, nested_savepoints);
   tcase_add_test(tc, snapshot_iteration);
+  tcase_add_test(tc, iteration_in_log_order_keys_first);
   tcase_add_test(tc, handles_share_one_engine);
   tcase_add_test(tc, readonly_open);
   tcase_add_test(tc, segments_rotate);

@@ -1261,8 +1261,9 @@ static void sameRows(sqlite3 *dbA, const char *zA, const char *zA2,
 
 /* Random SELECTs for the differential test: '@' is the table under test,
 ** '#' its partner of the other pair, jt a native table of keys in temp.
-** Lookups by key and IN lists, joins, aggregates, LIMIT and OFFSET, values
-** SQLite keeps past their row. Rows whose order the query leaves open are
+** Lookups by key and IN lists, key ranges, GLOB and LIKE (sorted too),
+** joins, aggregates, LIMIT and OFFSET, values SQLite keeps past their row. Rows
+*whose order the query leaves open are
 ** compared as multisets; aggregates whose result depends on the order
 ** (sum, min and max among equal values of different types) run over rows
 ** ordered by key. */
@@ -1273,7 +1274,7 @@ static void randQuery(char *z, size_t n, int *pbSorted) {
   randKey(k3, sizeof(k3));
   randVal(v1, sizeof(v1));
   *pbSorted = 1;
-  switch (rnd(16)) {
+  switch (rnd(19)) {
     case 0:
       snprintf(z, n, "SELECT key, value FROM @ WHERE key = %s", k1);
       break;
@@ -1335,13 +1336,31 @@ static void randQuery(char *z, size_t n, int *pbSorted) {
     case 12:
       snprintf(z, n,
                "SELECT (SELECT count(*) FROM (SELECT key FROM @ LIMIT 3)), "
-               "(SELECT count(*) FROM (SELECT 1 FROM @ LIMIT -1 OFFSET 2))");
+               "(SELECT count(*) FROM (SELECT 1 FROM @ LIMIT -1 OFFSET 2)), "
+               "(SELECT count(*) FROM @)");
       break;
     case 13:
       snprintf(z, n,
                "SELECT key FROM @ WHERE value = %s OR value IS NULL OR "
                "value > %s",
                v1, k1);
+      break;
+    case 15:
+      snprintf(z, n, "SELECT key, value FROM @ WHERE key > %s AND key <= %s",
+               k1, k2);
+      break;
+    case 16:
+      *pbSorted = 0;
+      snprintf(z, n,
+               "SELECT key, value FROM @ WHERE key BETWEEN %s AND %s ORDER BY "
+               "key%s",
+               k1, k2, rnd(2) ? " DESC" : "");
+      break;
+    case 17:
+      *pbSorted = 0;
+      snprintf(z, n,
+               "SELECT key, value FROM @ WHERE key %s ORDER BY key LIMIT 4",
+               rnd(2) ? "LIKE 'K%'" : "GLOB 'k1*'");
       break;
     case 14:
       snprintf(z, n,
@@ -1859,6 +1878,260 @@ static const char *const zPair2 =
     "CREATE VIRTUAL TABLE $kw USING hashkv(sync=off);"
     "CREATE TABLE $m(key PRIMARY KEY NOT NULL, value) WITHOUT ROWID";
 
+/* ---- key constraints: every form, order and combination ---- */
+
+/* Keys meeting at the edges of every pushed constraint: numbers of both
+** types on each side of the bounds, TEXT that reads as a number under
+** numeric affinity ('5', ' 7', '1e3'), letters of both cases, wildcards,
+** non-ASCII, a NUL inside, BLOBs whose bytes are ASCII letters or digits. */
+static const char *const aFilterKey[] = {
+    "-3",
+    "-1",
+    "0",
+    "1",
+    "2",
+    "3",
+    "4",
+    "5",
+    "7",
+    "12",
+    "2.5",
+    "3.5",
+    "-0.5",
+    "9223372036854775807",
+    "-9223372036854775808",
+    "1e300",
+    "9007199254740993",
+    "'a'",
+    "'A'",
+    "'ab'",
+    "'aB'",
+    "'Ab'",
+    "'abc'",
+    "'ac'",
+    "'b'",
+    "'B'",
+    "'k1'",
+    "'k10'",
+    "'k2'",
+    "'5'",
+    "' 7'",
+    "'1e3'",
+    "'-2'",
+    "'.5'",
+    "''",
+    "'user:001'",
+    "'user:002'",
+    "'User:003'",
+    "'user;'",
+    "'\xc3\xa9'",
+    "'\xc3\x89t\xc3\xa9'",
+    "'a%b'",
+    "'a_b'",
+    "'a*b'",
+    "'a[b'",
+    "'ab' || char(0) || 'c'",
+    "x''",
+    "x'61'",
+    "x'6162'",
+    "x'41'",
+    "x'35'",
+    "x'ff'",
+    "x'75736572'",
+};
+#define NFILTERKEY (sizeof(aFilterKey) / sizeof(aFilterKey[0]))
+
+/* The constraints on key that xBestIndex is offered (and a few it is
+** not: NOCASE, ESCAPE), each with right-hand sides of every type, NULL,
+** numeric affinity (the column i of ints is INTEGER, CAST), TEXT affinity
+** (s of texts), and a constant without affinity from a query (as a bound
+** parameter compares). */
+static const char *const aFilterTerm[] = {
+    "key > 3",
+    "key >= 3",
+    "key < 3",
+    "key <= 3",
+    "key > 2.5",
+    "key <= 3.5",
+    "key >= -1",
+    "key < 9223372036854775807",
+    "key > 1e300",
+    "key < 9007199254740993.0",
+    "key > 'a'",
+    "key >= 'ab'",
+    "key < 'b'",
+    "key <= 'B'",
+    "key > '5'",
+    "key < 'user:002'",
+    "key >= ''",
+    "key > x'61'",
+    "key <= x'6162'",
+    "key < x'ff'",
+    "key > NULL",
+    "key < NULL",
+    "key > CAST('4' AS INTEGER)",
+    "key >= (SELECT i FROM ints WHERE i = 2)",
+    "key < (SELECT s FROM texts)",
+    "key > (SELECT p FROM prm)",
+    "3 < key",
+    "'b' >= key",
+    "key BETWEEN 2 AND 'b'",
+    "key BETWEEN 'a' AND 'b'",
+    "key NOT BETWEEN 0 AND 'z'",
+    "key > 'a' COLLATE NOCASE",
+    "key GLOB 'a*'",
+    "key GLOB 'A*'",
+    "key GLOB 'ab*'",
+    "key GLOB 'user:*'",
+    "key GLOB '5*'",
+    "key GLOB '*'",
+    "key GLOB 'a[b]*'",
+    "key GLOB 'a?c'",
+    "key GLOB '\xc3\xa9*'",
+    "key GLOB ''",
+    "key GLOB NULL",
+    "key GLOB 1",
+    "key LIKE 'a%'",
+    "key LIKE 'A%'",
+    "key LIKE 'ab%'",
+    "key LIKE 'a_%'",
+    "key LIKE '5%'",
+    "key LIKE 'user:%'",
+    "key LIKE 'USER:%'",
+    "key LIKE '%'",
+    "key LIKE '\xc3\xa9%'",
+    "key LIKE '\xc3\x89%'",
+    "key LIKE 'ab'",
+    "key LIKE NULL",
+    "key LIKE 1",
+    "key LIKE (SELECT p FROM prm)",
+    "key LIKE 'a!%' ESCAPE '!'",
+};
+#define NFILTERTERM (sizeof(aFilterTerm) / sizeof(aFilterTerm[0]))
+
+/* What the constraints select, and how it is returned. */
+static const char *const aFilterHead[] = {
+    "SELECT key, value FROM @ WHERE ",
+    "SELECT count(*) FROM @ WHERE ",
+    "SELECT key FROM @ WHERE ",
+    "SELECT sum(length(value)) FROM @ WHERE ",
+};
+static const char *const aFilterTail[] = {
+    "",
+    " ORDER BY key",
+    " ORDER BY key DESC",
+    " ORDER BY key LIMIT 3",
+    " ORDER BY key DESC LIMIT 2 OFFSET 1",
+    " ORDER BY key, value",
+};
+
+/* Runs zSql ('@' the table) on kv and on n and checks the same outcome:
+** rows in order when bOrdered, else as a multiset. */
+static void sameFiltered(sqlite3 *db, const char *zSql, int bOrdered,
+                         const char *zWhere) {
+  char zMsg[2000];
+  if (rowsDiffer(db, "kv", "n", db, "n", "kv", zSql, !bOrdered, zMsg,
+                 sizeof(zMsg))) {
+    ck_abort_msg("%s: %s", zWhere, zMsg);
+  }
+}
+
+static void likeEverything(sqlite3_context *ctx, int argc,
+                           sqlite3_value **argv) {
+  (void)argc;
+  (void)argv;
+  sqlite3_result_int(ctx, 1);
+}
+
+START_TEST(key_filters_against_native_table) {
+  sqlite3 *db = openDb();
+  execOk(db,
+         "CREATE VIRTUAL TABLE kv USING hashkv(sync=off);"
+         "CREATE TABLE n(key PRIMARY KEY NOT NULL, value) WITHOUT ROWID;"
+         "CREATE TABLE ints(i INTEGER); INSERT INTO ints VALUES(2);"
+         "CREATE TABLE texts(s TEXT); INSERT INTO texts VALUES('4');");
+  /* Written in a shuffled order: a scan's log order is not key order. */
+  rngState = 21;
+  int aPerm[NFILTERKEY];
+  for (int i = 0; i < (int)NFILTERKEY; i++) aPerm[i] = i;
+  for (int i = (int)NFILTERKEY - 1; i > 0; i--) {
+    int j = (int)rnd((unsigned)i + 1), t = aPerm[i];
+    aPerm[i] = aPerm[j];
+    aPerm[j] = t;
+  }
+  for (int i = 0; i < (int)NFILTERKEY; i++) {
+    char z[300];
+    const char *zKey = aFilterKey[aPerm[i]];
+    if (!bExactIntReal && inexactKey(zKey)) continue;
+    snprintf(z, sizeof(z),
+             "INSERT INTO kv VALUES(%s, 'v%d' || quote(%s));"
+             "INSERT INTO n VALUES(%s, 'v%d' || quote(%s));",
+             zKey, i, zKey, zKey, i, zKey);
+    execOk(db, z);
+  }
+  execOk(db, "CREATE TABLE prm(p); INSERT INTO prm VALUES('ab');");
+  char zTmpl[900], zWhere[64];
+  int nQuery = 0;
+  for (int bCase = 0; bCase < 2; bCase++) {
+    execOk(db, bCase ? "PRAGMA case_sensitive_like = 1"
+                     : "PRAGMA case_sensitive_like = 0");
+    /* Every term alone, under every head and tail; every ordered pair. */
+    for (int i = 0; i < (int)NFILTERTERM; i++) {
+      for (int j = -1; j < (int)NFILTERTERM; j++) {
+        int h = j < 0 ? (int)(nQuery % 4) : (int)rnd(4);
+        int t = j < 0 ? (int)((nQuery / 4) % 6) : (int)rnd(6);
+        char zTerms[300];
+        snprintf(zTerms, sizeof(zTerms), "%s%s%s", aFilterTerm[i],
+                 j < 0 ? "" : " AND ", j < 0 ? "" : aFilterTerm[j]);
+        /* count and sum return one row: no order to keep */
+        int bOrdered = h != 1 && h != 3 && t != 0;
+        snprintf(zTmpl, sizeof(zTmpl), "%s%s%s", aFilterHead[h], zTerms,
+                 h == 1 || h == 3 ? "" : aFilterTail[t]);
+        snprintf(zWhere, sizeof(zWhere), "query %d (like %s)", nQuery,
+                 bCase ? "case-sensitive" : "folding");
+        sameFiltered(db, zTmpl, bOrdered, zWhere);
+        nQuery++;
+      }
+    }
+    /* Triples in random orders, in joins with typed columns too. */
+    for (int k = 0; k < 600; k++) {
+      int a = (int)rnd(NFILTERTERM), b = (int)rnd(NFILTERTERM),
+          c = (int)rnd(NFILTERTERM);
+      int t = (int)rnd(6);
+      snprintf(zTmpl, sizeof(zTmpl),
+               "SELECT key, value FROM @ WHERE %s AND %s AND %s%s",
+               aFilterTerm[a], aFilterTerm[b], aFilterTerm[c], aFilterTail[t]);
+      snprintf(zWhere, sizeof(zWhere), "triple %d", k);
+      sameFiltered(db, zTmpl, t != 0, zWhere);
+    }
+    static const char *const azJoin[] = {
+        "SELECT i, key FROM ints JOIN @ ON key > ints.i",
+        "SELECT i, key FROM ints CROSS JOIN @ ON key <= ints.i",
+        "SELECT s, key FROM texts CROSS JOIN @ ON key < texts.s",
+        "SELECT s, key FROM texts CROSS JOIN @ ON key GLOB texts.s || '*'",
+        "SELECT p, key FROM prm CROSS JOIN @ ON key LIKE prm.p || '%' "
+        "ORDER BY key",
+        "SELECT i, key FROM ints CROSS JOIN @ ON key BETWEEN ints.i AND 'b' "
+        "ORDER BY key DESC",
+    };
+    for (int k = 0; k < (int)(sizeof(azJoin) / sizeof(azJoin[0])); k++) {
+      snprintf(zWhere, sizeof(zWhere), "join %d", k);
+      sameFiltered(db, azJoin[k], strstr(azJoin[k], "ORDER") != 0, zWhere);
+    }
+  }
+  ck_assert_int_gt(nQuery, 1000);
+  /* An application's like() (here: everything matches, as an ICU-style
+  ** one matches more than the built-in) turns the LIKE prefix off. */
+  ck_assert_int_eq(sqlite3_create_function(db, "like", 2, SQLITE_UTF8, 0,
+                                           likeEverything, 0, 0),
+                   SQLITE_OK);
+  sameFiltered(db, "SELECT key FROM @ WHERE key LIKE 'zz%'", 0, "own like");
+  ck_assert_int_eq(queryInt(db, "SELECT count(*) FROM kv WHERE key LIKE 'q%'"),
+                   queryInt(db, "SELECT count(*) FROM kv"));
+  sqlite3_close(db);
+}
+END_TEST
+
 /* Opens the differential test's database, with the attached one when its
 ** tables live there. */
 static sqlite3 *diffOpen(const char *zDb) {
@@ -2295,6 +2568,7 @@ int main(void) {
   tcase_add_test(tc, text_in_every_encoding);
   tcase_add_test(tc, results_kept_by_sqlite);
   tcase_add_test(tc, differential_against_native_table);
+  tcase_add_test(tc, key_filters_against_native_table);
   tcase_add_test(tc, differential_or_rollback_two_connections);
   tcase_add_test(tc, busy_timeout_across_processes);
   tcase_add_test(tc, readonly_connection);

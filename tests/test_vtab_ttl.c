@@ -305,9 +305,22 @@ START_TEST(differential_expiry_against_native_table) {
       sameQuery(db, zDump, seed, step, zSql[0] ? zSql : "after");
       if (rnd(3) == 0) {
         char zQ[300];
-        switch (rnd(4)) {
+        switch (rnd(6)) {
           case 0:
             snprintf(zQ, sizeof(zQ), "SELECT count(*) FROM @");
+            break;
+          case 4: /* a filtered scan, sorted by the module (ORDER BY) */
+            snprintf(zQ, sizeof(zQ),
+                     "SELECT group_concat(quote(key) || ' ' || "
+                     "quote(round(expires_at * 1000))) FROM (SELECT key, "
+                     "expires_at FROM @ WHERE key >= %s ORDER BY key DESC)",
+                     k1);
+            break;
+          case 5: /* a filtered scan in log order: order-free results */
+            snprintf(zQ, sizeof(zQ),
+                     "SELECT count(*), quote(sum(round(expires_at * 1000))) "
+                     "FROM @ WHERE key < %s",
+                     k1);
             break;
           case 1:
             snprintf(zQ, sizeof(zQ),

@@ -4,7 +4,8 @@ CREATE VIRTUAL TABLE kv USING hashkv(sync=off);
 CREATE TABLE n(key PRIMARY KEY NOT NULL, value) WITHOUT ROWID;
 .echo -- a multi-row key UPDATE depends on the order rows are visited
 INSERT INTO n VALUES(1, 'a'), (2, 'b'), (3, 'c'), (5, 'e'), (6, 'f'), (7, 'g');
-INSERT INTO kv SELECT * FROM n;
+-- kv visits rows in log order: written here from the highest key down
+INSERT INTO kv SELECT * FROM n ORDER BY key DESC;
 UPDATE n SET key = key - 1 WHERE key > 3;
 UPDATE kv SET key = key - 1 WHERE key > 3;
 SELECT 'n ', group_concat(key, ' ') FROM (SELECT key FROM n ORDER BY key);
@@ -20,7 +21,7 @@ SELECT 'kv', group_concat(key, ' ') FROM (SELECT key FROM kv ORDER BY key);
 DELETE FROM n;
 DELETE FROM kv;
 INSERT INTO n VALUES(6, 'f'), (7, 'g');
-INSERT INTO kv VALUES(6, 'f'), (7, 'g');
+INSERT INTO kv VALUES(7, 'g'), (6, 'f');
 UPDATE n SET key = key + 1;
 UPDATE kv SET key = key + 1;
 SELECT 'n ', group_concat(key, ' ') FROM (SELECT key FROM n ORDER BY key);

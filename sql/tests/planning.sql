@@ -39,3 +39,24 @@ SELECT group_concat(key) FROM (SELECT key FROM kv WHERE key IS 4);
 SELECT group_concat(key) FROM (SELECT key FROM kv WHERE key LIKE '%3%');
 SELECT count(*) FROM kv WHERE key = 3 OR key = 5;
 SELECT key, value FROM kv WHERE key = 5 LIMIT 1 OFFSET 0;
+.echo -- scans read only the columns SQLite uses (cols:), in log order
+EXPLAIN QUERY PLAN SELECT count(*) FROM kv;
+EXPLAIN QUERY PLAN SELECT sum(length(value)) FROM kv;
+EXPLAIN QUERY PLAN SELECT key FROM kv WHERE value = 'v3';
+.echo -- key ranges, GLOB and LIKE filter the keys (INDEX 3:), SQLite checks too
+EXPLAIN QUERY PLAN SELECT count(*) FROM kv WHERE key BETWEEN 2 AND 5;
+EXPLAIN QUERY PLAN SELECT value FROM kv WHERE key >= 'a' AND key < 'b';
+EXPLAIN QUERY PLAN SELECT count(*) FROM kv WHERE key GLOB 'user:*';
+EXPLAIN QUERY PLAN SELECT count(*) FROM kv WHERE key LIKE 'user:%';
+EXPLAIN QUERY PLAN SELECT count(*) FROM kv WHERE key > 'a' COLLATE NOCASE;
+EXPLAIN QUERY PLAN SELECT count(*) FROM kv WHERE key LIKE 'a%' ESCAPE '\';
+EXPLAIN QUERY PLAN SELECT value FROM kv WHERE key > 2 AND key = 3;
+.echo -- a filtered scan sorts its matches for ORDER BY key; a full scan does not
+EXPLAIN QUERY PLAN SELECT key FROM kv WHERE key > 2 ORDER BY key;
+EXPLAIN QUERY PLAN SELECT key FROM kv WHERE key > 2 ORDER BY key DESC LIMIT 2;
+EXPLAIN QUERY PLAN SELECT key FROM kv ORDER BY key LIMIT 2;
+SELECT group_concat(key) FROM (SELECT key FROM kv WHERE key > 2 ORDER BY key);
+SELECT group_concat(key) FROM (SELECT key FROM kv WHERE key > 2 ORDER BY key DESC LIMIT 3);
+SELECT group_concat(key) FROM (SELECT key FROM kv WHERE key BETWEEN 2.5 AND '5' ORDER BY key);
+SELECT group_concat(key) FROM (SELECT key FROM n WHERE key BETWEEN 2.5 AND '5' ORDER BY key);
+SELECT count(*), sum(length(value)) FROM kv;
