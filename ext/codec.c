@@ -1,6 +1,7 @@
 /*
-** codec.c: how keys and values are stored (the byte layout is in
-** hashkv_vtab.c's header comment), and the result buffers lent to SQLite.
+** codec.c: SQL values to and from their stored encoding (the layout and
+** the byte work are typed.h's and typed.c's), and the result buffers lent
+** to SQLite.
 */
 #include <errno.h>
 #include <limits.h>
@@ -46,45 +47,46 @@ void hkvBufFree(HkvBuf *b) {
   memset(b, 0, sizeof(*b));
 }
 
-static void put64(unsigned char *p, sqlite3_uint64 v) {
-  for (int i = 0; i < 8; i++) p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static sqlite3_uint64 get64(const unsigned char *p) {
-  sqlite3_uint64 v = 0;
-  for (int i = 7; i >= 0; i--) v = (v << 8) | p[i];
-  return v;
-}
-
-/* 1 if d is integral and exactly representable as an int64. */
-static int realIsInt(double d, sqlite3_int64 *pi) {
-  if (!(d >= -9223372036854775808.0 && d < 9223372036854775808.0)) return 0;
-  sqlite3_int64 i = (sqlite3_int64)d;
-  if ((double)i != d) return 0;
-  *pi = i;
-  return 1;
-}
-
-/* Sets b to tag followed by n bytes of p, and the terminating 0. */
-static int bufTagged(HkvBuf *b, int tag, const void *p, int n) {
-  if (bufReserve(b, (sqlite3_int64)n + 2)) return SQLITE_NOMEM;
-  b->a[0] = (unsigned char)tag;
-  if (n) memcpy(b->a + 1, p, (size_t)n);
-  b->n = (sqlite3_int64)n + 1;
+/* Sets b to the encoding head a[0..nHead), then n bytes of p, then the
+** terminating 0. */
+static int bufEncoded(HkvBuf *b, const uint8_t *a, size_t nHead, const void *p,
+                      size_t n) {
+  if (bufReserve(b, (sqlite3_int64)(nHead + n) + 1)) return SQLITE_NOMEM;
+  memcpy(b->a, a, nHead);
+  if (n) memcpy(b->a + nHead, p, n);
+  b->n = (sqlite3_int64)(nHead + n);
   b->a[b->n] = 0;
   return SQLITE_OK;
 }
 
-/* Stores a TEXT value's UTF-8 bytes after tag. In a UTF-8 database (bUtf8)
-** every TEXT value SQLite passes is UTF-8 already, and sqlite3_value_blob
-** gives its bytes as they are ("TEXT to BLOB: no change"), where
-** sqlite3_value_text would copy a value that lacks a terminator (any
-** parameter bound with its length) into a fresh allocation first. */
-static int bufText(HkvBuf *b, int tag, sqlite3_value *v, int bUtf8) {
-  const void *z = bUtf8 ? sqlite3_value_blob(v) : sqlite3_value_text(v);
-  int n = sqlite3_value_bytes(v);
-  if (!z && n > 0) return SQLITE_NOMEM;
-  return bufTagged(b, tag, z, n);
+/* v as an HkvTyped (typed.h). A TEXT value's bytes: in a UTF-8 database
+** (bUtf8) every TEXT value SQLite passes is UTF-8 already, and
+** sqlite3_value_blob gives its bytes as they are ("TEXT to BLOB: no
+** change"), where sqlite3_value_text would copy a value that lacks a
+** terminator (any parameter bound with its length) into a fresh allocation
+** first. SQLITE_NOMEM if SQLite could not give them. */
+static int typedOf(sqlite3_value *v, int bUtf8, HkvTyped *t) {
+  memset(t, 0, sizeof(*t));
+  t->eType = sqlite3_value_type(v);
+  switch (t->eType) {
+    case SQLITE_INTEGER:
+      t->i = sqlite3_value_int64(v);
+      break;
+    case SQLITE_FLOAT:
+      t->r = sqlite3_value_double(v);
+      break;
+    case SQLITE_TEXT:
+      t->p = bUtf8 ? sqlite3_value_blob(v) : sqlite3_value_text(v);
+      t->n = (size_t)sqlite3_value_bytes(v);
+      if (!t->p && t->n > 0) return SQLITE_NOMEM;
+      break;
+    case SQLITE_BLOB:
+      t->p = sqlite3_value_blob(v);
+      t->n = (size_t)sqlite3_value_bytes(v);
+      if (!t->p && t->n > 0) return SQLITE_NOMEM;
+      break;
+  }
+  return SQLITE_OK;
 }
 
 /*
@@ -94,93 +96,21 @@ static int bufText(HkvBuf *b, int tag, sqlite3_value *v, int bUtf8) {
 ** compares them equal), else HKV_KEY_ASIS.
 */
 int hkvEncodeKey(HkvBuf *b, sqlite3_value *v, int bUtf8, int *peForm) {
-  sqlite3_int64 i;
-  double d;
-  int n;
+  HkvTyped t;
+  uint8_t a[9];
   *peForm = HKV_KEY_ASIS;
-  switch (sqlite3_value_type(v)) {
-    case SQLITE_NULL:
-      return SQLITE_EMPTY;
-    case SQLITE_INTEGER:
-      i = sqlite3_value_int64(v);
-    as_int:
-      if (bufReserve(b, 9)) return SQLITE_NOMEM;
-      b->a[0] = HKV_TAG_INT;
-      put64(b->a + 1, (sqlite3_uint64)i);
-      b->n = 9;
-      return SQLITE_OK;
-    case SQLITE_FLOAT:
-      d = sqlite3_value_double(v);
-      if (realIsInt(d, &i)) {
-        sqlite3_uint64 u;
-        memcpy(&u, &d, 8);
-        *peForm = u == (sqlite3_uint64)1 << 63 ? HKV_KEY_NEGZERO : HKV_KEY_REAL;
-        goto as_int;
-      }
-      if (bufReserve(b, 9)) return SQLITE_NOMEM;
-      b->a[0] = HKV_TAG_REAL;
-      memcpy(&i, &d, 8);
-      put64(b->a + 1, (sqlite3_uint64)i);
-      b->n = 9;
-      return SQLITE_OK;
-    case SQLITE_TEXT:
-      return bufText(b, HKV_TAG_TEXT, v, bUtf8);
-    default: {
-      const void *p = sqlite3_value_blob(v);
-      n = sqlite3_value_bytes(v);
-      if (!p && n > 0) return SQLITE_NOMEM;
-      return bufTagged(b, HKV_TAG_BLOB, p, n);
-    }
-  }
-}
-
-/* The value's tag byte for type letter tag (lower case) beside a key of
-** form eForm (HKV_KEY_*). */
-int hkvValueTag(int tag, int eForm) {
-  if (eForm == HKV_KEY_REAL) return tag | HKV_TAG_KEYREAL;
-  if (eForm == HKV_KEY_NEGZERO) return (tag & ~HKV_TAG_LOWER) | HKV_TAG_KEYREAL;
-  return tag;
-}
-
-/* The key form (HKV_KEY_*) kept in a value's tag byte. */
-int hkvValueKeyForm(int tag) {
-  if (!(tag & HKV_TAG_KEYREAL)) return HKV_KEY_ASIS;
-  return (tag & HKV_TAG_LOWER) ? HKV_KEY_REAL : HKV_KEY_NEGZERO;
+  if (sqlite3_value_type(v) == SQLITE_NULL) return SQLITE_EMPTY;
+  if (typedOf(v, bUtf8, &t)) return SQLITE_NOMEM;
+  size_t nHead = hkvTypedKeyHead(&t, a, peForm);
+  return bufEncoded(b, a, nHead, t.p, t.n);
 }
 
 int hkvEncodeValue(HkvBuf *b, sqlite3_value *v, int bUtf8, int eForm) {
-  int n;
-  switch (sqlite3_value_type(v)) {
-    case SQLITE_NULL:
-      if (bufReserve(b, 1)) return SQLITE_NOMEM;
-      b->a[0] = (unsigned char)hkvValueTag(HKV_TAG_NULL, eForm);
-      b->n = 1;
-      return SQLITE_OK;
-    case SQLITE_INTEGER:
-      if (bufReserve(b, 9)) return SQLITE_NOMEM;
-      b->a[0] = (unsigned char)hkvValueTag(HKV_TAG_INT, eForm);
-      put64(b->a + 1, (sqlite3_uint64)sqlite3_value_int64(v));
-      b->n = 9;
-      return SQLITE_OK;
-    case SQLITE_FLOAT: {
-      double d = sqlite3_value_double(v);
-      sqlite3_uint64 u;
-      memcpy(&u, &d, 8);
-      if (bufReserve(b, 9)) return SQLITE_NOMEM;
-      b->a[0] = (unsigned char)hkvValueTag(HKV_TAG_REAL, eForm);
-      put64(b->a + 1, u);
-      b->n = 9;
-      return SQLITE_OK;
-    }
-    case SQLITE_TEXT:
-      return bufText(b, hkvValueTag(HKV_TAG_TEXT, eForm), v, bUtf8);
-    default: {
-      const void *p = sqlite3_value_blob(v);
-      n = sqlite3_value_bytes(v);
-      if (!p && n > 0) return SQLITE_NOMEM;
-      return bufTagged(b, hkvValueTag(HKV_TAG_BLOB, eForm), p, n);
-    }
-  }
+  HkvTyped t;
+  uint8_t a[9];
+  if (typedOf(v, bUtf8, &t)) return SQLITE_NOMEM;
+  size_t nHead = hkvTypedValueHead(&t, eForm, a);
+  return bufEncoded(b, a, nHead, t.p, t.n);
 }
 
 /*
@@ -241,58 +171,47 @@ void hkvResultEncoded(sqlite3_context *ctx, HkvConn *c, const unsigned char *p,
     sqlite3_result_error(ctx, "hashkv: empty encoded value", -1);
     return;
   }
-  int tag = p[0] & 0x7F;
-  if (p[0] & HKV_TAG_KEYREAL) tag |= HKV_TAG_LOWER;
-  sqlite3_uint64 u;
-  double d;
-  switch (tag) {
-    case HKV_TAG_NULL:
-      sqlite3_result_null(ctx);
-      return;
-    case HKV_TAG_INT:
-      if (n != 9) break;
-      u = get64(p + 1);
-      if (eKeyForm == HKV_KEY_NEGZERO && u == 0) {
-        sqlite3_result_double(ctx, -0.0);
-      } else if (eKeyForm != HKV_KEY_ASIS) {
-        sqlite3_result_double(ctx, (double)(sqlite3_int64)u);
-      } else {
-        sqlite3_result_int64(ctx, (sqlite3_int64)u);
-      }
-      return;
-    case HKV_TAG_REAL:
-      if (n != 9) break;
-      u = get64(p + 1);
-      memcpy(&d, &u, 8);
-      sqlite3_result_double(ctx, d);
-      return;
-    case HKV_TAG_TEXT:
-      /* Terminated (HkvBuf) and free of NULs: passed with length -1, it
-      ** stays marked as terminated text in SQLite, and sqlite3_column_text
-      ** need not copy it once more to add the terminator. */
-      if (n - 1 < INT_MAX && p[n] == 0 && !memchr(p + 1, 0, (size_t)n - 1)) {
+  HkvTyped t;
+  if (hkvTypedDecode(p, (size_t)n, eKeyForm, &t) == 0) {
+    switch (t.eType) {
+      case HKV_TYPE_NULL:
+        sqlite3_result_null(ctx);
+        return;
+      case HKV_TYPE_INTEGER:
+        sqlite3_result_int64(ctx, t.i);
+        return;
+      case HKV_TYPE_FLOAT:
+        sqlite3_result_double(ctx, t.r);
+        return;
+      case HKV_TYPE_TEXT:
+        /* Terminated (HkvBuf) and free of NULs: passed with length -1, it
+        ** stays marked as terminated text in SQLite, and
+        ** sqlite3_column_text need not copy it once more to add the
+        ** terminator. */
+        if (n - 1 < INT_MAX && p[n] == 0 && !memchr(p + 1, 0, (size_t)n - 1)) {
+          unsigned char *z = resultBuf(c, n - 1);
+          if (z) {
+            memcpy(z, p + 1, (size_t)n); /* with the terminator */
+            sqlite3_result_text(ctx, (const char *)z, -1, resultFree);
+          } else {
+            sqlite3_result_text(ctx, (const char *)p + 1, -1, SQLITE_TRANSIENT);
+          }
+        } else {
+          sqlite3_result_text64(ctx, (const char *)p + 1, (sqlite3_uint64)n - 1,
+                                SQLITE_TRANSIENT, SQLITE_UTF8);
+        }
+        return;
+      case HKV_TYPE_BLOB: {
         unsigned char *z = resultBuf(c, n - 1);
         if (z) {
-          memcpy(z, p + 1, (size_t)n); /* with the terminator */
-          sqlite3_result_text(ctx, (const char *)z, -1, resultFree);
+          memcpy(z, p + 1, (size_t)n - 1);
+          sqlite3_result_blob(ctx, z, (int)n - 1, resultFree);
         } else {
-          sqlite3_result_text(ctx, (const char *)p + 1, -1, SQLITE_TRANSIENT);
+          sqlite3_result_blob64(ctx, p + 1, (sqlite3_uint64)n - 1,
+                                SQLITE_TRANSIENT);
         }
-      } else {
-        sqlite3_result_text64(ctx, (const char *)p + 1, (sqlite3_uint64)n - 1,
-                              SQLITE_TRANSIENT, SQLITE_UTF8);
+        return;
       }
-      return;
-    case HKV_TAG_BLOB: {
-      unsigned char *z = resultBuf(c, n - 1);
-      if (z) {
-        memcpy(z, p + 1, (size_t)n - 1);
-        sqlite3_result_blob(ctx, z, (int)n - 1, resultFree);
-      } else {
-        sqlite3_result_blob64(ctx, p + 1, (sqlite3_uint64)n - 1,
-                              SQLITE_TRANSIENT);
-      }
-      return;
     }
   }
   sqlite3_result_error_code(ctx, SQLITE_CORRUPT_VTAB);

@@ -177,21 +177,15 @@ static int fnErr(HkvFn *pFn, int rc, const char *zText) {
 }
 
 /*
-** The hashkv table that the function's argument pArg names (see above),
-** opened if need be, in *pp; or an error naming what was not found.
+** The hashkv table that zArg names ("table" or "schema.table", resolved as
+** SQLite resolves table names: see above), opened if need be, in *pp; or an
+** error code and, in *pzMsg (sqlite3_malloc'd), what was not found.
 */
-static int fnTable(HkvFn *pFn, sqlite3_value *pArg, HkvVtab **pp) {
-  sqlite3 *db = pFn->db;
-  const char *zArg = (const char *)sqlite3_value_text(pArg);
+int hkvFindTable(HkvConn *c, sqlite3 *db, const char *zArg, HkvVtab **pp,
+                 char **pzMsg) {
   const char *zDb = 0, *zName = zArg, *z;
   *pp = 0;
-  if (!zArg) {
-    if (sqlite3_value_type(pArg) != SQLITE_NULL) return SQLITE_NOMEM;
-    char *zMsg = sqlite3_mprintf("name a hashkv table: %s('kv')", fnName(pFn));
-    int rc = fnErr(pFn, SQLITE_ERROR, zMsg);
-    sqlite3_free(zMsg);
-    return rc;
-  }
+  *pzMsg = 0;
   const char *zDot = strchr(zArg, '.');
   for (int i = 0; zDot && (z = sqlite3_db_name(db, i)) != 0; i++) {
     if ((ptrdiff_t)strlen(z) == zDot - zArg &&
@@ -215,23 +209,21 @@ static int fnTable(HkvFn *pFn, sqlite3_value *pArg, HkvVtab **pp) {
       }
     }
   }
-  char *zMsg = 0;
   int rc = SQLITE_OK;
   if (!zDb) {
-    zMsg = sqlite3_mprintf("no such table: %s", zArg);
-    rc = SQLITE_ERROR;
-  } else {
-    /* Preparing a read of the table connects it. */
-    sqlite3_stmt *pStmt = 0;
-    char *zSql =
-        sqlite3_mprintf("SELECT 0 FROM \"%w\".\"%w\" WHERE 0", zDb, zName);
-    if (!zSql) return SQLITE_NOMEM;
-    rc = sqlite3_prepare_v2(db, zSql, -1, &pStmt, 0);
-    sqlite3_free(zSql);
-    if (rc) zMsg = sqlite3_mprintf("%s", sqlite3_errmsg(db));
-    sqlite3_finalize(pStmt);
+    *pzMsg = sqlite3_mprintf("no such table: %s", zArg);
+    return *pzMsg ? SQLITE_ERROR : SQLITE_NOMEM;
   }
-  for (HkvVtab *q = pFn->pConn->pVtabs; !rc && q; q = q->pNextVtab) {
+  /* Preparing a read of the table connects it. */
+  sqlite3_stmt *pStmt = 0;
+  char *zSql =
+      sqlite3_mprintf("SELECT 0 FROM \"%w\".\"%w\" WHERE 0", zDb, zName);
+  if (!zSql) return SQLITE_NOMEM;
+  rc = sqlite3_prepare_v2(db, zSql, -1, &pStmt, 0);
+  sqlite3_free(zSql);
+  if (rc) *pzMsg = sqlite3_mprintf("%s", sqlite3_errmsg(db));
+  sqlite3_finalize(pStmt);
+  for (HkvVtab *q = c->pVtabs; !rc && q; q = q->pNextVtab) {
     if ((q->pStore || q->zMissing) && !sqlite3_stricmp(q->zSchema, zDb) &&
         !sqlite3_stricmp(q->zName, zName)) {
       *pp = q; /* the newest instance: the list is newest first */
@@ -239,10 +231,26 @@ static int fnTable(HkvFn *pFn, sqlite3_value *pArg, HkvVtab **pp) {
     }
   }
   if (!rc) {
-    zMsg = sqlite3_mprintf("%s.%s is not a hashkv table", zDb, zName);
+    *pzMsg = sqlite3_mprintf("%s.%s is not a hashkv table", zDb, zName);
     rc = SQLITE_ERROR;
   }
-  rc = fnErr(pFn, rc, zMsg);
+  return *pzMsg ? rc : SQLITE_NOMEM;
+}
+
+/* The table the function's argument names, or its error set on pFn. */
+static int fnTable(HkvFn *pFn, sqlite3_value *pArg, HkvVtab **pp) {
+  const char *zArg = (const char *)sqlite3_value_text(pArg);
+  *pp = 0;
+  if (!zArg) {
+    if (sqlite3_value_type(pArg) != SQLITE_NULL) return SQLITE_NOMEM;
+    char *zMsg = sqlite3_mprintf("name a hashkv table: %s('kv')", fnName(pFn));
+    int rc = fnErr(pFn, SQLITE_ERROR, zMsg);
+    sqlite3_free(zMsg);
+    return rc;
+  }
+  char *zMsg = 0;
+  int rc = hkvFindTable(pFn->pConn, pFn->db, zArg, pp, &zMsg);
+  if (rc && zMsg) rc = fnErr(pFn, rc, zMsg);
   sqlite3_free(zMsg);
   return rc;
 }

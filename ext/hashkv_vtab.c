@@ -60,15 +60,7 @@
 ** claimed only by plan 3. Comparisons with a collation other than BINARY
 ** are left to SQLite.
 **
-** Stored encoding (the engine sees bytes)
-**   key:   1 tag byte + payload. 'i' + 8-byte little-endian int64 (also for
-**          a REAL with an exact int64 value, so 1 and 1.0 collide as in
-**          SQLite), 'r' + 8-byte IEEE double, 't' + UTF-8 bytes, 'b' + bytes.
-**   value: 1 tag byte + payload: the type letter ('n' NULL, 'i', 'r', 't',
-**          'b' as above) in bits 0..6; bit 0x80 set when the key was given
-**          as a REAL, so it reads back as a REAL; with it, the letter in
-**          upper case (bit 0x20 clear) when that REAL was -0.0, which is
-**          the key 0 like 0.0 but reads back with its sign.
+** Stored encoding: see typed.h.
 **
 ** Transactions map one to one: xBegin/hkv_begin, xSync/hkv_prepare (all
 ** durable, fallible work, after taking the lock SQLite needs to commit:
@@ -111,6 +103,8 @@ int hkvSqliteCode(int rc) {
     case HKV_CANTOPEN:
     case HKV_NOTSTORE:
       return SQLITE_CANTOPEN;
+    case HKV_ABORTED:
+      return SQLITE_INTERRUPT;
     default:
       return SQLITE_ERROR;
   }
@@ -1121,6 +1115,16 @@ int sqlite3_hashkv_init(sqlite3 *db, char **pzErrMsg,
     rc = sqlite3_create_function(db, "hashkv_reclaim", 0,
                                  SQLITE_UTF8 | SQLITE_DIRECTONLY, c,
                                  hkvReclaimFunc, 0, 0);
+  }
+  if (rc == SQLITE_OK) {
+    rc = sqlite3_create_function(db, "hashkv_backup", 2,
+                                 SQLITE_UTF8 | SQLITE_DIRECTONLY, c,
+                                 hkvBackupFunc, 0, 0);
+  }
+  for (int nArg = 1; rc == SQLITE_OK && nArg <= 2; nArg++) {
+    rc = sqlite3_create_function(db, "hashkv_backup_database", nArg,
+                                 SQLITE_UTF8 | SQLITE_DIRECTONLY, c,
+                                 hkvBackupDbFunc, 0, 0);
   }
   return rc;
 }

@@ -3,12 +3,14 @@
 ** client of store/hashkv.h only.
 **   hashkv_vtab.c  the module's callbacks (xCreate ... xShadowName), the
 **                  errors they report, the entry point
-**   codec.c        the key/value encoding and the result buffers
+**   codec.c        SQL values to and from the stored encoding (typed.c,
+**                  shared with tools/hkv.c), and the result buffers
 **   options.c      the CREATE arguments
 **   catalog.c      where a table's store is: the link, reclaiming, temps
 **   dropped_txn.c  hashkv_txn, which carries a dropped table's transaction
 **   functions.c    commands, hashkv_stats, hashkv_check, hashkv_version,
 **                  hashkv_reclaim
+**   backup.c       hashkv_backup, hashkv_backup_database
 */
 #ifndef HKV_EXT_H
 #define HKV_EXT_H
@@ -23,6 +25,7 @@ SQLITE_EXTENSION_INIT3
 #include <sys/types.h>
 
 #include "hashkv.h"
+#include "typed.h"
 
 /* The catalog (catalog.c): kinds of link, names of files and tables. */
 #define HKV_KIND_ID "id"
@@ -48,19 +51,6 @@ SQLITE_EXTENSION_INIT3
 #define HKV_SCAN_VALUE 2
 #define HKV_SCAN_TAG 4           /* mHave: iValTag is the value's tag byte */
 #define HKV_KEEP_ARENA (1 << 20) /* bytes of sorted rows a cursor keeps */
-
-#define HKV_TAG_NULL 'n'
-#define HKV_TAG_INT 'i'
-#define HKV_TAG_REAL 'r'
-#define HKV_TAG_TEXT 't'
-#define HKV_TAG_BLOB 'b'
-#define HKV_TAG_KEYREAL 0x80 /* value tag: the key was a REAL */
-#define HKV_TAG_LOWER 0x20   /* cleared beside KEYREAL: the key was -0.0 */
-
-/* How a key was given, beyond its encoding (kept in the value's tag). */
-#define HKV_KEY_ASIS 0    /* reads back as encoded */
-#define HKV_KEY_REAL 1    /* a REAL with an int64 value: reads back as REAL */
-#define HKV_KEY_NEGZERO 2 /* -0.0: reads back as -0.0 */
 
 /* Why a writable connection opened a store read-only (storeUnwritable). */
 #define HKV_RO_FS 1     /* a read-only file system */
@@ -230,8 +220,6 @@ int hkvBufSet(HkvBuf *b, const void *p, size_t n);
 int hkvBufAppend(HkvBuf *b, const void *p, size_t n);
 void hkvBufFree(HkvBuf *b);
 int hkvEncodeKey(HkvBuf *b, sqlite3_value *v, int bUtf8, int *peForm);
-int hkvValueTag(int tag, int eForm);
-int hkvValueKeyForm(int tag);
 int hkvEncodeValue(HkvBuf *b, sqlite3_value *v, int bUtf8, int eForm);
 void hkvResultEncoded(sqlite3_context *ctx, HkvConn *c, const unsigned char *p,
                       sqlite3_int64 n, int eKeyForm);
@@ -287,6 +275,12 @@ extern sqlite3_module hkvCarrierModule;
 int hkvRunCommand(HkvVtab *p, sqlite3_value *pCmd);
 void hkvVersionFunc(sqlite3_context *ctx, int argc, sqlite3_value **argv);
 void hkvReclaimFunc(sqlite3_context *ctx, int argc, sqlite3_value **argv);
+int hkvFindTable(HkvConn *c, sqlite3 *db, const char *zArg, HkvVtab **pp,
+                 char **pzMsg);
+
+/* backup.c: hashkv_backup, hashkv_backup_database */
+void hkvBackupFunc(sqlite3_context *ctx, int argc, sqlite3_value **argv);
+void hkvBackupDbFunc(sqlite3_context *ctx, int argc, sqlite3_value **argv);
 extern sqlite3_module hkvFnModule;
 
 #endif /* HKV_EXT_H */

@@ -1876,6 +1876,79 @@ int hkv_iter_close(hkv_iter *it) {
   return HKV_OK;
 }
 
+/* ---- what a backup borrows (backup.c) ---- */
+
+HkvEngine *hkvEngineOf(hkv_db *db) { return db ? db->e : 0; }
+
+int hkvEngineSetErr(hkv_db *db, int rc, char *zMsg) {
+  return dbSet(db, rc, zMsg);
+}
+
+/*
+** The committed log as one commit left it. The segment list is read under
+** e->mu, which compaction's switch and catch-up hold; the writer appends
+** to the list without it, and publishes the count with release (log.c), so
+** every segment up to the committed end loaded here (acquire) is in the
+** count read after it. Bytes before the committed end are never written
+** again while the engine is open, and the pin keeps every listed segment
+** mapped after a compaction (of any process) removes its file.
+*/
+int hkvEngineSnapshot(hkv_db *db, HkvSnapshot *p) {
+  if (!p) return HKV_MISUSE;
+  memset(p, 0, sizeof(*p));
+  API_ENTER(db);
+  HkvEngine *e = db->e;
+  if (!db->bWriter) {
+    int rcSync = syncView(db);
+    if (rcSync) return rcSync;
+  }
+  hkv_iter *pPin = hkvCalloc(sizeof(*pPin));
+  if (!pPin) return dbErr(db, HKV_NOMEM, 0);
+  pthread_mutex_lock(&e->mu);
+  uint64_t iEnd = atomic_load_explicit(&e->iCommitted, memory_order_acquire);
+  uint32_t nSeg = __atomic_load_n(&e->nSeg, __ATOMIC_ACQUIRE);
+  uint32_t iSeq = (uint32_t)(iEnd >> 32);
+  HkvSnapSeg *a = hkvMalloc((nSeg ? nSeg : 1) * sizeof(HkvSnapSeg));
+  uint32_t n = 0;
+  for (uint32_t k = 0; a && k < nSeg; k++) {
+    const HkvSeg *s = e->apSeg[e->aOrder[k]];
+    if (!s->bHkc && s->iOrder > iSeq) break; /* begun after the commit */
+    a[n].pSeg = s;
+    a[n].bWhole = s->bHkc || s->iOrder < iSeq;
+    a[n].nCopy = a[n].bWhole ? atomic_load(&s->nFile) : (uint32_t)iEnd;
+    n++;
+  }
+  if (a) {
+    pPin->db = db;
+    pPin->iEpoch = atomic_load(&e->iEpoch);
+    pPin->pNextIter = e->pIters;
+    e->pIters = pPin;
+  }
+  pthread_mutex_unlock(&e->mu);
+  if (!a) {
+    hkvFree(pPin);
+    return dbErr(db, HKV_NOMEM, 0);
+  }
+  if (n == 0 || a[n - 1].bWhole) {
+    p->pPin = pPin;
+    p->aSeg = a;
+    hkvEngineSnapshotEnd(p);
+    return dbErr(db, HKV_CORRUPT, "%s: no segment holds the committed end",
+                 e->zDir);
+  }
+  p->aSeg = a;
+  p->nSeg = n;
+  p->iEnd = iEnd;
+  p->pPin = pPin;
+  return HKV_OK;
+}
+
+void hkvEngineSnapshotEnd(HkvSnapshot *p) {
+  if (p->pPin) hkv_iter_close(p->pPin);
+  hkvFree(p->aSeg);
+  memset(p, 0, sizeof(*p));
+}
+
 /* ---- maintenance ---- */
 
 int hkv_stats_get(hkv_db *db, hkv_stats *p) {

@@ -61,7 +61,8 @@ extern "C" {
   X(NOTSTORE, 12, "not a hashkv store")                               \
   X(CANTOPEN, 13, "cannot open store")                                \
   X(EXISTS, 14, "key already exists")                                 \
-  X(FULL, 15, "disk full (or over quota)")
+  X(FULL, 15, "disk full (or over quota)")                            \
+  X(ABORTED, 16, "stopped by the caller")
 
 enum hkv_code {
 #define HKV_CODE_ENUM(name, val, msg) HKV_##name = val,
@@ -354,6 +355,43 @@ int hkv_compact(hkv_db *db);
 /* Removes every key in one transaction step (inside the handle's transaction
 ** if one is open). Returns as hkv_put. */
 int hkv_clear(hkv_db *db);
+
+/*
+** Online backup (store/backup.c).
+**
+** hkv_backup copies db's store, as of one commit, into a new store at
+** directory zDest, while readers and writers of every process go on. The
+** copy holds every transaction committed (by any process) before the call
+** began and none that was not committed when it took its snapshot, which
+** is the state of one instant; it opens as an ordinary store and passes
+** hkv_integrity_check. Sealed segments are hard-linked when zDest is on the
+** same file system (they are never written again), else copied; the active
+** segment is copied up to the committed end; hints are copied; a MANIFEST
+** is written for the copy. Writers are never blocked: the snapshot is
+** taken under the engine's mutex, for as long as it takes to list the
+** segments.
+**
+** zDest must not exist, or be an empty directory. The copy is built in
+** "<zDest>.partial" (created; CANTOPEN if it exists: a backup to zDest is
+** under way or was interrupted, and that directory is to be removed), every
+** file and the directory fsynced, then renamed to zDest: a crash never
+** leaves a partial store at zDest. A transaction db has open is not in the
+** copy (its committed state is).
+**
+** xProgress (may be NULL) is called with the bytes done and the total
+** before the first byte and after each file and each 4 MiB copied; a
+** nonzero return stops the backup. pArg is passed through.
+**
+** Returns OK, MISUSE (NULL db or zDest), NOMEM, CANTOPEN (zDest exists and
+** is not an empty directory, or cannot be created), IOERR or FULL (a write
+** or fsync of the copy failed), ABORTED (xProgress returned nonzero), or
+** what reading the source's state may (CORRUPT: SHM damaged). On failure
+** nothing is left at zDest or "<zDest>.partial" (as far as removing them
+** succeeds); db and its store are unchanged. hkv_errmsg(db) names the file.
+*/
+typedef int (*hkv_progress)(void *pArg, uint64_t nDone, uint64_t nTotal);
+int hkv_backup(hkv_db *db, const char *zDest, hkv_progress xProgress,
+               void *pArg);
 
 #ifdef __cplusplus
 }

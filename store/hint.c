@@ -86,6 +86,15 @@ static const uint8_t *mapHint(HkvEngine *e, uint32_t iFile, uint64_t *pn) {
   return a;
 }
 
+/* 1 if a[0..n) is a whole hint of either kind for segment iFile: its magic,
+** file id and checksum (a hint being written, or torn, is not). */
+int hkvHintWhole(const uint8_t *a, uint64_t n, uint32_t iFile) {
+  return n >= 20 &&
+         (memcmp(a, "hkvloghn", 8) == 0 || memcmp(a, "hkvhint\n", 8) == 0) &&
+         hkvGet32(a + 8) == iFile &&
+         hkvGet32(a + n - 4) == hkvCrc32c(0, a, n - 4);
+}
+
 /* ---- sealed-segment hints: the writer ---- */
 
 struct HkvHintW {

@@ -142,6 +142,9 @@ struct HkvEnv {
   ** bExact 0 it may answer a cheaper time up to HKV_CLOCK_SLACK ms behind,
   ** never ahead (CLOCK_REALTIME_COARSE): see hkvExpiredNow. */
   int64_t (*xNow)(int bExact);
+  /* A second name for a file, in another directory (linkat): 0 or -errno
+  ** (EXDEV across file systems). NULL: never link, copy. */
+  int (*xLink)(int fromDirFd, const char *zFrom, int toDirFd, const char *zTo);
 };
 #define HKV_BARRIER_REGISTER 0
 #define HKV_BARRIER_FENCE 1
@@ -607,6 +610,9 @@ int hkvHintSealedNext(HkvHintIter *it);
 void hkvHintSealedRewind(HkvHintIter *it);
 void hkvHintClose(HkvHintIter *it);
 
+/* 1 if a[0..n) is a whole hint (either kind) of segment iFile. */
+int hkvHintWhole(const uint8_t *a, uint64_t n, uint32_t iFile);
+
 /* A compaction output's hint: its entry count (0: none, or unreadable), and
 ** its entries through xHint (1 if loaded, 0 if missing or unusable: read the
 ** segment; -rc if xHint failed). */
@@ -632,6 +638,10 @@ void hkvHintBufFree(HkvHintBuf *b);
 ** *pbFound 0 without a manifest). CORRUPT if damaged. */
 int hkvManifestRead(HkvEngine *e, HkvPlan **paPlan, uint32_t *pnPlan,
                     uint32_t *piMaxRetired, int *pbFound, char **pzErr);
+/* The bytes of a manifest listing aPlan (allocated; *pn bytes; NULL for no
+** memory): what hkvManifestWrite writes, and a backup too. */
+uint8_t *hkvManifestEncode(const HkvPlan *aPlan, uint32_t nPlan,
+                           uint32_t iMaxRetired, size_t *pn);
 /* Writes a manifest listing segments aSlot, durably (the switch). */
 int hkvManifestWrite(HkvEngine *e, const uint32_t *aSlot, uint32_t nSlot,
                      uint32_t iMaxRetired, char **pzErr);
@@ -665,6 +675,27 @@ extern void (*hkvTestCrashHook)(const char *zWhere);
   do {                                         \
     if (hkvTestCrashHook) hkvTestCrashHook(z); \
   } while (0)
+
+/* ---- what the engine lends a backup (engine.c, for backup.c) ---- */
+typedef struct HkvSnapSeg {
+  const HkvSeg *pSeg; /* mapped until hkvEngineSnapshotEnd */
+  uint64_t nCopy;     /* bytes of it the snapshot holds */
+  int bWhole;         /* sealed: all of it, never written again */
+} HkvSnapSeg;
+typedef struct HkvSnapshot {
+  HkvSnapSeg *aSeg; /* the log order as of one commit */
+  uint32_t nSeg;
+  uint64_t iEnd;  /* that commit's end: seq << 32 | offset */
+  hkv_iter *pPin; /* an empty iterator: keeps retired segments mapped */
+} HkvSnapshot;
+/* Takes db's view of the committed log (caught up with other processes)
+** and pins its segments' mappings. OK, MISUSE, NOMEM, or catch-up's code
+** (CORRUPT, IOERR); on failure nothing is pinned. */
+int hkvEngineSnapshot(hkv_db *db, HkvSnapshot *p);
+void hkvEngineSnapshotEnd(HkvSnapshot *p);
+/* db's engine, and its last code and message (zMsg taken). */
+HkvEngine *hkvEngineOf(hkv_db *db);
+int hkvEngineSetErr(hkv_db *db, int rc, char *zMsg);
 
 /* ---- the engine (engine.c): each group of fields names the file that
 ** writes it; the others only read it or call that file ---- */

@@ -246,7 +246,12 @@ int hkvAddSegment(HkvEngine *e, int fd, uint32_t iFile, uint32_t iOrder,
   /* Release: a reader probing without the lock (engine.c) loads the slot
   ** with acquire and then reads the fields above. */
   __atomic_store_n(&e->apSeg[iSlot], s, __ATOMIC_RELEASE);
-  if (!(flags & HKV_SEG_UNLISTED)) e->aOrder[e->nSeg++] = iSlot;
+  if (!(flags & HKV_SEG_UNLISTED)) {
+    e->aOrder[e->nSeg] = iSlot;
+    /* Release: a backup's snapshot (engine.c) reads the order beside the
+    ** writer, which appends to it without e->mu. */
+    __atomic_store_n(&e->nSeg, e->nSeg + 1, __ATOMIC_RELEASE);
+  }
   *piSlot = iSlot;
   return HKV_OK;
 fail:

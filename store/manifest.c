@@ -80,22 +80,39 @@ int hkvManifestRead(HkvEngine *e, HkvPlan **paPlan, uint32_t *pnPlan,
   return rc;
 }
 
-int hkvManifestWrite(HkvEngine *e, const uint32_t *aSlot, uint32_t nSlot,
-                     uint32_t iMaxRetired, char **pzErr) {
-  size_t n = 28 + 12 * (size_t)nSlot;
+uint8_t *hkvManifestEncode(const HkvPlan *aPlan, uint32_t nPlan,
+                           uint32_t iMaxRetired, size_t *pn) {
+  size_t n = 28 + 12 * (size_t)nPlan;
   uint8_t *a = hkvCalloc(n);
-  if (!a) return HKV_NOMEM;
+  if (!a) return 0;
   memcpy(a, "hkvmanif", 8);
   hkvPut32(a + 8, 1);
-  hkvPut32(a + 12, nSlot);
+  hkvPut32(a + 12, nPlan);
   hkvPut32(a + 16, iMaxRetired);
-  for (uint32_t k = 0; k < nSlot; k++) {
-    HkvSeg *s = e->apSeg[aSlot[k]];
-    hkvPut32(a + 24 + 12 * k, s->iFile);
-    hkvPut32(a + 28 + 12 * k, s->iOrder);
-    hkvPut32(a + 32 + 12 * k, 2);
+  for (uint32_t k = 0; k < nPlan; k++) {
+    hkvPut32(a + 24 + 12 * k, aPlan[k].iFile);
+    hkvPut32(a + 28 + 12 * k, aPlan[k].iOrder);
+    hkvPut32(a + 32 + 12 * k, aPlan[k].bHkc ? 2 : 1);
   }
   hkvPut32(a + n - 4, hkvCrc32c(0, a, n - 4));
+  *pn = n;
+  return a;
+}
+
+int hkvManifestWrite(HkvEngine *e, const uint32_t *aSlot, uint32_t nSlot,
+                     uint32_t iMaxRetired, char **pzErr) {
+  HkvPlan *aPlan = hkvMalloc((nSlot ? nSlot : 1) * sizeof(HkvPlan));
+  if (!aPlan) return HKV_NOMEM;
+  for (uint32_t k = 0; k < nSlot; k++) {
+    HkvSeg *s = e->apSeg[aSlot[k]];
+    aPlan[k].iFile = s->iFile;
+    aPlan[k].iOrder = s->iOrder;
+    aPlan[k].bHkc = 1; /* compaction's outputs, all of them */
+  }
+  size_t n = 0;
+  uint8_t *a = hkvManifestEncode(aPlan, nSlot, iMaxRetired, &n);
+  hkvFree(aPlan);
+  if (!a) return HKV_NOMEM;
   int fd = hkvEnv->xOpen(e->dirFd, HKV_MANIFEST_TMP,
                          O_WRONLY | O_CREAT | O_TRUNC, 0644);
   int r = fd < 0 ? fd : hkvWriteAll(fd, a, n, 0);

@@ -77,6 +77,11 @@ static int posixRename(int dirFd, const char *zFrom, const char *zTo) {
   return renameat(dirFd, zFrom, dirFd, zTo) < 0 ? -errno : 0;
 }
 
+static int posixLink(int fromDirFd, const char *zFrom, int toDirFd,
+                     const char *zTo) {
+  return linkat(fromDirFd, zFrom, toDirFd, zTo, 0) < 0 ? -errno : 0;
+}
+
 static int posixRmdir(const char *zPath) {
   return rmdir(zPath) < 0 ? -errno : 0;
 }
@@ -156,7 +161,7 @@ const HkvEnv hkvPosixEnv = {
     posixFileSize,  posixMmap,     posixMunmap, posixUnlink,  posixRename,
     posixMkdir,     posixRmdir,    posixLock,   malloc,       calloc,
     realloc,        free,          posixShmMap, posixBarrier, posixMapAnon,
-    posixUnmapAnon, posixAllocate, posixNow};
+    posixUnmapAnon, posixAllocate, posixNow, posixLink};
 
 const HkvEnv *hkvEnv = &hkvPosixEnv;
 void (*hkvTestCrashHook)(const char *zWhere);
