@@ -68,6 +68,21 @@ if [ "$mode" = raw ]; then
   diff <("$hkv" dump s1 | sort) <("$hkv" dump s2 | sort) >/dev/null ||
     check "dump | load round trip"
 
+  # ---- keys that expire: the expiry (Unix ms) rides along; past ones go ----
+  {
+    echo "hashkv-dump 1 raw"
+    echo "X'65' X'31' 4102444800000"
+    echo "X'70' X'32' 1000"
+    echo "X'6E' X'33'"
+  } >exp.txt
+  expect_status 0 "load with expiries" "$hkv" load se <exp.txt
+  "$hkv" dump se | tail -n +2 | sort >exp.out
+  printf "X'65' X'31' 4102444800000\nX'6E' X'33'\n" | diff - exp.out >/dev/null ||
+    { check "expiry kept, past key absent"; cat exp.out >&2; }
+  "$hkv" dump se | "$hkv" load se2
+  diff <("$hkv" dump se | sort) <("$hkv" dump se2 | sort) >/dev/null ||
+    check "dump | load keeps expiries"
+
   # ---- load: bad input loads nothing ----
   printf 'hashkv-dump 1 raw\nX%s01%s X%s%s\nnot a record\n' "'" "'" "'" "'" >bad.txt
   expect_status 1 "load of a bad line" "$hkv" load s2 <bad.txt

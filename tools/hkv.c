@@ -19,7 +19,10 @@
 **
 ** Dump format (text, one record a line, in no particular order)
 **   line 1: "hashkv-dump 1 raw" or "hashkv-dump 1 typed"
-**   then:   KEY SP VALUE LF
+**   then:   KEY SP VALUE [SP EXPIRY] LF
+** EXPIRY, present only for a key that expires: the Unix time in
+** milliseconds at which it does (hkv_put_expiring); keys already expired
+** are not dumped.
 ** raw: KEY and VALUE are X'<hex>' (upper-case hex, any bytes, X'' empty).
 ** typed (stores written through SQL): each is an SQL literal of its type,
 **   NULL | integer (-?digits) | real (digits with '.' or 'e'; 9e999 and
@@ -30,7 +33,8 @@
 ** --sql TABLE prints the typed literals as INSERT statements for a native
 ** table, between BEGIN and COMMIT, after CREATE TABLE IF NOT EXISTS
 ** TABLE(key PRIMARY KEY NOT NULL, value) WITHOUT ROWID (hashkv's own
-** schema): `hkv dump --sql kv DIR | sqlite3 other.db`.
+** schema): `hkv dump --sql kv DIR | sqlite3 other.db`. A native table does
+** not expire rows: --sql writes the rows live at the dump, without expiry.
 */
 #include <errno.h>
 #include <signal.h>
@@ -300,9 +304,12 @@ static int cmdDump(const char *zDir, int bTyped, const char *zTable) {
       putTyped(stdout, &v);
       printf(");\n");
     } else {
+      int64_t iExp = 0;
+      hkv_iter_expiry(it, &iExp);
       putTyped(stdout, &k);
       putchar(' ');
       putTyped(stdout, &v);
+      if (iExp) printf(" %lld", (long long)iExp);
       putchar('\n');
     }
     if ((++nDone & 0xFFFF) == 0)
@@ -454,9 +461,20 @@ static int cmdLoad(const char *zDir) {
     iLine++;
     const char *z = zLine;
     HkvTyped k, v;
+    int64_t iExp = 0;
     if (parseLiteral(&z, bTyped, &kb, &k) || *z++ != ' ' ||
-        parseLiteral(&z, bTyped, &vb, &v) || strcmp(z, "\n") ||
+        parseLiteral(&z, bTyped, &vb, &v) ||
         (bTyped && k.eType == HKV_TYPE_NULL)) {
+      bBad = 1;
+      break;
+    }
+    if (z[0] == ' ' && z[1] >= '1' && z[1] <= '9') {
+      char *zEnd;
+      errno = 0;
+      long long x = strtoll(z + 1, &zEnd, 10);
+      if (errno == 0) iExp = x, z = zEnd;
+    }
+    if (strcmp(z, "\n")) {
       bBad = 1;
       break;
     }
@@ -466,9 +484,10 @@ static int cmdLoad(const char *zDir) {
         rc = HKV_NOMEM;
         break;
       }
-      rc = hkv_put(db, ke.a, ke.n, ve.a, ve.n);
+      rc = hkv_put_expiring(db, ke.a, ke.n, ve.a, ve.n, iExp);
     } else {
-      rc = hkv_put(db, kb.a, kb.n, vb.a ? (const void *)vb.a : "", vb.n);
+      rc = hkv_put_expiring(db, kb.a, kb.n, vb.a ? (const void *)vb.a : "",
+                            vb.n, iExp);
     }
     if ((iLine & 0xFFFF) == 0)
       progressLine("loading", (uint64_t)iLine, 0, "lines");
