@@ -313,9 +313,7 @@ static inline int hkvHasId(const uint32_t *a, uint32_t n, uint32_t iId) {
 #define HKV_FLAG_SELFCOMMIT 0x01 /* the record is a transaction by itself */
 #define HKV_FLAG_EXPIRES 0x02    /* a PUT with an 8-byte expiry time */
 #define HKV_FLAG_KNOWN 0x03      /* flag bits this version understands */
-#define HKV_REC_EXP 8            /* bytes of the expiry after the header
-                                 ** (= HKV_FLAG_EXPIRES << 2: engine.c's
-                                 ** branch-free get path relies on it) */
+#define HKV_REC_EXP 8            /* bytes of the expiry after the header */
 
 /* Expiry times are Unix milliseconds; 0 means never. A key whose expiry is
 ** not after now is gone for every reader (the same rule in every process,
