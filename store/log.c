@@ -593,8 +593,15 @@ int hkvLogAppend(HkvEngine *e, int kind, int flags, uint64_t iTxn,
   hkvPut16(aHdr + 6, (uint16_t)nKey);
   hkvPut32(aHdr + 8, nVal);
   hkvPut64(aHdr + 12, iTxn);
-  if (iExpire) hkvPut64(aHdr + HKV_REC_HDR, (uint64_t)iExpire);
-  uint32_t crc = hkvCrc32c(0, aHdr + 4, nHdr - 4);
+  /* Constant lengths in each branch: the common record (no expiry) keeps
+  ** the inlined header checksum and copy it had before expiry existed. */
+  uint32_t crc;
+  if (iExpire) {
+    hkvPut64(aHdr + HKV_REC_HDR, (uint64_t)iExpire);
+    crc = hkvCrc32c(0, aHdr + 4, HKV_REC_HDR + HKV_REC_EXP - 4);
+  } else {
+    crc = hkvCrc32c(0, aHdr + 4, HKV_REC_HDR - 4);
+  }
   crc = hkvCrc32c(crc, pKey, nKey);
   crc = hkvCrc32c(crc, pVal, nVal);
   hkvPut32(aHdr, crc);
@@ -605,7 +612,11 @@ int hkvLogAppend(HkvEngine *e, int kind, int flags, uint64_t iTxn,
   }
   if (nRec <= e->nBufAlloc - e->nBuf) {
     uint8_t *p = e->aBuf + e->nBuf;
-    memcpy(p, aHdr, nHdr);
+    if (iExpire) {
+      memcpy(p, aHdr, HKV_REC_HDR + HKV_REC_EXP);
+    } else {
+      memcpy(p, aHdr, HKV_REC_HDR);
+    }
     if (nKey) memcpy(p + nHdr, pKey, nKey);
     if (nVal) memcpy(p + nHdr + nKey, pVal, nVal);
     e->nBuf += (size_t)nRec;
