@@ -509,6 +509,9 @@ uint64_t hkvIndexLive(const HkvIndex *p);
 uint64_t hkvIndexBytes(const HkvIndex *p);
 /* Calls x for every live slot (both tables). Stops if x returns nonzero. */
 int hkvIndexForEach(HkvIndex *p, int (*x)(void *, uint64_t *), void *pCtx);
+/* Copies the location of every live slot (both tables) into a, at most
+** nMax of them; returns how many. A plain loop: a scan's snapshot. */
+uint64_t hkvIndexCollect(const HkvIndex *p, HkvLoc *a, uint64_t nMax);
 
 /* The key hash every part of the store uses: XXH3, inlined into the get
 ** path. */

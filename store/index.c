@@ -327,6 +327,25 @@ int hkvIndexForEach(HkvIndex *p, int (*x)(void *, uint64_t *), void *pCtx) {
   return 0;
 }
 
+uint64_t hkvIndexCollect(const HkvIndex *p, HkvLoc *a, uint64_t nMax) {
+  const HkvTable *aT[2] = {&p->cur, &p->old};
+  uint64_t n = 0;
+  for (int k = 0; k < 2; k++) {
+    const uint64_t *aSlot = aT[k]->a;
+    if (!aSlot) continue;
+    uint64_t nSlot = aT[k]->mask + 1;
+    /* Without a branch on the slot (half the slots are live: a branch on
+    ** it is mispredicted every other time): a[n] is written for every slot
+    ** and kept for a live one. */
+    for (uint64_t i = 0; i < nSlot && n < nMax; i++) {
+      uint64_t sl = aSlot[i];
+      a[n] = HKV_SLOT_LOC(sl);
+      n += sl > HKV_SLOT_TOMB;
+    }
+  }
+  return n;
+}
+
 /* ---- HkvLocMap ---- */
 
 static uint64_t mapHome(const HkvLocMap *m, HkvLoc k) {
