@@ -189,13 +189,53 @@ static unsigned char *resultBuf(HkvConn *c, sqlite3_int64 n) {
   return (unsigned char *)(b + 1);
 }
 
-/* Sets the result from an encoded key or value in an HkvBuf. eKeyForm
-** (HKV_KEY_*, from the value's tag byte) says how a key reads back; it is
-** HKV_KEY_ASIS for a value. */
+/* The result TEXT of n bytes at z (z[n] == 0). Terminated and free of NULs:
+** passed with length -1, it stays marked as terminated text in SQLite, and
+** sqlite3_column_text need not copy it once more to add the terminator. */
+static void resultText(sqlite3_context *ctx, HkvConn *c, const unsigned char *z,
+                       sqlite3_int64 n) {
+  if (n < INT_MAX && z[n] == 0 && !memchr(z, 0, (size_t)n)) {
+    unsigned char *zCopy = resultBuf(c, n);
+    if (zCopy) {
+      memcpy(zCopy, z, (size_t)n + 1); /* with the terminator */
+      sqlite3_result_text(ctx, (const char *)zCopy, -1, resultFree);
+    } else {
+      sqlite3_result_text(ctx, (const char *)z, -1, SQLITE_TRANSIENT);
+    }
+  } else {
+    sqlite3_result_text64(ctx, (const char *)z, (sqlite3_uint64)n,
+                          SQLITE_TRANSIENT, SQLITE_UTF8);
+  }
+}
+
+static void resultBlob(sqlite3_context *ctx, HkvConn *c, const unsigned char *z,
+                       sqlite3_int64 n) {
+  unsigned char *zCopy = resultBuf(c, n);
+  if (zCopy) {
+    memcpy(zCopy, z, (size_t)n);
+    sqlite3_result_blob(ctx, zCopy, (int)n, resultFree);
+  } else {
+    sqlite3_result_blob64(ctx, z, (sqlite3_uint64)n, SQLITE_TRANSIENT);
+  }
+}
+
+/* Sets the result from an encoded key or value in an HkvBuf (terminated by
+** a 0 byte after its n bytes). eKeyForm (HKV_KEY_*, from the value's tag
+** byte) says how a key reads back; it is HKV_KEY_ASIS for a value. */
 void hkvResultEncoded(sqlite3_context *ctx, HkvConn *c, const unsigned char *p,
                       sqlite3_int64 n, int eKeyForm) {
   if (n < 1) {
     sqlite3_result_error(ctx, "hashkv: empty encoded value", -1);
+    return;
+  }
+  /* The common tags first, as typed.c reads them (a tag byte with the
+  ** KEYREAL bit goes the long way). */
+  if (p[0] == HKV_TAG_TEXT) {
+    resultText(ctx, c, p + 1, n - 1);
+    return;
+  }
+  if (p[0] == HKV_TAG_BLOB) {
+    resultBlob(ctx, c, p + 1, n - 1);
     return;
   }
   HkvTyped t;
@@ -211,34 +251,11 @@ void hkvResultEncoded(sqlite3_context *ctx, HkvConn *c, const unsigned char *p,
         sqlite3_result_double(ctx, t.r);
         return;
       case HKV_TYPE_TEXT:
-        /* Terminated (HkvBuf) and free of NULs: passed with length -1, it
-        ** stays marked as terminated text in SQLite, and
-        ** sqlite3_column_text need not copy it once more to add the
-        ** terminator. */
-        if (n - 1 < INT_MAX && p[n] == 0 && !memchr(p + 1, 0, (size_t)n - 1)) {
-          unsigned char *z = resultBuf(c, n - 1);
-          if (z) {
-            memcpy(z, p + 1, (size_t)n); /* with the terminator */
-            sqlite3_result_text(ctx, (const char *)z, -1, resultFree);
-          } else {
-            sqlite3_result_text(ctx, (const char *)p + 1, -1, SQLITE_TRANSIENT);
-          }
-        } else {
-          sqlite3_result_text64(ctx, (const char *)p + 1, (sqlite3_uint64)n - 1,
-                                SQLITE_TRANSIENT, SQLITE_UTF8);
-        }
+        resultText(ctx, c, p + 1, n - 1);
         return;
-      case HKV_TYPE_BLOB: {
-        unsigned char *z = resultBuf(c, n - 1);
-        if (z) {
-          memcpy(z, p + 1, (size_t)n - 1);
-          sqlite3_result_blob(ctx, z, (int)n - 1, resultFree);
-        } else {
-          sqlite3_result_blob64(ctx, p + 1, (sqlite3_uint64)n - 1,
-                                SQLITE_TRANSIENT);
-        }
+      case HKV_TYPE_BLOB:
+        resultBlob(ctx, c, p + 1, n - 1);
         return;
-      }
     }
   }
   sqlite3_result_error_code(ctx, SQLITE_CORRUPT_VTAB);
