@@ -392,7 +392,21 @@ int hkvHintLoad(HkvEngine *e, uint32_t iSlot, HkvHintApply xHint, void *pCtx) {
       break;
     }
     iPrev = iOff;
-    nPrevMin = HKV_REC_HDR + (iExpire ? HKV_REC_EXP : 0) + nKey;
+    uint32_t nHdr = HKV_REC_HDR + (iExpire ? HKV_REC_EXP : 0);
+    nPrevMin = nHdr + nKey;
+    /* The entry must name its record: the key and expiry the record holds
+    ** (as a sealed segment's hint is checked above). A hint that names
+    ** another key, under a good checksum, would index the record under
+    ** that key and hide it from its own: the segment is read instead. */
+    const uint8_t *pRec = s->pMap + iOff;
+    if (iOff + nPrevMin > s->nFile || iOff + nPrevMin > s->nMap ||
+        hkvGet16(pRec + 6) != nKey ||
+        ((pRec[5] & HKV_FLAG_EXPIRES) != 0) != (iExpire != 0) ||
+        (iExpire && hkvGet64(pRec + HKV_REC_HDR) != iExpire) ||
+        memcmp(pRec + nHdr, pKey, (size_t)nKey) != 0) {
+      bOk = 0;
+      break;
+    }
   }
   if (bOk && (p != pEnd || (nEntry && iPrev + nPrevMin > s->nFile))) bOk = 0;
   if (bOk) {

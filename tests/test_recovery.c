@@ -692,6 +692,61 @@ START_TEST(damaged_key_under_a_hint_is_an_error) {
 }
 END_TEST
 
+/* A compaction output's hint whose entry names another key under a good
+** checksum (a hint written wrong, or damaged and re-sealed): the open reads
+** the segment instead, and every key stays where it is. Trusted, the hint
+** indexed the record under the other key and the real one read as absent. */
+START_TEST(compaction_hint_naming_another_key_is_not_trusted) {
+  int rc;
+  hkv_db *db = openSmall(&rc);
+  ck_rc(rc, HKV_OK);
+  /* Few keys, so the index never grows during the open: a growth hashes
+  ** every key again from its record and would mend the lie by chance. */
+  char k[32], v[1500];
+  memset(v, 'v', sizeof(v));
+  for (int i = 0; i < 8; i++) { /* two records a segment; keys 0-1 twice */
+    snprintf(k, sizeof(k), "key-%d", i < 6 ? i : i - 6);
+    ck_rc(hkv_put(db, k, strlen(k), v, sizeof(v)), HKV_OK);
+  }
+  ck_rc(hkv_compact(db), HKV_OK);
+  hkv_close(db);
+  unsigned aHkc[256];
+  int nHkc = listIds(".hkc", aHkc, 256);
+  ck_assert_int_ge(nHkc, 1);
+  char zHint[600];
+  storeFile(zHint, aHkc[0], ".hkh");
+  size_t n;
+  uint8_t *a = readFile(zHint, &n);
+  ck_assert_uint_gt(n, 24);
+  ck_assert_int_eq(memcmp(a, "hkvhint2", 8), 0);
+  /* The first entry: offset delta 0, key length, expiry 0 (one byte each
+  ** here), then the key, "key-N": made "kex-N", the checksum made again. */
+  ck_assert_int_eq(a[16], 0);
+  ck_assert_int_eq(a[18], 0);
+  ck_assert_int_eq(memcmp(a + 19, "key-", 4), 0);
+  a[19 + 2] = 'x';
+  char zOther[32];
+  size_t nOther = a[17];
+  ck_assert_uint_lt(nOther, sizeof(zOther));
+  memcpy(zOther, a + 19, nOther);
+  hkvPut32(a + n - 4, hkvCrc32c(0, a, n - 4));
+  writeFile(zHint, a, n);
+  free(a);
+  db = openSmall(&rc);
+  ck_rc(rc, HKV_OK);
+  const void *p;
+  size_t nV;
+  for (int i = 0; i < 6; i++) {
+    snprintf(k, sizeof(k), "key-%d", i);
+    rc = hkv_get(db, k, strlen(k), &p, &nV);
+    ck_assert_msg(rc == HKV_OK, "%s: %s", k, hkv_codename(rc));
+    ck_assert_uint_eq(nV, sizeof(v));
+  }
+  ck_rc(hkv_get(db, zOther, nOther, &p, &nV), HKV_NOTFOUND);
+  hkv_close(db);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("recovery");
   TCase *tc = tcase_create("recovery");
@@ -713,6 +768,7 @@ int main(void) {
   tcase_add_test(tc, lost_segment_of_a_long_transaction);
   tcase_add_test(tc, damaged_key_is_an_error);
   tcase_add_test(tc, damaged_key_under_a_hint_is_an_error);
+  tcase_add_test(tc, compaction_hint_naming_another_key_is_not_trusted);
   suite_add_tcase(s, tc);
   return runSuite(s);
 }

@@ -223,8 +223,9 @@ stores["compacted"] = good + [
     ("00000002.hkh", compact_hint(2, [(32, b"k1"), (56, b"k2")]))]
 stores["hint-offset-past-segment"] = good + [
     ("00000002.hkh", compact_hint(2, [(32, b"k1"), (5000, b"k2")]))]
-open_issue_stores = {}
-open_issue_stores["hint-wrong-key"] = good + [
+# A hint naming a key that is not its record's, under a good checksum: the
+# segment is read instead of the hint.
+stores["hint-wrong-key"] = good + [
     ("00000002.hkh", compact_hint(2, [(32, b"k1"), (56, b"zz")]))]
 stores["hint-offset-inside-record"] = good + [
     ("00000002.hkh", compact_hint(2, [(32, b"k1"), (40, b"k2")]))]
