@@ -1747,9 +1747,13 @@ int hkv_iter_open(hkv_db *db, hkv_iter **ppIter) {
   /* The number of live slots cannot grow while the latch is held. */
   uint64_t nMax = hkvIndexLive(&e->idx);
   a = hkvMalloc((size_t)(nMax ? nMax : 1) * sizeof(HkvLoc));
+  int rc = HKV_OK;
   if (a) {
     n = hkvIndexCollect(&e->idx, a, nMax);
-    if (db->bWriter || e->bDirty) {
+    if (n > nMax) {
+      n = 0;
+      rc = HKV_CORRUPT; /* the index's count and its slots disagree */
+    } else if (db->bWriter || e->bDirty) {
       uint64_t iCommitted =
           atomic_load_explicit(&e->iCommitted, memory_order_acquire);
       n = snapshotFix(e, db->bWriter, iCommitted, a, n);
@@ -1762,12 +1766,15 @@ int hkv_iter_open(hkv_db *db, hkv_iter **ppIter) {
     aTmp = hkvMalloc((size_t)n * sizeof(HkvLoc));
     aCount = hkvMalloc(sizeof(uint64_t) << HKV_SORT_BITS);
   }
-  if (!a || (n > 1 && (!aTmp || !aCount))) {
+  if (!rc && (!a || (n > 1 && (!aTmp || !aCount)))) rc = HKV_NOMEM;
+  if (rc) {
     hkvFree(a);
     hkvFree(aTmp);
     hkvFree(aCount);
     hkvFree(it);
-    return dbErr(db, HKV_NOMEM, 0);
+    return rc == HKV_CORRUPT
+               ? dbErr(db, rc, "index: more live slots than it counts")
+               : dbErr(db, rc, 0);
   }
   it->db = db;
   it->aLoc = sortLocs(a, aTmp, n, aCount);

@@ -510,7 +510,8 @@ uint64_t hkvIndexBytes(const HkvIndex *p);
 /* Calls x for every live slot (both tables). Stops if x returns nonzero. */
 int hkvIndexForEach(HkvIndex *p, int (*x)(void *, uint64_t *), void *pCtx);
 /* Copies the location of every live slot (both tables) into a, at most
-** nMax of them; returns how many. A plain loop: a scan's snapshot. */
+** nMax of them; returns how many, or nMax + 1 if there were more. A plain
+** loop: a scan's snapshot. */
 uint64_t hkvIndexCollect(const HkvIndex *p, HkvLoc *a, uint64_t nMax);
 
 /* The key hash every part of the store uses: XXH3, inlined into the get

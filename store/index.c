@@ -337,10 +337,15 @@ uint64_t hkvIndexCollect(const HkvIndex *p, HkvLoc *a, uint64_t nMax) {
     /* Without a branch on the slot (half the slots are live: a branch on
     ** it is mispredicted every other time): a[n] is written for every slot
     ** and kept for a live one. */
-    for (uint64_t i = 0; i < nSlot && n < nMax; i++) {
+    uint64_t i = 0;
+    for (; i < nSlot && n < nMax; i++) {
       uint64_t sl = aSlot[i];
       a[n] = HKV_SLOT_LOC(sl);
       n += sl > HKV_SLOT_TOMB;
+    }
+    /* Full: one more live slot would mean the counts are wrong. */
+    for (; i < nSlot; i++) {
+      if (aSlot[i] > HKV_SLOT_TOMB) return nMax + 1;
     }
   }
   return n;
