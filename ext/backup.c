@@ -7,6 +7,7 @@
 **   SELECT hashkv_backup_database('copy.db' [, 'schema'])
 */
 #include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <stdio.h>
 #include <string.h>
@@ -154,11 +155,28 @@ typedef struct DbBackup {
   const char *zDb; /* its schema backed up */
   sqlite3 *pLock;  /* holds the database's write lock */
   sqlite3 *pRead;  /* reads it in a transaction begun under the lock */
-  sqlite3 *pCopy;  /* copy.db */
-  char *zCopy;     /* its path */
+  sqlite3 *pCopy;  /* the copy, built under zTmp */
+  char *zCopy;     /* its final path */
+  char *zTmp;      /* where it is built (created here, exclusively) */
   char *zErr;      /* the message, sqlite3_malloc'd */
-  int bFolderNew;  /* copy.db-hashkv/ did not exist before */
+  char *zFolder;   /* copy.db-hashkv/, when this call created it */
+  char **azDir;    /* the store directories this call created */
+  int nDir;
 } DbBackup;
+
+/* Notes that this call created directory zDir (taken over): on failure it
+** goes, with what was copied into it. */
+static int madeDir(DbBackup *b, char *zDir) {
+  char **a = sqlite3_realloc64(b->azDir, (sqlite3_uint64)(b->nDir + 1) *
+                                             sizeof(char *));
+  if (!a) {
+    sqlite3_free(zDir);
+    return SQLITE_NOMEM;
+  }
+  b->azDir = a;
+  b->azDir[b->nDir++] = zDir;
+  return SQLITE_OK;
+}
 
 static int rmOne(const char *zPath, const struct stat *pSt, int flag,
                  struct FTW *pFtw) {
@@ -187,16 +205,23 @@ static int backupTable(DbBackup *b, const char *zName, const char *zKind,
     return dbErr(b, SQLITE_CANTOPEN, sqlite3_mprintf("%s", p->zMissing));
   char *zId = 0, *zDir = 0;
   if (!strcmp(zKind, HKV_KIND_ID)) {
+    /* The same id as the original's. A directory this call did not make
+    ** is another's: hkv_backup refuses it unless it is empty, and it is
+    ** never removed here. */
     zId = sqlite3_mprintf("%s", zLink);
     zDir = sqlite3_mprintf("%s" HKV_FOLDER "/%s", b->zCopy, zLink);
-    if (zDir && mkdir(zDir, 0777) != 0 && errno == ENOENT) {
-      char *zFolder = sqlite3_mprintf("%s" HKV_FOLDER, b->zCopy);
-      if (zFolder) mkdir(zFolder, 0777);
-      sqlite3_free(zFolder);
+    if (!zId || !zDir) {
+      rc = SQLITE_NOMEM;
+    } else if (mkdir(zDir, 0777) == 0) {
+      char *z = sqlite3_mprintf("%s", zDir);
+      rc = z ? madeDir(b, z) : SQLITE_NOMEM;
     }
-    if (!zId || !zDir) rc = SQLITE_NOMEM;
   } else {
     rc = hkvNewIdDir(b->zCopy, &zId, &zDir);
+    if (rc == SQLITE_OK) {
+      char *z = sqlite3_mprintf("%s", zDir);
+      rc = z ? madeDir(b, z) : SQLITE_NOMEM;
+    }
   }
   hkv_db *pHold = 0;
   int hrc = HKV_OK;
@@ -243,10 +268,29 @@ static int runDbBackup(DbBackup *b, const char *zDest) {
     return dbErr(b, SQLITE_CANTOPEN,
                  sqlite3_mprintf("%s: exists already", zDest));
   }
+  /* The copy is built under a name of its own, created exclusively, and
+  ** renamed to copy.db only when complete (never over a file that appeared
+  ** meanwhile): a copy killed half-way is never taken for one, and a file
+  ** this call did not create is never written or removed. */
+  b->zTmp = sqlite3_mprintf("%s.partial-%d", b->zCopy, (int)getpid());
+  if (!b->zTmp) return SQLITE_NOMEM;
+  int fd = open(b->zTmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+  if (fd < 0) {
+    int e = errno;
+    sqlite3_free(b->zTmp);
+    b->zTmp = 0;
+    return dbErr(b, SQLITE_CANTOPEN,
+                 sqlite3_mprintf("cannot create %s.partial-%d: %s", zDest,
+                                 (int)getpid(), strerror(e)));
+  }
+  close(fd);
   char *zFolder = sqlite3_mprintf("%s" HKV_FOLDER, b->zCopy);
   if (!zFolder) return SQLITE_NOMEM;
-  b->bFolderNew = stat(zFolder, &st) != 0;
-  sqlite3_free(zFolder);
+  if (mkdir(zFolder, 0777) == 0) {
+    b->zFolder = zFolder;
+  } else {
+    sqlite3_free(zFolder);
+  }
   /* Every hashkv table opened first (recovery can take a while), so the
   ** lock below is held only for the copying. Errors are reported later. */
   char *zSql = sqlite3_mprintf(
@@ -281,8 +325,7 @@ static int runDbBackup(DbBackup *b, const char *zDest) {
                       0, 0);
   }
   if (rc == SQLITE_OK) {
-    rc = openConn(b->zCopy, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, ms,
-                  &b->pCopy);
+    rc = openConn(b->zTmp, SQLITE_OPEN_READWRITE, ms, &b->pCopy);
   }
   if (rc == SQLITE_OK) {
     sqlite3_backup *pB =
@@ -331,6 +374,26 @@ static int runDbBackup(DbBackup *b, const char *zDest) {
   return rc;
 }
 
+/* Gives the finished copy its name, unless something took the name since
+** the call began (then an error: nothing is replaced). */
+static int publishCopy(DbBackup *b, const char *zDest) {
+  int r = renameat2(AT_FDCWD, b->zTmp, AT_FDCWD, b->zCopy, RENAME_NOREPLACE);
+  if (r != 0 && (errno == EINVAL || errno == ENOSYS)) {
+    /* A file system without RENAME_NOREPLACE: a hard link fails as well
+    ** when the name is taken. */
+    r = link(b->zTmp, b->zCopy);
+    if (r == 0) unlink(b->zTmp);
+  }
+  if (r != 0) {
+    int e = errno;
+    return dbErr(b, SQLITE_CANTOPEN,
+                 e == EEXIST ? sqlite3_mprintf("%s: exists already", zDest)
+                             : sqlite3_mprintf("cannot name the copy %s: %s",
+                                               zDest, strerror(e)));
+  }
+  return SQLITE_OK;
+}
+
 void hkvBackupDbFunc(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   DbBackup b;
   memset(&b, 0, sizeof(b));
@@ -352,16 +415,27 @@ void hkvBackupDbFunc(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
            : dbErr(&b, SQLITE_ERROR,
                    sqlite3_mprintf("no such database: %s", b.zDb));
   }
-  sqlite3_close(b.pCopy);
-  sqlite3_close(b.pRead);
-  sqlite3_close(b.pLock); /* rolls the lock's transaction back */
-  if (rc && b.zCopy && b.pCopy) {
-    /* What was written of the copy goes: the file, and its stores. */
-    unlink(b.zCopy);
-    char *zFolder = sqlite3_mprintf("%s" HKV_FOLDER, b.zCopy);
-    if (zFolder && b.bFolderNew) nftw(zFolder, rmOne, 16, FTW_DEPTH | FTW_PHYS);
-    sqlite3_free(zFolder);
+  if (sqlite3_close(b.pCopy) != SQLITE_OK && rc == SQLITE_OK) {
+    rc = dbErr(&b, SQLITE_IOERR, sqlite3_mprintf("closing the copy failed"));
   }
+  sqlite3_close(b.pRead);
+  if (rc == SQLITE_OK) rc = publishCopy(&b, zDest);
+  sqlite3_close(b.pLock); /* rolls the lock's transaction back */
+  if (rc && b.zTmp) {
+    /* What this call made goes, and nothing else: its file, the stores it
+    ** copied, the folder if it made it and nothing else is in it. */
+    unlink(b.zTmp);
+    for (int i = 0; i < b.nDir; i++) {
+      nftw(b.azDir[i], rmOne, 16, FTW_DEPTH | FTW_PHYS);
+    }
+    if (b.zFolder) rmdir(b.zFolder);
+  } else if (rc == SQLITE_OK && b.zFolder && b.nDir == 0) {
+    rmdir(b.zFolder); /* no hashkv table: no folder */
+  }
+  for (int i = 0; i < b.nDir; i++) sqlite3_free(b.azDir[i]);
+  sqlite3_free(b.azDir);
+  sqlite3_free(b.zFolder);
+  sqlite3_free(b.zTmp);
   if (rc == SQLITE_OK) {
     sqlite3_result_text(ctx, b.zCopy, -1, SQLITE_TRANSIENT);
   } else if (rc == SQLITE_NOMEM || !b.zErr) {

@@ -122,7 +122,8 @@ INSERT INTO kv VALUES
   ('new
 line', 'tab	and' || char(13)), (x'00ff', x''), ('', NULL),
   ('nul' || char(0) || 'inside', 'v'), (1e20, 9e999), ('inf', -9e999),
-  (x'', 'empty blob'), ('unicode é ü', 0.1), (4, 123456789.123456789);
+  (x'', 'empty blob'), ('unicode é ü', 0.1), (4, 123456789.123456789),
+  (5, 1.7976931348623157e308), (6, -1.01e308);
 SQL
   rows() { # rows DB TABLE: every row with its types, in a stable order
     sqlite3 "$1" <<SQL
@@ -133,13 +134,13 @@ SELECT typeof(key), quote(key), typeof(value), quote(value),
 SQL
   }
   rows t.db kv >want.txt
-  [ "$(sqlite3 t.db ".load $so" "SELECT count(*) FROM kv")" = 15 ] ||
-    check "15 rows written"
+  [ "$(sqlite3 t.db ".load $so" "SELECT count(*) FROM kv")" = 17 ] ||
+    check "17 rows written"
 
   # ---- dump --typed | load ----
   "$hkv" dump --typed st >typed.txt
   [ "$(head -1 typed.txt)" = "hashkv-dump 1 typed" ] || check "typed header"
-  [ "$(wc -l <typed.txt)" = 16 ] || check "one record a line"
+  [ "$(wc -l <typed.txt)" = 18 ] || check "one record a line"
   "$hkv" load st2 <typed.txt
   sqlite3 t.db ".load $so" "CREATE VIRTUAL TABLE k2 USING hashkv(path='st2')"
   diff want.txt <(rows t.db k2) || check "dump --typed | load keeps every row and type"

@@ -252,6 +252,74 @@ static void backupDatabaseBesideWriter(const char *zMode) {
   munmap(sh, sizeof(DbShared));
 }
 
+/* A file that takes the copy's name while the backup waits for the lock is
+** neither written nor removed: the copy is built under a name of its own
+** and given copy.db only if that name is still free. */
+START_TEST(backup_database_never_replaces_a_file) {
+  sqlite3 *db = openDb(zDbFile, RW);
+  execOk(db, "PRAGMA journal_mode=WAL; CREATE VIRTUAL TABLE kv USING hashkv;"
+             "INSERT INTO kv VALUES(1, 'one'), (2, 'two')");
+  sqlite3_close(db); /* no connection crosses the fork */
+  char zLate[400];
+  snprintf(zLate, sizeof(zLate), "%s/late.db", zTestDir);
+  int aGo[2];
+  ck_assert_int_eq(pipe(aGo), 0);
+  pid_t pid = fork();
+  ck_assert_int_ge(pid, 0);
+  if (pid == 0) {
+    char c1;
+    if (read(aGo[0], &c1, 1) != 1) _exit(4); /* the lock is held */
+    sqlite3 *c = 0;
+    if (sqlite3_open(zDbFile, &c) != SQLITE_OK) _exit(3);
+    sqlite3_busy_timeout(c, 20000);
+    int rc = sqlite3_exec(c, "SELECT hashkv_backup_database('late.db')", 0, 0,
+                          0);
+    int bExists = rc != SQLITE_OK && strstr(sqlite3_errmsg(c), "exists");
+    if (rc && !bExists) fprintf(stderr, "backup: %s\n", sqlite3_errmsg(c));
+    _exit(rc == SQLITE_OK ? 1 : bExists ? 0 : 2);
+  }
+  /* A writer holds the database (WAL: the waiting backup's reads do not
+  ** hold up its COMMIT) while the copy's name is taken. */
+  sqlite3 *pLock = openDb(zDbFile, RW);
+  execOk(pLock, "BEGIN IMMEDIATE; CREATE TABLE n(i)");
+  ck_assert_int_eq(write(aGo[1], "g", 1), 1);
+  close(aGo[0]);
+  close(aGo[1]);
+  usleep(300000); /* the backup waits for pLock's write lock */
+  static const char zPrecious[] = "the user's own file";
+  int fd = open(zLate, O_WRONLY | O_CREAT | O_EXCL, 0644);
+  ck_assert_int_ge(fd, 0);
+  ck_assert_int_eq(write(fd, zPrecious, sizeof(zPrecious)),
+                   (int)sizeof(zPrecious));
+  close(fd);
+  execOk(pLock, "COMMIT");
+  int st;
+  ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+  ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+                "the backup: exit %d (0: refused as existing)",
+                WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+  char aGot[64] = {0};
+  fd = open(zLate, O_RDONLY);
+  ck_assert_int_ge(fd, 0);
+  ck_assert_int_eq(read(fd, aGot, sizeof(aGot)), (int)sizeof(zPrecious));
+  close(fd);
+  ck_assert_str_eq(aGot, zPrecious);
+  /* Nothing of the failed copy is left: no partial file, no store folder. */
+  db = openDb(zDbFile, RW);
+  ck_rows(db, "SELECT count(*) FROM kv", "2\n");
+  char zCmd[600];
+  snprintf(zCmd, sizeof(zCmd), "ls %s | grep -c '^late\\.db.' ", zTestDir);
+  FILE *f = popen(zCmd, "r");
+  ck_assert_ptr_nonnull(f);
+  char zN[16] = {0};
+  ck_assert_ptr_nonnull(fgets(zN, sizeof(zN), f));
+  pclose(f);
+  ck_assert_msg(atoi(zN) == 0, "files left beside late.db: %s", zN);
+  sqlite3_close(pLock);
+  sqlite3_close(db);
+}
+END_TEST
+
 START_TEST(backup_database_rollback_journal) {
   backupDatabaseBesideWriter("delete");
 }
@@ -524,6 +592,7 @@ static Suite *sqlEdgesSuite(void) {
   tcase_add_test(tc, backup_on_readonly_connection);
   tcase_add_test(tc, backup_database_rollback_journal);
   tcase_add_test(tc, backup_database_wal);
+  tcase_add_test(tc, backup_database_never_replaces_a_file);
   tcase_add_test(tc, check_after_io_error);
   tcase_add_test(tc, check_reports_damage);
   tcase_add_test(tc, busy_commit_then_crash);

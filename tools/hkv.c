@@ -37,6 +37,7 @@
 ** not expire rows: --sql writes the rows live at the dump, without expiry.
 */
 #include <errno.h>
+#include <float.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -150,7 +151,7 @@ static void putHex(FILE *f, const uint8_t *p, size_t n) {
 static void putReal(FILE *f, double r) {
   if (r != r) {
     fputs("NULL", f); /* SQLite stores no NaN; none can be here */
-  } else if (r > 1e308 || r < -1e308) {
+  } else if (r > DBL_MAX || r < -DBL_MAX) { /* the infinities only */
     fputs(r > 0 ? "9e999" : "-9e999", f);
   } else {
     char z[40];
