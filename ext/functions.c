@@ -195,19 +195,33 @@ int hkvFindTable(HkvConn *c, sqlite3 *db, const char *zArg, HkvVtab **pp,
       break;
     }
   }
+  /* A schema that cannot be read (locked, damaged) is that error, not
+  ** "no such table". */
+  int r = 0;
   if (zDb) {
-    if (hkvSchemaHas(db, zDb, zName, 1) != 1) zDb = 0;
+    r = hkvSchemaHas(db, zDb, zName, 1);
+    if (r != 1) zDb = 0;
   } else {
     /* temp (1), main (0), then the attached ones (2, 3, ...) */
-    for (int j = 0;; j++) {
+    for (int j = 0; r >= 0; j++) {
       int i = j < 2 ? j ^ 1 : j;
       z = sqlite3_db_name(db, i);
       if (!z && i >= 2) break;
-      if (z && hkvSchemaHas(db, z, zName, 1) == 1) {
+      r = z ? hkvSchemaHas(db, z, zName, 1) : 0;
+      if (r == 1) {
         zDb = z;
         break;
       }
     }
+  }
+  if (r < 0) {
+    int rcSchema = sqlite3_errcode(db);
+    *pzMsg = sqlite3_mprintf("cannot read the schema: %s", sqlite3_errmsg(db));
+    if (!*pzMsg) return SQLITE_NOMEM;
+    return rcSchema != SQLITE_OK && rcSchema != SQLITE_ROW &&
+                   rcSchema != SQLITE_DONE
+               ? rcSchema
+               : SQLITE_ERROR;
   }
   int rc = SQLITE_OK;
   if (!zDb) {

@@ -255,6 +255,25 @@ static void backupDatabaseBesideWriter(const char *zMode) {
 /* A file that takes the copy's name while the backup waits for the lock is
 ** neither written nor removed: the copy is built under a name of its own
 ** and given copy.db only if that name is still free. */
+/* A schema that cannot be read for a lock is SQLITE_BUSY, in about the
+** busy_timeout, not "no such table". */
+START_TEST(backup_of_a_locked_database_is_busy) {
+  sqlite3 *db = openDb(zDbFile, RW);
+  execOk(db, "CREATE VIRTUAL TABLE kv USING hashkv; INSERT INTO kv VALUES(1, 2)");
+  sqlite3 *pLock = openDb(zDbFile, RW);
+  execOk(pLock, "BEGIN EXCLUSIVE; CREATE TABLE n(i)");
+  sqlite3_busy_timeout(db, 100);
+  int rc = exec(db, "SELECT hashkv_backup('kv', 'lx')");
+  ck_assert_msg(rc == SQLITE_BUSY, "%d: %s", rc, sqlite3_errmsg(db));
+  ck_assert_msg(strstr(sqlite3_errmsg(db), "locked") != NULL, "%s",
+                sqlite3_errmsg(db));
+  execOk(pLock, "ROLLBACK");
+  ck_rows(db, "SELECT hashkv_backup('kv', 'lx') LIKE '%lx'", "1\n");
+  sqlite3_close(pLock);
+  sqlite3_close(db);
+}
+END_TEST
+
 START_TEST(backup_database_never_replaces_a_file) {
   sqlite3 *db = openDb(zDbFile, RW);
   execOk(db, "PRAGMA journal_mode=WAL; CREATE VIRTUAL TABLE kv USING hashkv;"
@@ -593,6 +612,7 @@ static Suite *sqlEdgesSuite(void) {
   tcase_add_test(tc, backup_database_rollback_journal);
   tcase_add_test(tc, backup_database_wal);
   tcase_add_test(tc, backup_database_never_replaces_a_file);
+  tcase_add_test(tc, backup_of_a_locked_database_is_busy);
   tcase_add_test(tc, check_after_io_error);
   tcase_add_test(tc, check_reports_damage);
   tcase_add_test(tc, busy_commit_then_crash);
