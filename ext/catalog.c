@@ -10,7 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "hkv_ext.h"
@@ -134,24 +133,15 @@ static void freeTemp(HkvTemp *t) {
   sqlite3_free(t);
 }
 
-static int64_t monotonicMs(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* sqlite3_step, waiting out SQLITE_BUSY for up to the connection's
-** busy_timeout by the clock (each retry may also spend time in SQLite's own
-** busy handler, which counts against the same time). */
 int hkvStep(sqlite3 *db, sqlite3_stmt *pStmt) {
   int rc = sqlite3_step(pStmt);
-  if (rc != SQLITE_BUSY) return rc;
-  int64_t tEnd = monotonicMs() + hkvBusyTimeout(db);
-  int msStep = 1;
+  int msLeft = -1, msStep = 1;
   while (rc == SQLITE_BUSY) {
-    int64_t msLeft = tEnd - monotonicMs();
-    if (msLeft <= 0) break;
-    sqlite3_sleep(msStep < msLeft ? msStep : (int)msLeft);
+    if (msLeft < 0) msLeft = hkvBusyTimeout(db);
+    if (msLeft == 0) break;
+    int ms = msStep < msLeft ? msStep : msLeft;
+    sqlite3_sleep(ms);
+    msLeft -= ms;
     if (msStep < 25) msStep *= 2;
     sqlite3_reset(pStmt);
     rc = sqlite3_step(pStmt);

@@ -209,18 +209,41 @@ static int likeMode(sqlite3 *db) {
   int eMode = -1;
   if (sqlite3_prepare_v2(db,
                          "SELECT 'a' LIKE 'A', 'ab' LIKE 'a%', "
-                         "'\xc3\xa9' LIKE '\xc3\x89', 'aB' LIKE 'A_'",
+                         "'\xc3\xa9' LIKE '\xc3\x89', 'aB' LIKE 'A_', "
+                         "'xab' LIKE 'ab%', 'ba' LIKE 'a%'",
                          -1, &pStmt, 0) == SQLITE_OK &&
       sqlite3_step(pStmt) == SQLITE_ROW) {
     int bFold = sqlite3_column_int(pStmt, 0);
     if (sqlite3_column_int(pStmt, 1) == 1 &&
         sqlite3_column_int(pStmt, 2) == 0 &&
-        sqlite3_column_int(pStmt, 3) == bFold) {
+        sqlite3_column_int(pStmt, 3) == bFold &&
+        sqlite3_column_int(pStmt, 4) == 0 &&
+        sqlite3_column_int(pStmt, 5) == 0) {
       eMode = bFold;
     }
   }
   sqlite3_finalize(pStmt);
   return eMode;
+}
+
+/* 1 if GLOB behaves as the built-in one on a few probes (case-sensitive,
+** anchored at the start), so a pattern's literal prefix must begin every
+** match; 0 for an application's own glob() that does not. */
+static int globIsBuiltin(sqlite3 *db) {
+  sqlite3_stmt *pStmt = 0;
+  int bOk = 0;
+  if (sqlite3_prepare_v2(db,
+                         "SELECT 'ab' GLOB 'a*', 'a' GLOB 'A', "
+                         "'xab' GLOB 'ab*', 'Ab' GLOB 'a*'",
+                         -1, &pStmt, 0) == SQLITE_OK &&
+      sqlite3_step(pStmt) == SQLITE_ROW) {
+    bOk = sqlite3_column_int(pStmt, 0) == 1 &&
+          sqlite3_column_int(pStmt, 1) == 0 &&
+          sqlite3_column_int(pStmt, 2) == 0 &&
+          sqlite3_column_int(pStmt, 3) == 0;
+  }
+  sqlite3_finalize(pStmt);
+  return bOk;
 }
 
 static int asciiLower(int c) { return c >= 'A' && c <= 'Z' ? c + 32 : c; }
@@ -255,6 +278,7 @@ int hkvScanStart(HkvCursor *pCur, const char *idxStr, int argc,
   pCur->mCols = 0;
   pCur->eOrder = 0;
   int eLike = -2; /* not asked yet */
+  int eGlob = -1; /* not asked yet; then 1 for the built-in GLOB */
   const char *z = idxStr ? idxStr : "";
   while (*z) {
     int n = 0;
@@ -281,8 +305,13 @@ int hkvScanStart(HkvCursor *pCur, const char *idxStr, int argc,
       t->bNone = 0;
       t->bFold = 0;
       if (t->op == SQLITE_INDEX_CONSTRAINT_GLOB) {
-        int rc = termPrefix(t, v, 0, 0);
-        if (rc) return rc;
+        if (eGlob < 0) eGlob = globIsBuiltin(p->db);
+        if (!eGlob) {
+          t->bNone = 1;
+        } else {
+          int rc = termPrefix(t, v, 0, 0);
+          if (rc) return rc;
+        }
       } else if (t->op == SQLITE_INDEX_CONSTRAINT_LIKE) {
         if (eLike == -2) eLike = likeMode(p->db);
         if (eLike < 0) {

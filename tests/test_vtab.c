@@ -2043,6 +2043,36 @@ static void likeEverything(sqlite3_context *ctx, int argc,
   sqlite3_result_int(ctx, 1);
 }
 
+/* An application's LIKE that matches a pattern's text anywhere (its
+** wildcards dropped): it passes a probe of case and single characters. */
+static void likeContains(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  (void)argc;
+  const char *zPat = (const char *)sqlite3_value_text(argv[0]);
+  const char *zStr = (const char *)sqlite3_value_text(argv[1]);
+  char zLit[64];
+  int n = 0;
+  for (; zPat && *zPat && n < 63; zPat++) {
+    if (*zPat != '%' && *zPat != '_') zLit[n++] = *zPat;
+  }
+  zLit[n] = 0;
+  sqlite3_result_int(ctx, zStr && strstr(zStr, zLit) != 0);
+}
+
+/* An application's GLOB that ignores ASCII case. */
+static void globFold(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  (void)argc;
+  char az[2][64];
+  for (int k = 0; k < 2; k++) {
+    const char *z = (const char *)sqlite3_value_text(argv[k]);
+    int n = 0;
+    for (; z && z[n] && n < 63; n++) {
+      az[k][n] = (char)(z[n] >= 'A' && z[n] <= 'Z' ? z[n] + 32 : z[n]);
+    }
+    az[k][n] = 0;
+  }
+  sqlite3_result_int(ctx, sqlite3_strglob(az[0], az[1]) == 0);
+}
+
 START_TEST(key_filters_against_native_table) {
   sqlite3 *db = openDb();
   execOk(db,
@@ -2128,6 +2158,23 @@ START_TEST(key_filters_against_native_table) {
   sameFiltered(db, "SELECT key FROM @ WHERE key LIKE 'zz%'", 0, "own like");
   ck_assert_int_eq(queryInt(db, "SELECT count(*) FROM kv WHERE key LIKE 'q%'"),
                    queryInt(db, "SELECT count(*) FROM kv"));
+  /* One that passes a probe of case and single characters but is not
+  ** anchored at the start; and a glob() that folds case: their prefixes
+  ** are not a match's first bytes, and both filters go. */
+  execOk(db, "INSERT INTO kv VALUES('apple', 1), ('APPLE', 2), ('xapple', 3);"
+             "INSERT INTO n VALUES('apple', 1), ('APPLE', 2), ('xapple', 3)");
+  ck_assert_int_eq(sqlite3_create_function(db, "like", 2, SQLITE_UTF8, 0,
+                                           likeContains, 0, 0),
+                   SQLITE_OK);
+  sameFiltered(db, "SELECT key FROM @ WHERE key LIKE 'ap%'", 0, "own like");
+  ck_assert_int_eq(
+      queryInt(db, "SELECT count(*) FROM kv WHERE key LIKE 'ap%'"), 2);
+  ck_assert_int_eq(sqlite3_create_function(db, "glob", 2, SQLITE_UTF8, 0,
+                                           globFold, 0, 0),
+                   SQLITE_OK);
+  sameFiltered(db, "SELECT key FROM @ WHERE key GLOB 'ap*'", 0, "own glob");
+  ck_assert_int_eq(
+      queryInt(db, "SELECT count(*) FROM kv WHERE key GLOB 'ap*'"), 2);
   sqlite3_close(db);
 }
 END_TEST
